@@ -1,0 +1,143 @@
+// Events: publish/subscribe between extensions, the host and other processes.
+//
+// An Event carries an id, a topic ("task.completed"), the id of its source
+// (stamped by the host from the publishing extension, so it cannot be forged),
+// the time it was published and a JSON payload. Topic patterns are an exact
+// topic, "prefix.*" (any topic below prefix) or "*" (everything).
+//
+// Extensions never see the EventBus itself: with EVENTS_PUB they receive an
+// EventPublisher bound to their id, with EVENTS_SUB an EventSubscriber.
+//
+// Thread safety: every class here is safe for concurrent use. Handlers run on
+// the bus's worker threads, never on the publisher's.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "ordinaut/json.hpp"
+#include "ordinaut/result.hpp"
+#include "ordinaut/version.hpp"
+
+namespace ordinaut {
+inline namespace ORDINAUT_ABI_NAMESPACE {
+
+struct Event {
+  std::string id;      ///< unique per bus; ordered within a topic
+  std::string topic;
+  std::string source;  ///< publishing extension id, or "core" for the host
+  std::int64_t time_ms = 0;  ///< milliseconds since the Unix epoch
+  std::shared_ptr<const Json> payload;
+
+  /// {"id","topic","source","time","payload"} as JSON text; time is RFC 3339.
+  std::string to_json() const;
+};
+
+/// Called once per delivered event. Throwing marks the delivery failed; the bus
+/// counts it and retries as its documentation says.
+using EventHandler = std::function<void(const Event&)>;
+
+struct SubscribeOptions {
+  /// Subscribers sharing a group share its events (each event to one of them);
+  /// different groups, and subscribers without a group, each get every event.
+  std::string group;
+  /// Name of this consumer within its group; generated when empty.
+  std::string consumer;
+};
+
+/// True when `topic` matches `pattern` ("a.b", "a.*", "*").
+bool topic_matches(std::string_view pattern, std::string_view topic) noexcept;
+/// Checks a topic to publish: 1..200 characters of [A-Za-z0-9_.:-], no '*'.
+Result<void> validate_topic(std::string_view topic);
+/// Checks a subscription pattern: a valid topic, "prefix.*" or "*".
+Result<void> validate_pattern(std::string_view pattern);
+
+/// The transport. Implemented by the in-memory bus (default) and the Redis
+/// Streams bus; a host may provide its own.
+class EventBus {
+ public:
+  virtual ~EventBus() = default;
+  /// Publishes and returns the event id. `source` is trusted: only the host
+  /// calls this (EventPublisher stamps it).
+  virtual Result<std::string> publish(std::string_view topic, std::string_view source,
+                                      const JsonValue& payload) = 0;
+  /// Subscribes `handler` on behalf of `subscriber` (an extension id); returns
+  /// a subscription id for unsubscribe().
+  virtual Result<std::uint64_t> subscribe(std::string_view subscriber, std::string_view pattern,
+                                          EventHandler handler, const SubscribeOptions& options) = 0;
+  virtual void unsubscribe(std::uint64_t subscription_id) = 0;
+  /// Cancels every subscription of `subscriber`.
+  virtual void unsubscribe_all(std::string_view subscriber) = 0;
+  /// The bus's own state, e.g. {"kind":"memory","published":...}.
+  virtual Json health() const = 0;
+  /// One subscriber's subscriptions with their counters.
+  virtual Json subscriber_health(std::string_view subscriber) const = 0;
+  /// Stops workers; pending deliveries may be dropped. Idempotent.
+  virtual void shutdown() = 0;
+};
+
+/// A cancellable subscription handle. Dropping it does not cancel the
+/// subscription; the host cancels all of an extension's subscriptions when it
+/// shuts the extension down.
+class Subscription {
+ public:
+  Subscription() = default;
+  Subscription(std::weak_ptr<EventBus> bus, std::uint64_t id) : bus_(std::move(bus)), id_(id) {}
+  std::uint64_t id() const noexcept { return id_; }
+  void cancel();
+
+ private:
+  std::weak_ptr<EventBus> bus_;
+  std::uint64_t id_ = 0;
+};
+
+/// Publishing handle of one extension (given only with EVENTS_PUB).
+class EventPublisher {
+ public:
+  EventPublisher(std::shared_ptr<EventBus> bus, std::string source)
+      : bus_(std::move(bus)), source_(std::move(source)) {}
+  /// Publishes with this extension as source; returns the event id.
+  Result<std::string> publish(std::string_view topic, const JsonValue& payload) const;
+
+ private:
+  std::shared_ptr<EventBus> bus_;
+  std::string source_;
+};
+
+/// Subscribing handle of one extension (given only with EVENTS_SUB).
+class EventSubscriber {
+ public:
+  EventSubscriber(std::shared_ptr<EventBus> bus, std::string subscriber)
+      : bus_(std::move(bus)), subscriber_(std::move(subscriber)) {}
+  Result<Subscription> subscribe(std::string_view pattern, EventHandler handler,
+                                 const SubscribeOptions& options = {}) const;
+
+ private:
+  std::shared_ptr<EventBus> bus_;
+  std::string subscriber_;
+};
+
+/// Options of the in-memory bus.
+struct MemoryBusOptions {
+  /// Events queued per subscriber (or per group) before the oldest is dropped.
+  std::size_t queue_capacity = 65536;
+  /// Deliveries tried per event and subscriber before it is counted failed.
+  int max_attempts = 3;
+  /// Pause between attempts after a handler threw.
+  std::chrono::milliseconds retry_delay{10};
+};
+
+/// The default bus: in process, no persistence. Each subscription (or group)
+/// has a bounded queue drained by its own worker thread, so one subscriber's
+/// events arrive in publish order and a slow subscriber never blocks a
+/// publisher. Overflow policy: when a queue is full the *oldest* queued event
+/// is dropped and counted in "dropped". A handler that throws is retried up to
+/// max_attempts times, then the event is counted in "failed" and skipped.
+std::shared_ptr<EventBus> make_memory_event_bus(MemoryBusOptions options = {});
+
+}  // namespace ORDINAUT_ABI_NAMESPACE
+}  // namespace ordinaut

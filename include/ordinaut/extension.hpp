@@ -1,0 +1,116 @@
+// The extension contract: what an extension implements and what it receives.
+//
+// An extension is a class derived from `Extension`. The host constructs it
+// through a factory (the module's `ordinaut_get_extension`, made by
+// ORDINAUT_EXTENSION, or a linked-in registration), checks that info() matches
+// the manifest, computes granted = requested ∩ approved, then calls setup()
+// with a SetupContext holding one handle per granted capability. The Router
+// setup() returns is mounted under /ext/{id}/ when ROUTES was granted.
+//
+// Call order: setup() → on_startup() → (requests, tools, events) →
+// on_shutdown(). An exception from any of them is caught by the host: the
+// extension enters the `error` state with the reason, other extensions go on.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "ordinaut/background.hpp"
+#include "ordinaut/capability.hpp"
+#include "ordinaut/events.hpp"
+#include "ordinaut/http.hpp"
+#include "ordinaut/json.hpp"
+#include "ordinaut/logging.hpp"
+#include "ordinaut/tools.hpp"
+#include "ordinaut/version.hpp"
+
+namespace ordinaut {
+inline namespace ORDINAUT_ABI_NAMESPACE {
+
+struct ExtensionInfo {
+  std::string id;       ///< [a-z][a-z0-9_]{0,63}; must equal the manifest's
+  std::string name;
+  std::string version;  ///< semantic version; must equal the manifest's
+  std::string description;
+};
+
+/// What setup() receives. Handles of capabilities that were not granted are
+/// never handed out: asking for one throws CapabilityError naming the missing
+/// capability, and the host writes an audit record.
+class SetupContext {
+ public:
+  virtual ~SetupContext() = default;
+
+  virtual const std::string& extension_id() const = 0;
+  /// "/ext/{id}" — where the router is mounted.
+  virtual const std::string& mount_path() const = 0;
+  virtual CapabilitySet grants() const = 0;
+  bool granted(Capability c) const { return grants().contains(c); }
+
+  /// Read-only view of every tool: always available.
+  virtual const ToolView& tools() const = 0;
+  /// Registration handle for ext.{id}.* tools. REQUIRES: TOOLS.
+  virtual ToolRegistrar& tool_registrar() = 0;
+  /// REQUIRES: EVENTS_PUB.
+  virtual const EventPublisher& events_publisher() = 0;
+  /// REQUIRES: EVENTS_SUB.
+  virtual const EventSubscriber& events_subscriber() = 0;
+  /// REQUIRES: BACKGROUND_TASKS.
+  virtual BackgroundTasks& background() = 0;
+  /// The extension's `static/` folder. REQUIRES: STATIC. The host serves it
+  /// under the mount by itself; this is for extensions that want the path.
+  virtual const std::filesystem::path& static_dir() = 0;
+
+  /// The folder holding extension.json; empty for linked-in extensions.
+  virtual const std::filesystem::path& extension_dir() const = 0;
+  /// Logger bound to this extension.
+  virtual const Logger& logger() const = 0;
+  /// The host's status document (same as GET /ext/status), for dashboards.
+  virtual Json host_status() const = 0;
+};
+
+class Extension {
+ public:
+  virtual ~Extension() = default;
+
+  virtual ExtensionInfo info() const = 0;
+  virtual CapabilitySet requested_capabilities() const = 0;
+  /// Builds the extension: registers tools, subscribes, starts tasks, and
+  /// returns the routes to mount (or nullopt for none).
+  virtual std::optional<Router> setup(SetupContext& context) = 0;
+  /// Called once after setup() succeeded.
+  virtual void on_startup() {}
+  /// Called once at shutdown or before a reload; must return promptly.
+  virtual void on_shutdown() {}
+  /// Extra health checks, a JSON object name → {"status": "ok"|..., ...}. Any
+  /// status other than "ok" makes the extension's health "degraded".
+  virtual Json health_checks() const { return json::object(); }
+};
+
+}  // namespace ORDINAUT_ABI_NAMESPACE
+}  // namespace ordinaut
+
+/// Symbol names a module exports (see ORDINAUT_EXTENSION).
+#define ORDINAUT_ENTRY_ABI_SYMBOL "ordinaut_extension_abi_version"
+#define ORDINAUT_ENTRY_STDLIB_SYMBOL "ordinaut_extension_stdlib"
+#define ORDINAUT_ENTRY_FACTORY_SYMBOL "ordinaut_get_extension"
+
+/// Put once at the end of a module's source file: exports the factory
+/// (`ordinaut_get_extension`, the C++ form of get_extension()) and the ABI
+/// version and C++ runtime the module was built with.
+#define ORDINAUT_EXTENSION(ExtensionClass)                                                   \
+  extern "C" __attribute__((visibility("default"))) std::uint32_t                          \
+  ordinaut_extension_abi_version() noexcept {                                               \
+    return ORDINAUT_ABI_VERSION;                                                            \
+  }                                                                                         \
+  extern "C" __attribute__((visibility("default"))) const char*                            \
+  ordinaut_extension_stdlib() noexcept {                                                    \
+    return ORDINAUT_STDLIB_ID;                                                              \
+  }                                                                                         \
+  extern "C" __attribute__((visibility("default"))) ::ordinaut::Extension*                 \
+  ordinaut_get_extension() {                                                                \
+    return new ExtensionClass();                                                            \
+  }

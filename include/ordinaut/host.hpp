@@ -1,0 +1,177 @@
+// ExtensionHost: discovers, loads, mounts and serves extensions.
+//
+// A host application creates one ExtensionHost, calls start(), and hands every
+// request whose path starts with "/ext" to handle(). The host answers
+//   GET /ext/status          discovered extensions, state, grants, metrics
+//   GET /ext/{id}/health     the extension's health (a default when it has none)
+//   *   /ext/{id}/...        the extension's routes (and static/ with STATIC)
+// and loads a lazy extension on its first request (or first call of one of its
+// tools), serving that request itself.
+//
+// Discovery sources, in order: the built-in folders, ORDINAUT_EXT_PATHS and
+// HostOptions::extension_paths (each a folder holding extension.json, or a
+// folder of such folders), then extensions linked into the program
+// (ORDINAUT_REGISTER_EXTENSION or add_linked()). The first of two equal ids wins;
+// the second is refused and reported in /ext/status.
+//
+// Modules are loaded with dlopen and never unloaded. A host that loads modules
+// must link the shared libordinaut, so that host and modules share one copy.
+//
+// Thread safety: handle(), status() and load() are safe from many threads;
+// start() and shutdown() must not run concurrently with each other.
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ordinaut/capability.hpp"
+#include "ordinaut/events.hpp"
+#include "ordinaut/extension.hpp"
+#include "ordinaut/http.hpp"
+#include "ordinaut/logging.hpp"
+#include "ordinaut/result.hpp"
+#include "ordinaut/tools.hpp"
+#include "ordinaut/version.hpp"
+
+namespace ordinaut {
+inline namespace ORDINAUT_ABI_NAMESPACE {
+
+enum class ExtensionState { discovered, loading, active, error, disabled, stopped };
+const char* to_string(ExtensionState state) noexcept;
+
+using ExtensionFactory = std::function<std::unique_ptr<Extension>()>;
+
+/// Returns the scopes a request carries. The default reads the comma-separated
+/// X-Scopes header; a production host should derive scopes from something a
+/// client cannot simply assert (a verified bearer token, mTLS identity).
+using ScopeResolver = std::function<std::vector<std::string>(const Request&)>;
+
+struct HostOptions {
+  /// Folders of built-in extensions (each holds extension folders).
+  std::vector<std::filesystem::path> builtin_dirs;
+  /// More extension paths, searched after ORDINAUT_EXT_PATHS.
+  std::vector<std::filesystem::path> extension_paths;
+  /// Read ORDINAUT_EXT_PATHS, ORDINAUT_EXT_ENTRY_GRANTS, ORDINAUT_EXT_ENTRY_EAGER
+  /// and ORDINAUT_REQUIRE_SCOPES. Values set below take precedence.
+  bool read_environment = true;
+  std::optional<bool> require_scopes;
+  /// Approved capabilities of linked-in extensions, by id (names as in manifests).
+  std::optional<std::map<std::string, std::vector<std::string>>> entry_grants;
+  /// Eagerness of linked-in extensions, by id.
+  std::optional<std::map<std::string, bool>> entry_eager;
+  ScopeResolver scope_resolver;
+  /// Where log and audit records go; default: JSON lines on stderr.
+  LogSink log_sink;
+  /// Shared tool registry; the host creates one when null.
+  std::shared_ptr<ToolRegistry> tool_registry;
+  /// Event bus; the host creates an in-memory bus when null.
+  std::shared_ptr<EventBus> event_bus;
+  /// Largest request body handle() accepts (413 above it).
+  std::size_t max_body_bytes = 1 << 20;
+  /// Include registrations made with ORDINAUT_REGISTER_EXTENSION.
+  bool use_registered_extensions = true;
+};
+
+/// Per-route counters as reported in /ext/status and to observability.
+struct RouteMetrics {
+  std::string method;
+  std::string route;  ///< template relative to the mount, e.g. "/items/{id}"
+  std::uint64_t requests = 0;
+  std::uint64_t errors = 0;  ///< responses with status >= 500
+  std::uint64_t status_class[6] = {0, 0, 0, 0, 0, 0};  ///< index = status / 100
+  double seconds_total = 0;
+  /// Cumulative counts per latency bucket, upper bounds in latency_buckets().
+  std::vector<std::uint64_t> buckets;
+};
+
+/// A snapshot of one extension as reported by status().
+struct ExtensionSnapshot {
+  std::string id;
+  ExtensionState state = ExtensionState::discovered;
+  std::string source;  ///< "builtin", "path", "linked"
+  std::string path;    ///< manifest file, or "" for linked-in
+  std::string version;
+  double load_ms = 0;
+  std::string last_error;
+  std::string error_phase;  ///< "load", "setup", "startup", "request", ...
+  std::uint64_t requests = 0;
+  std::uint64_t errors = 0;
+  std::vector<RouteMetrics> routes;
+};
+
+/// Upper bounds (seconds) of the request latency histogram buckets.
+const std::vector<double>& latency_buckets();
+
+class ExtensionHost {
+ public:
+  explicit ExtensionHost(HostOptions options = {});
+  ~ExtensionHost();  // calls shutdown()
+  ExtensionHost(const ExtensionHost&) = delete;
+  ExtensionHost& operator=(const ExtensionHost&) = delete;
+
+  /// Adds a linked-in extension. `approved` overrides entry grants for it.
+  /// REQUIRES: before start().
+  void add_linked(std::string id, ExtensionFactory factory,
+                  std::optional<CapabilitySet> approved = std::nullopt,
+                  std::optional<bool> eager = std::nullopt);
+
+  /// Reads the environment, discovers every source and loads eager extensions.
+  /// Fails only for configuration errors (e.g. malformed ORDINAUT_EXT_ENTRY_GRANTS,
+  /// code "invalid_configuration"); a broken extension is reported in status().
+  Result<void> start();
+
+  /// Runs on_shutdown() of every loaded extension in reverse load order and
+  /// unmounts them. Idempotent.
+  void shutdown();
+
+  /// Serves one request under /ext. Never throws.
+  Response handle(Request& request);
+
+  /// Loads extension `id` now (no-op when loaded). Error codes "not_found",
+  /// "disabled", "load_failed" with the reason.
+  Result<void> load(std::string_view id);
+
+  /// The GET /ext/status document.
+  Json status() const;
+  std::vector<ExtensionSnapshot> snapshot() const;
+
+  ToolRegistry& tools();
+  std::shared_ptr<EventBus> event_bus() const;
+  const Logger& logger() const;
+  bool require_scopes() const;
+
+  struct Impl;  // implementation detail
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+/// Registers a linked-in extension for every host created later (used by
+/// ORDINAUT_REGISTER_EXTENSION). Thread-safe.
+void register_linked_extension(std::string id, ExtensionFactory factory);
+
+struct LinkedExtensionRegistration {
+  LinkedExtensionRegistration(const char* id, ExtensionFactory factory) {
+    register_linked_extension(id, std::move(factory));
+  }
+};
+
+}  // namespace ORDINAUT_ABI_NAMESPACE
+}  // namespace ordinaut
+
+#define ORDINAUT_CONCAT2_(a, b) a##b
+#define ORDINAUT_CONCAT_(a, b) ORDINAUT_CONCAT2_(a, b)
+
+/// Registers ExtensionClass, linked into this program, under `id` (a string
+/// literal that must equal its info().id). Its approved grants come from
+/// ORDINAUT_EXT_ENTRY_GRANTS, its eagerness from ORDINAUT_EXT_ENTRY_EAGER.
+#define ORDINAUT_REGISTER_EXTENSION(id, ExtensionClass)                                      \
+  static const ::ordinaut::LinkedExtensionRegistration ORDINAUT_CONCAT_(                    \
+      ordinaut_linked_registration_, __COUNTER__){                                          \
+      id, [] { return std::unique_ptr<::ordinaut::Extension>(new ExtensionClass()); }}

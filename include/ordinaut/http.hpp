@@ -1,0 +1,179 @@
+// The HTTP model: requests, responses, streamed responses and the Router an
+// extension returns from setup().
+//
+// There is no HTTP server in here. A server adapter (the reference server uses
+// cpp-httplib; a host may use anything) turns its own request into an
+// `ordinaut::Request`, calls `ExtensionHost::handle()`, and writes the
+// `ordinaut::Response` back; for a streamed response it implements `StreamSink`.
+//
+// Thread safety: a Router is built during setup() and is immutable afterwards;
+// matching is safe from many threads. Handlers are called concurrently and must
+// synchronise their own shared state.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "ordinaut/json.hpp"
+#include "ordinaut/result.hpp"
+#include "ordinaut/version.hpp"
+
+namespace ordinaut {
+inline namespace ORDINAUT_ABI_NAMESPACE {
+
+/// Header list with case-insensitive lookup; order and duplicates are kept.
+class Headers {
+ public:
+  /// First value of `name`, or "" when absent.
+  std::string_view get(std::string_view name) const noexcept;
+  bool has(std::string_view name) const noexcept;
+  /// Replaces every value of `name` with `value`.
+  void set(std::string name, std::string value);
+  /// Appends a value, keeping existing ones.
+  void add(std::string name, std::string value);
+  void erase(std::string_view name);
+  const std::vector<std::pair<std::string, std::string>>& list() const noexcept { return items_; }
+
+ private:
+  std::vector<std::pair<std::string, std::string>> items_;
+};
+
+/// Path parameters (decoded) captured by a route template.
+using PathParams = std::vector<std::pair<std::string, std::string>>;
+
+struct Request {
+  std::string method;        ///< upper case: GET, POST, ...
+  std::string path;          ///< raw (still percent-encoded) path, no query string
+  std::string query_string;  ///< raw text after '?', without the '?'
+  Headers headers;
+  std::string body;
+  std::string remote_addr;
+
+  /// Filled by the router: decoded values of the template's {params}.
+  PathParams params;
+  /// Path relative to the extension's mount ("/" for the mount itself); set by
+  /// the host before routing.
+  std::string route_path;
+  /// Set by the host for logs and metrics: the extension that served the
+  /// request and the route template that matched ("" when none did).
+  std::string extension_id;
+  std::string route_template;
+
+  /// Decoded path parameter, "" when absent.
+  std::string_view param(std::string_view name) const noexcept;
+  /// Decoded query parameter (first occurrence), nullopt when absent.
+  std::optional<std::string> query(std::string_view name) const;
+  std::string_view header(std::string_view name) const noexcept { return headers.get(name); }
+  /// Parses the body as JSON; error code "invalid_json" with the position.
+  Result<Json> json() const { return json::parse(body); }
+};
+
+/// Where a streamed response's bytes go; implemented by the server adapter.
+class StreamSink {
+ public:
+  virtual ~StreamSink() = default;
+  /// Writes and flushes `data`. Returns false once the client has gone; the
+  /// producer must then return promptly.
+  virtual bool write(std::string_view data) = 0;
+  /// False once the client disconnected or the server is shutting down.
+  virtual bool is_open() const = 0;
+};
+
+/// Produces a streamed body. Runs on the server thread that serves the request
+/// and holds it until it returns.
+using StreamProducer = std::function<void(StreamSink&)>;
+
+struct Response {
+  int status = 200;
+  Headers headers;
+  std::string body;
+  /// When set, the body is streamed by this producer and `body` is ignored.
+  StreamProducer stream;
+
+  /// `value` serialised, Content-Type application/json.
+  static Response json(int status, const JsonValue& value);
+  /// Already serialised JSON text.
+  static Response json_text(int status, std::string text);
+  static Response text(int status, std::string text,
+                       std::string content_type = "text/plain; charset=utf-8");
+  /// The error shape {"error": code, "message": message, "details": {...}}.
+  /// `details_json` must be a JSON object text or empty.
+  static Response error(int status, std::string_view code, std::string_view message,
+                        std::string_view details_json = {});
+  /// A text/event-stream response with no-cache headers.
+  static Response event_stream(StreamProducer producer);
+};
+
+/// Formats one Server-Sent Event. `data` may span lines; each becomes a data: line.
+std::string format_sse_event(std::string_view data, std::string_view event = {},
+                             std::string_view id = {});
+
+using Handler = std::function<Response(Request&)>;
+
+/// Documentation and validation attached to a route.
+struct RouteOptions {
+  std::string summary;          ///< one line, shown in OpenAPI
+  std::string request_schema;   ///< JSON Schema text; when set, the host validates
+                                ///< the body before the handler runs (400 on failure)
+  std::string response_schema;  ///< JSON Schema text, documentation only
+};
+
+struct Route {
+  std::string method;  ///< "GET", "POST", ... ; "*" matches any method
+  std::string path;    ///< template, e.g. "/items/{id}" or "/files/{path...}"
+  Handler handler;
+  RouteOptions options;
+  std::shared_ptr<const JsonSchema> request_schema;  ///< compiled options.request_schema
+
+  // Internal: template split into segments; a segment starting with '{' is a
+  // parameter, "{name...}" captures the rest of the path.
+  std::vector<std::string> segments;
+};
+
+/// Method + path-template routing. Templates are absolute ("/", "/items/{id}");
+/// a final "{name...}" segment captures the remaining path (decoded segment by
+/// segment, joined with '/'; a segment that decodes to contain '/' or '\\' or
+/// NUL never matches, so captured paths cannot smuggle separators).
+/// HEAD requests match GET routes.
+class Router {
+ public:
+  /// Adds a route. Throws std::invalid_argument for a malformed template or an
+  /// invalid request schema, naming the route.
+  Router& add(std::string method, std::string path, Handler handler, RouteOptions options = {});
+  Router& get(std::string path, Handler h, RouteOptions o = {}) { return add("GET", std::move(path), std::move(h), std::move(o)); }
+  Router& post(std::string path, Handler h, RouteOptions o = {}) { return add("POST", std::move(path), std::move(h), std::move(o)); }
+  Router& put(std::string path, Handler h, RouteOptions o = {}) { return add("PUT", std::move(path), std::move(h), std::move(o)); }
+  Router& patch(std::string path, Handler h, RouteOptions o = {}) { return add("PATCH", std::move(path), std::move(h), std::move(o)); }
+  Router& del(std::string path, Handler h, RouteOptions o = {}) { return add("DELETE", std::move(path), std::move(h), std::move(o)); }
+
+  struct Match {
+    int route_index = -1;      ///< index into routes(), -1 when nothing matched
+    bool path_matched = false; ///< some route had this path but another method
+    std::string allow;         ///< methods allowed for the path, for a 405
+  };
+
+  /// Matches `method` and `path` (raw, relative to the mount). On a match the
+  /// decoded parameters are stored in `params`.
+  Match match(std::string_view method, std::string_view path, PathParams& params) const;
+
+  const std::vector<Route>& routes() const noexcept { return routes_; }
+  bool empty() const noexcept { return routes_.empty(); }
+
+ private:
+  std::vector<Route> routes_;
+};
+
+/// Percent-decodes `text` ('+' is kept). Returns nullopt for a malformed escape.
+std::optional<std::string> percent_decode(std::string_view text);
+
+/// Reason phrase for an HTTP status ("Not Found").
+const char* status_reason(int status) noexcept;
+
+}  // namespace ORDINAUT_ABI_NAMESPACE
+}  // namespace ordinaut

@@ -1,0 +1,50 @@
+// extension.json: the manifest shipped beside every extension module.
+//
+// A manifest is validated against the JSON Schema in lib/manifest.schema.json
+// (also returned by manifest_schema()). Every error names the file, the JSON
+// pointer and the reason, e.g.
+//   "/srv/ext/hello/extension.json: /grants/1: "ROUTE" is not one of ROUTES, TOOLS, ..."
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+#include "ordinaut/capability.hpp"
+#include "ordinaut/result.hpp"
+#include "ordinaut/version.hpp"
+
+namespace ordinaut {
+inline namespace ORDINAUT_ABI_NAMESPACE {
+
+struct Manifest {
+  std::string id;           ///< [a-z][a-z0-9_]{0,63}
+  std::string name;
+  std::string version;      ///< semantic version 2.0.0
+  std::string description;
+  std::string module;       ///< module file, relative to the manifest's folder
+  bool enabled = true;
+  bool eager = false;
+  CapabilitySet grants;     ///< capabilities the operator approves
+  std::filesystem::path file;  ///< the extension.json this came from
+  std::filesystem::path dir;   ///< its folder
+};
+
+/// Parses and validates manifest text. `file` is used in messages and to set
+/// Manifest::file/dir. Error codes: "invalid_json", "invalid_manifest".
+Result<Manifest> parse_manifest(std::string_view text, const std::filesystem::path& file);
+
+/// Reads and parses `file`. Adds error code "unreadable_manifest".
+Result<Manifest> load_manifest(const std::filesystem::path& file);
+
+/// The manifest JSON Schema text.
+std::string_view manifest_schema();
+
+/// True for a semantic version 2.0.0 string ("1.2.3", "1.0.0-rc.1+build.5").
+bool is_semantic_version(std::string_view version) noexcept;
+
+/// True for a valid extension id: [a-z][a-z0-9_]{0,63}.
+bool is_extension_id(std::string_view id) noexcept;
+
+}  // namespace ORDINAUT_ABI_NAMESPACE
+}  // namespace ordinaut

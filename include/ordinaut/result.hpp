@@ -1,0 +1,76 @@
+// Errors as values: `Error` and `Result<T>`.
+//
+// Every fallible operation at a boundary (parsing, loading, validation, tool
+// calls) returns a Result. An `Error` carries a stable machine-readable `code`
+// ("invalid_json", "schema_violation", "abi_mismatch", ...), a message for
+// people that names what is wrong, and optionally the JSON pointer or file it
+// concerns.
+#pragma once
+
+#include <cassert>
+#include <optional>
+#include <string>
+#include <utility>
+#include <variant>
+
+#include "ordinaut/version.hpp"
+
+namespace ordinaut {
+inline namespace ORDINAUT_ABI_NAMESPACE {
+
+struct Error {
+  std::string code;     ///< stable identifier, snake_case
+  std::string message;  ///< human-readable, names the offending thing
+  std::string pointer;  ///< JSON pointer of the offending value, when relevant
+  std::string file;     ///< file the error concerns, when relevant
+
+  /// "file: message" when a file is set, otherwise the message.
+  std::string describe() const { return file.empty() ? message : file + ": " + message; }
+};
+
+inline Error make_error(std::string code, std::string message) {
+  return Error{std::move(code), std::move(message), {}, {}};
+}
+
+/// Either a value of type T or an Error.
+template <typename T>
+class [[nodiscard]] Result {
+ public:
+  Result(T value) : data_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(Error error) : data_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
+
+  bool ok() const noexcept { return data_.index() == 0; }
+  explicit operator bool() const noexcept { return ok(); }
+
+  // REQUIRES: ok()
+  T& value() & { assert(ok()); return std::get<0>(data_); }
+  const T& value() const& { assert(ok()); return std::get<0>(data_); }
+  T&& value() && { assert(ok()); return std::get<0>(std::move(data_)); }
+  T* operator->() { return &value(); }
+  const T* operator->() const { return &value(); }
+  T& operator*() & { return value(); }
+
+  // REQUIRES: !ok()
+  const Error& error() const { assert(!ok()); return std::get<1>(data_); }
+
+ private:
+  std::variant<T, Error> data_;
+};
+
+template <>
+class [[nodiscard]] Result<void> {
+ public:
+  Result() = default;
+  Result(Error error) : error_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
+
+  bool ok() const noexcept { return !error_.has_value(); }
+  explicit operator bool() const noexcept { return ok(); }
+  // REQUIRES: !ok()
+  const Error& error() const { assert(!ok()); return *error_; }
+
+ private:
+  std::optional<Error> error_;
+};
+
+}  // namespace ORDINAUT_ABI_NAMESPACE
+}  // namespace ordinaut

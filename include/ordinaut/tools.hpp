@@ -1,0 +1,181 @@
+// The tool registry: named, schema-checked functions that extensions offer and
+// anyone may list and call (MCP, REST, other extensions, the host).
+//
+// Naming: an extension's tools live in its namespace, "ext.{id}.{name}"; the
+// host registers its own under any name that does not start with "ext.". Names
+// use [A-Za-z0-9_.-], at most 128 characters.
+//
+// Every call validates its input against the tool's input schema (the error
+// names the JSON pointer) and, when the tool declares an output schema, its
+// output. An exception thrown by a tool is caught and returned as an error.
+//
+// Thread safety: ToolRegistry is safe for concurrent use; calls run outside
+// the registry's lock, so a tool may call other tools.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ordinaut/json.hpp"
+#include "ordinaut/result.hpp"
+#include "ordinaut/version.hpp"
+
+namespace ordinaut {
+inline namespace ORDINAUT_ABI_NAMESPACE {
+
+/// What a running tool may do besides computing its result. Callers that can
+/// talk back to a client (the MCP server) implement it; the default does
+/// nothing, so plain tools never need to care.
+class ToolContext {
+ public:
+  virtual ~ToolContext() = default;
+  /// Sends a log message for this call ("debug", "info", "warning", "error", ...).
+  virtual void log(std::string_view level, std::string_view message) { (void)level; (void)message; }
+  /// Reports progress for this call; `total` <= 0 means unknown.
+  virtual void progress(double progress, double total, std::string_view message) {
+    (void)progress; (void)total; (void)message;
+  }
+  /// Sends a request to the client (e.g. "sampling/createMessage",
+  /// "elicitation/create") and waits for its result. Fails with code
+  /// "unsupported" when the caller has no client to ask.
+  virtual Result<Json> ask_client(std::string_view method, const JsonValue& params,
+                                  std::chrono::milliseconds timeout) {
+    (void)method; (void)params; (void)timeout;
+    return make_error("unsupported", "this caller cannot send requests to a client");
+  }
+  /// True once the caller cancelled the call; long tools should check it.
+  virtual bool cancelled() const { return false; }
+};
+
+/// A tool's implementation: takes the validated input, returns the output.
+/// Throw ToolError for a structured failure; any other exception becomes
+/// "tool_failed" with its what().
+using ToolFunction = std::function<Json(const JsonValue& input, ToolContext& context)>;
+
+class ToolError : public std::runtime_error {
+ public:
+  ToolError(std::string code, const std::string& message)
+      : std::runtime_error(message), code_(std::move(code)) {}
+  const std::string& code() const noexcept { return code_; }
+
+ private:
+  std::string code_;
+};
+
+struct ToolSpec {
+  std::string name;
+  std::string title;        ///< optional display name
+  std::string description;  ///< required: what it does, for people and models
+  std::string input_schema = R"({"type":"object"})";  ///< JSON Schema text
+  std::string output_schema;                          ///< JSON Schema text, or empty
+  ToolFunction function;
+};
+
+/// A registered tool as listed.
+struct ToolInfo {
+  std::string name;
+  std::string title;
+  std::string description;
+  std::string owner;  ///< extension id, or "core"
+  std::shared_ptr<const Json> input_schema;
+  std::shared_ptr<const Json> output_schema;  ///< null when none was declared
+};
+
+/// Per-tool counters, read by observability.
+struct ToolStats {
+  std::string name;
+  std::string owner;
+  std::uint64_t calls = 0;
+  std::uint64_t errors = 0;
+  double seconds_total = 0;
+};
+
+class ToolRegistry {
+ public:
+  ToolRegistry();
+  ~ToolRegistry();
+  ToolRegistry(const ToolRegistry&) = delete;
+  ToolRegistry& operator=(const ToolRegistry&) = delete;
+
+  /// Registers a tool owned by `owner` ("core" or an extension id). Fails with
+  /// "invalid_tool" (bad name, missing description or function, bad schema),
+  /// "tool_namespace" (an "ext." name outside ext.{owner}.), "duplicate_tool"
+  /// or "registry_frozen".
+  Result<void> add(ToolSpec spec, std::string_view owner = "core");
+  /// Removes one tool; false when it did not exist.
+  bool remove(std::string_view name);
+  /// Removes every tool of `owner`; returns how many.
+  std::size_t remove_owner(std::string_view owner);
+
+  std::vector<ToolInfo> list() const;
+  std::optional<ToolInfo> get(std::string_view name) const;
+
+  /// Calls a tool. Errors: "tool_not_found", "invalid_input" (pointer set),
+  /// "invalid_output", "tool_failed", or a ToolError's own code.
+  Result<Json> call(std::string_view name, const JsonValue& input, ToolContext* context = nullptr) const;
+
+  /// After freeze() every add/remove fails with "registry_frozen".
+  void freeze() noexcept;
+  bool frozen() const noexcept;
+
+  /// Called (outside any lock) with a tool name that is not registered, before
+  /// call()/get() give up, so a host can load the extension owning it lazily.
+  void set_resolver(std::function<void(std::string_view name)> resolver);
+
+  /// Incremented on every add or remove.
+  std::uint64_t generation() const noexcept;
+  /// Registers a listener called after every add or remove; returns its id.
+  std::uint64_t on_change(std::function<void()> listener);
+  void remove_listener(std::uint64_t id);
+
+  std::vector<ToolStats> stats() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+/// Read-only access to a registry: what every extension gets.
+class ToolView {
+ public:
+  explicit ToolView(const ToolRegistry& registry) : registry_(&registry) {}
+  std::vector<ToolInfo> list() const { return registry_->list(); }
+  std::optional<ToolInfo> get(std::string_view name) const { return registry_->get(name); }
+  Result<Json> call(std::string_view name, const JsonValue& input, ToolContext* context = nullptr) const {
+    return registry_->call(name, input, context);
+  }
+
+ private:
+  const ToolRegistry* registry_;
+};
+
+/// Registration handle for one extension (given only with TOOLS). Names must be
+/// "ext.{id}.{name}".
+class ToolRegistrar {
+ public:
+  ToolRegistrar(ToolRegistry& registry, std::string extension_id)
+      : registry_(&registry), extension_id_(std::move(extension_id)) {}
+
+  /// Registers a tool; throws std::invalid_argument with the registry's message
+  /// on failure (setup then fails with that reason).
+  void add(ToolSpec spec);
+  /// Result-returning variant of add().
+  Result<void> try_add(ToolSpec spec) { return registry_->add(std::move(spec), extension_id_); }
+  /// "ext.{id}." — the prefix every tool of this extension carries.
+  std::string prefix() const { return "ext." + extension_id_ + "."; }
+
+ private:
+  ToolRegistry* registry_;
+  std::string extension_id_;
+};
+
+}  // namespace ORDINAUT_ABI_NAMESPACE
+}  // namespace ordinaut

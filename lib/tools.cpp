@@ -1,0 +1,274 @@
+#include "ordinaut/tools.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <shared_mutex>
+
+#include <fmt/format.h>
+
+namespace ordinaut {
+inline namespace ORDINAUT_ABI_NAMESPACE {
+
+namespace {
+
+struct Entry {
+  ToolInfo info;
+  std::unique_ptr<JsonSchema> input;
+  std::unique_ptr<JsonSchema> output;
+  ToolFunction function;
+  mutable std::atomic<std::uint64_t> calls{0};
+  mutable std::atomic<std::uint64_t> errors{0};
+  mutable std::atomic<std::uint64_t> nanos{0};
+};
+
+bool valid_tool_name(std::string_view name) {
+  if (name.empty() || name.size() > 128 || name.front() == '.' || name.back() == '.') return false;
+  if (name.find("..") != std::string_view::npos) return false;
+  for (char c : name) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-')) return false;
+  }
+  return true;
+}
+
+Result<std::unique_ptr<JsonSchema>> compile_tool_schema(std::string_view tool, std::string_view which,
+                                                        std::string_view text) {
+  auto schema = JsonSchema::compile(text);
+  if (!schema) {
+    return make_error("invalid_tool", fmt::format("tool {}: {} schema: {}", tool, which, schema.error().message));
+  }
+  const JsonValue& doc = schema->document();
+  auto type = json::get_string(doc, "type");
+  if (!type || *type != "object") {
+    return make_error("invalid_tool", fmt::format("tool {}: {} schema must have \"type\": \"object\"", tool, which));
+  }
+  return std::make_unique<JsonSchema>(std::move(schema).value());
+}
+
+ToolContext& null_context() {
+  static ToolContext context;
+  return context;
+}
+
+}  // namespace
+
+struct ToolRegistry::Impl {
+  mutable std::shared_mutex mutex;
+  std::map<std::string, std::shared_ptr<const Entry>, std::less<>> tools;
+  std::function<void(std::string_view)> resolver;
+  std::atomic<bool> frozen{false};
+  std::atomic<std::uint64_t> generation{0};
+
+  std::mutex listeners_mutex;
+  std::map<std::uint64_t, std::function<void()>> listeners;
+  std::uint64_t next_listener = 1;
+
+  std::shared_ptr<const Entry> find(std::string_view name) const {
+    std::shared_lock lock(mutex);
+    auto it = tools.find(name);
+    return it == tools.end() ? nullptr : it->second;
+  }
+
+  std::shared_ptr<const Entry> find_or_resolve(std::string_view name) const {
+    if (auto entry = find(name)) return entry;
+    std::function<void(std::string_view)> r;
+    {
+      std::shared_lock lock(mutex);
+      r = resolver;
+    }
+    if (!r) return nullptr;
+    r(name);
+    return find(name);
+  }
+
+  void changed() {
+    generation.fetch_add(1, std::memory_order_acq_rel);
+    std::vector<std::function<void()>> copy;
+    {
+      std::lock_guard lock(listeners_mutex);
+      for (auto& [id, fn] : listeners) copy.push_back(fn);
+    }
+    for (auto& fn : copy) fn();
+  }
+};
+
+ToolRegistry::ToolRegistry() : impl_(std::make_unique<Impl>()) {}
+ToolRegistry::~ToolRegistry() = default;
+
+Result<void> ToolRegistry::add(ToolSpec spec, std::string_view owner) {
+  if (impl_->frozen.load()) {
+    return make_error("registry_frozen", fmt::format("tool {}: the tool registry is frozen", spec.name));
+  }
+  if (!valid_tool_name(spec.name)) {
+    return make_error("invalid_tool",
+                      fmt::format("tool name \"{}\" is invalid: use 1-128 characters of A-Z a-z 0-9 _ . -", spec.name));
+  }
+  if (owner == "core") {
+    if (spec.name.starts_with("ext.")) {
+      return make_error("tool_namespace", fmt::format("tool {}: names starting with \"ext.\" belong to extensions",
+                                                      spec.name));
+    }
+  } else {
+    const std::string prefix = fmt::format("ext.{}.", owner);
+    if (!spec.name.starts_with(prefix) || spec.name.size() == prefix.size()) {
+      return make_error("tool_namespace",
+                        fmt::format("tool {} is outside the namespace of extension '{}': its tools must be named "
+                                    "{}<name>",
+                                    spec.name, owner, prefix));
+    }
+  }
+  if (spec.description.empty()) {
+    return make_error("invalid_tool", fmt::format("tool {}: a description is required", spec.name));
+  }
+  if (!spec.function) return make_error("invalid_tool", fmt::format("tool {}: function is empty", spec.name));
+
+  auto entry = std::make_shared<Entry>();
+  auto input = compile_tool_schema(spec.name, "input", spec.input_schema);
+  if (!input) return input.error();
+  entry->input = std::move(input).value();
+  if (!spec.output_schema.empty()) {
+    auto output = compile_tool_schema(spec.name, "output", spec.output_schema);
+    if (!output) return output.error();
+    entry->output = std::move(output).value();
+  }
+  entry->info.name = spec.name;
+  entry->info.title = std::move(spec.title);
+  entry->info.description = std::move(spec.description);
+  entry->info.owner = std::string(owner);
+  entry->info.input_schema = std::make_shared<const Json>(json::copy(entry->input->document()));
+  if (entry->output) entry->info.output_schema = std::make_shared<const Json>(json::copy(entry->output->document()));
+  entry->function = std::move(spec.function);
+  {
+    std::unique_lock lock(impl_->mutex);
+    if (impl_->tools.count(spec.name) != 0) {
+      return make_error("duplicate_tool", fmt::format("tool {} is already registered by '{}'", spec.name,
+                                                      impl_->tools.find(spec.name)->second->info.owner));
+    }
+    impl_->tools.emplace(spec.name, std::move(entry));
+  }
+  impl_->changed();
+  return {};
+}
+
+bool ToolRegistry::remove(std::string_view name) {
+  if (impl_->frozen.load()) return false;
+  {
+    std::unique_lock lock(impl_->mutex);
+    auto it = impl_->tools.find(name);
+    if (it == impl_->tools.end()) return false;
+    impl_->tools.erase(it);
+  }
+  impl_->changed();
+  return true;
+}
+
+std::size_t ToolRegistry::remove_owner(std::string_view owner) {
+  std::size_t removed = 0;
+  {
+    std::unique_lock lock(impl_->mutex);
+    for (auto it = impl_->tools.begin(); it != impl_->tools.end();) {
+      if (it->second->info.owner == owner) {
+        it = impl_->tools.erase(it);
+        ++removed;
+      } else {
+        ++it;
+      }
+    }
+  }
+  if (removed > 0) impl_->changed();
+  return removed;
+}
+
+std::vector<ToolInfo> ToolRegistry::list() const {
+  std::shared_lock lock(impl_->mutex);
+  std::vector<ToolInfo> out;
+  out.reserve(impl_->tools.size());
+  for (const auto& [name, entry] : impl_->tools) out.push_back(entry->info);
+  return out;
+}
+
+std::optional<ToolInfo> ToolRegistry::get(std::string_view name) const {
+  auto entry = impl_->find_or_resolve(name);
+  if (!entry) return std::nullopt;
+  return entry->info;
+}
+
+Result<Json> ToolRegistry::call(std::string_view name, const JsonValue& input, ToolContext* context) const {
+  auto entry = impl_->find_or_resolve(name);
+  if (!entry) return make_error("tool_not_found", fmt::format("no tool named {}", name));
+  auto started = std::chrono::steady_clock::now();
+  entry->calls.fetch_add(1, std::memory_order_relaxed);
+  auto finish = [&](Result<Json> result) -> Result<Json> {
+    auto elapsed = std::chrono::steady_clock::now() - started;
+    entry->nanos.fetch_add(static_cast<std::uint64_t>(std::chrono::nanoseconds(elapsed).count()),
+                           std::memory_order_relaxed);
+    if (!result) entry->errors.fetch_add(1, std::memory_order_relaxed);
+    return result;
+  };
+  if (auto valid = entry->input->validate(input); !valid) {
+    Error e = valid.error();
+    e.code = "invalid_input";
+    e.message = fmt::format("tool {}: invalid input at {}", name, e.message);
+    return finish(std::move(e));
+  }
+  Json output;
+  try {
+    output = entry->function(input, context != nullptr ? *context : null_context());
+  } catch (const ToolError& e) {
+    return finish(make_error(e.code(), fmt::format("tool {}: {}", name, e.what())));
+  } catch (const std::exception& e) {
+    return finish(make_error("tool_failed", fmt::format("tool {} failed: {}", name, e.what())));
+  } catch (...) {
+    return finish(make_error("tool_failed", fmt::format("tool {} failed with a non-standard exception", name)));
+  }
+  if (entry->output) {
+    if (auto valid = entry->output->validate(output); !valid) {
+      Error e = valid.error();
+      e.code = "invalid_output";
+      e.message = fmt::format("tool {}: output does not match its output schema at {}", name, e.message);
+      return finish(std::move(e));
+    }
+  }
+  return finish(std::move(output));
+}
+
+void ToolRegistry::freeze() noexcept { impl_->frozen.store(true); }
+bool ToolRegistry::frozen() const noexcept { return impl_->frozen.load(); }
+
+void ToolRegistry::set_resolver(std::function<void(std::string_view)> resolver) {
+  std::unique_lock lock(impl_->mutex);
+  impl_->resolver = std::move(resolver);
+}
+
+std::uint64_t ToolRegistry::generation() const noexcept { return impl_->generation.load(std::memory_order_acquire); }
+
+std::uint64_t ToolRegistry::on_change(std::function<void()> listener) {
+  std::lock_guard lock(impl_->listeners_mutex);
+  std::uint64_t id = impl_->next_listener++;
+  impl_->listeners.emplace(id, std::move(listener));
+  return id;
+}
+
+void ToolRegistry::remove_listener(std::uint64_t id) {
+  std::lock_guard lock(impl_->listeners_mutex);
+  impl_->listeners.erase(id);
+}
+
+std::vector<ToolStats> ToolRegistry::stats() const {
+  std::shared_lock lock(impl_->mutex);
+  std::vector<ToolStats> out;
+  for (const auto& [name, entry] : impl_->tools) {
+    out.push_back(ToolStats{name, entry->info.owner, entry->calls.load(std::memory_order_relaxed),
+                            entry->errors.load(std::memory_order_relaxed),
+                            static_cast<double>(entry->nanos.load(std::memory_order_relaxed)) / 1e9});
+  }
+  return out;
+}
+
+void ToolRegistrar::add(ToolSpec spec) {
+  if (auto r = registry_->add(std::move(spec), extension_id_); !r) throw std::invalid_argument(r.error().message);
+}
+
+}  // namespace ORDINAUT_ABI_NAMESPACE
+}  // namespace ordinaut
