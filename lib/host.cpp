@@ -108,6 +108,9 @@ struct Runtime {
   RouteCounters unrouted;  // 404/405 and static files
   std::filesystem::path static_dir;
   bool has_health_route = false;
+  // Lives as long as the runtime, so handles an extension keeps by reference
+  // (tools(), logger(), ...) stay valid after setup() returns.
+  std::unique_ptr<SetupContext> context;
 };
 
 struct Entry {
@@ -468,8 +471,8 @@ struct ExtensionHost::Impl {
     Runtime& rt = *runtime;
     entry.runtimes.push_back(std::move(runtime));
     try {
-      HostSetupContext context(*this, entry, rt);
-      rt.router = rt.extension->setup(context);
+      rt.context = std::make_unique<HostSetupContext>(*this, entry, rt);
+      rt.router = rt.extension->setup(*rt.context);
     } catch (const std::exception& e) {
       release(entry);
       record_failure(entry, "setup", fmt::format("setup() threw: {}", e.what()));

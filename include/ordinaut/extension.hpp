@@ -40,6 +40,9 @@ struct ExtensionInfo {
 /// What setup() receives. Handles of capabilities that were not granted are
 /// never handed out: asking for one throws CapabilityError naming the missing
 /// capability, and the host writes an audit record.
+///
+/// The context and every handle it returns stay valid until the extension's
+/// on_shutdown() has returned, so an extension may keep references to them.
 class SetupContext {
  public:
   virtual ~SetupContext() = default;
