@@ -117,11 +117,12 @@ std::string format_sse_event(std::string_view data, std::string_view event = {},
 using Handler = std::function<Response(Request&)>;
 
 /// Documentation and validation attached to a route.
+/// Designated initializers work without warnings: {.summary = "..."}.
 struct RouteOptions {
-  std::string summary;          ///< one line, shown in OpenAPI
-  std::string request_schema;   ///< JSON Schema text; when set, the host validates
-                                ///< the body before the handler runs (400 on failure)
-  std::string response_schema;  ///< JSON Schema text, documentation only
+  std::string summary{};          ///< one line, shown in OpenAPI
+  std::string request_schema{};   ///< JSON Schema text; when set, the host validates
+                                  ///< the body before the handler runs (400 on failure)
+  std::string response_schema{};  ///< JSON Schema text, documentation only
 };
 
 struct Route {

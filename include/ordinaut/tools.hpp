@@ -70,13 +70,14 @@ class ToolError : public std::runtime_error {
   std::string code_;
 };
 
+/// Designated initializers work without warnings: {.name = ..., .function = ...}.
 struct ToolSpec {
-  std::string name;
-  std::string title;        ///< optional display name
-  std::string description;  ///< required: what it does, for people and models
+  std::string name{};
+  std::string title{};        ///< optional display name
+  std::string description{};  ///< required: what it does, for people and models
   std::string input_schema = R"({"type":"object"})";  ///< JSON Schema text
-  std::string output_schema;                          ///< JSON Schema text, or empty
-  ToolFunction function;
+  std::string output_schema{};                        ///< JSON Schema text, or empty
+  ToolFunction function{};
 };
 
 /// A registered tool as listed.
