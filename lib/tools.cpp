@@ -243,14 +243,14 @@ void ToolRegistry::set_resolver(std::function<void(std::string_view)> resolver) 
 
 std::uint64_t ToolRegistry::generation() const noexcept { return impl_->generation.load(std::memory_order_acquire); }
 
-std::uint64_t ToolRegistry::on_change(std::function<void()> listener) {
+std::uint64_t ToolRegistry::on_change(std::function<void()> listener) const {
   std::lock_guard lock(impl_->listeners_mutex);
   std::uint64_t id = impl_->next_listener++;
   impl_->listeners.emplace(id, std::move(listener));
   return id;
 }
 
-void ToolRegistry::remove_listener(std::uint64_t id) {
+void ToolRegistry::remove_listener(std::uint64_t id) const {
   std::lock_guard lock(impl_->listeners_mutex);
   impl_->listeners.erase(id);
 }

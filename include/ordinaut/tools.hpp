@@ -133,9 +133,11 @@ class ToolRegistry {
 
   /// Incremented on every add or remove.
   std::uint64_t generation() const noexcept;
-  /// Registers a listener called after every add or remove; returns its id.
-  std::uint64_t on_change(std::function<void()> listener);
-  void remove_listener(std::uint64_t id);
+  /// Registers a listener called after every add or remove (on the thread that
+  /// changed the registry, outside its lock; keep it short); returns its id.
+  /// Const: observing changes does not modify the registry.
+  std::uint64_t on_change(std::function<void()> listener) const;
+  void remove_listener(std::uint64_t id) const;
 
   std::vector<ToolStats> stats() const;
 
@@ -153,6 +155,11 @@ class ToolView {
   Result<Json> call(std::string_view name, const JsonValue& input, ToolContext* context = nullptr) const {
     return registry_->call(name, input, context);
   }
+  /// Changes whenever a tool is added or removed (e.g. a lazy extension loads).
+  std::uint64_t generation() const noexcept { return registry_->generation(); }
+  /// See ToolRegistry::on_change; remove the listener before it dangles.
+  std::uint64_t on_change(std::function<void()> listener) const { return registry_->on_change(std::move(listener)); }
+  void remove_listener(std::uint64_t id) const { registry_->remove_listener(id); }
 
  private:
   const ToolRegistry* registry_;
