@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include "ordinaut/introspection.hpp"
 #include "ordinaut/manifest.hpp"
 #include "module_loader.hpp"
 #include "static_files.hpp"
@@ -192,6 +193,8 @@ class HostSetupContext final : public SetupContext {
   const std::filesystem::path& extension_dir() const override { return dir_; }
   const Logger& logger() const override { return logger_; }
   Json host_status() const override;
+  MetricsRegistry& metrics() override;
+  const HostIntrospection& introspection() const override;
 
  private:
   void require(Capability c) const {
@@ -240,6 +243,20 @@ struct ExtensionHost::Impl {
   std::vector<Entry*> load_order;
 
   RouteCounters host_counters;  // /ext/status and errors outside any extension
+
+  // Business metrics: one root; each extension's "ext_{id}_" scope is made
+  // once and kept for the host's lifetime, so a reload gets its metrics back.
+  MetricsRegistry metrics;
+  std::mutex metrics_mutex;
+  std::map<std::string, std::unique_ptr<MetricsRegistry>, std::less<>> extension_metrics;
+  std::unique_ptr<HostIntrospection> introspection;
+
+  MetricsRegistry& metrics_of(const std::string& id) {
+    std::lock_guard lock(metrics_mutex);
+    auto& scope = extension_metrics[id];
+    if (!scope) scope = metrics.scope("ext_" + id + "_");
+    return *scope;
+  }
   std::chrono::steady_clock::time_point start_time = std::chrono::steady_clock::now();
 
   Logger extension_logger(const std::string& id) const { return Logger(sink, id); }
@@ -559,6 +576,25 @@ HostSetupContext::HostSetupContext(ExtensionHost::Impl& host, Entry& entry, Runt
       logger_(host.extension_logger(entry.id)) {}
 
 Json HostSetupContext::host_status() const { return host_.status(); }
+MetricsRegistry& HostSetupContext::metrics() { return host_.metrics_of(entry_.id); }
+const HostIntrospection& HostSetupContext::introspection() const { return *host_.introspection; }
+
+// Reads the host's own counters for observability; counts nothing itself.
+class HostIntrospectionView final : public HostIntrospection {
+ public:
+  HostIntrospectionView(const ExtensionHost& host, const ExtensionHost::Impl& impl) : host_(host), impl_(impl) {}
+  std::vector<ExtensionSnapshot> extensions() const override { return host_.snapshot(); }
+  RouteMetrics host_requests() const override { return impl_.host_counters.snapshot("*", "(host)"); }
+  std::vector<ToolStats> tool_stats() const override { return impl_.tools->stats(); }
+  Json event_bus_health() const override { return impl_.bus->health(); }
+  Json subscriber_health(std::string_view id) const override { return impl_.bus->subscriber_health(id); }
+  std::vector<ExtensionTasks> background_tasks() const override { return {}; }  // no supervisor yet
+  const MetricsRegistry& metrics() const override { return impl_.metrics; }
+
+ private:
+  const ExtensionHost& host_;
+  const ExtensionHost::Impl& impl_;
+};
 
 Response ExtensionHost::Impl::handle(Request& request) {
   const auto started = std::chrono::steady_clock::now();
@@ -879,6 +915,7 @@ ExtensionHost::ExtensionHost(HostOptions options) : impl_(std::make_unique<Impl>
   impl_->bus = impl_->options.event_bus ? impl_->options.event_bus : make_memory_event_bus();
   impl_->require_scopes = impl_->options.require_scopes.value_or(false);
   impl_->scope_resolver = impl_->options.scope_resolver;
+  impl_->introspection = std::make_unique<HostIntrospectionView>(*this, *impl_);
 }
 
 ExtensionHost::~ExtensionHost() {

@@ -24,11 +24,14 @@
 #include "ordinaut/http.hpp"
 #include "ordinaut/json.hpp"
 #include "ordinaut/logging.hpp"
+#include "ordinaut/metrics.hpp"
 #include "ordinaut/tools.hpp"
 #include "ordinaut/version.hpp"
 
 namespace ordinaut {
 inline namespace ORDINAUT_ABI_NAMESPACE {
+
+class HostIntrospection;  // ordinaut/introspection.hpp
 
 struct ExtensionInfo {
   std::string id;       ///< [a-z][a-z0-9_]{0,63}; must equal the manifest's
@@ -73,6 +76,13 @@ class SetupContext {
   virtual const Logger& logger() const = 0;
   /// The host's status document (same as GET /ext/status), for dashboards.
   virtual Json host_status() const = 0;
+  /// Business metrics of this extension: every name is registered as
+  /// "ext_{id}_{name}" and exported by observability. Always available.
+  virtual MetricsRegistry& metrics() = 0;
+  /// Read-only counters of the whole host (extensions, routes, tools, event
+  /// bus, tasks, metrics), for observability. Always available, like
+  /// host_status(). Include ordinaut/introspection.hpp to use it.
+  virtual const HostIntrospection& introspection() const = 0;
 };
 
 class Extension {

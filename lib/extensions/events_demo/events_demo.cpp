@@ -1,7 +1,76 @@
-// events_demo: built-in extension (its full behaviour comes with its own issue).
+// events_demo: publish events over HTTP and watch them live as Server-Sent Events.
+//
+//   POST /ext/events_demo/publish/{name}   body: any JSON value
+//        → 200 {"id": "<event id>", "topic": "events_demo.{name}"}
+//   GET  /ext/events_demo/stream/{name}    text/event-stream
+//   GET  /ext/events_demo/recent           the history ring, newest last
+//
+// Topic naming: everything this extension publishes is "events_demo.{name}",
+// so other extensions subscribe to "events_demo.*" (or one name) without
+// catching anyone else's topics. {name} is 1+ characters of [A-Za-z0-9_.:-]
+// (the whole topic at most 200). A stream's {name} may also be "*" (every
+// events_demo topic) or end in ".*" ("orders.*" → "events_demo.orders.*").
+//
+// Streams: each event is written as
+//   id: <event id>\nevent: <topic>\ndata: <Event::to_json()>\n\n
+// with a comment line (": heartbeat") every `heartbeat` seconds (query
+// parameter, 0.1–60, default 5) so proxies keep the connection and a client
+// that left is noticed. Query parameters `group` and `consumer` are passed to
+// the bus: streams in one group share the events, each event going to one of
+// them. A stream ends when the client leaves (a write fails), the extension
+// shuts down or the server stops; its subscription is then cancelled.
+//
+// Resume: the bus interface has no history to read back, and the in-memory bus
+// keeps none. So events_demo keeps its own: the last kHistory events of
+// "events_demo.*", recorded by its own subscription. A stream opened with a
+// Last-Event-ID header (or `last_event_id` query parameter, for a first
+// EventSource connection) first replays the recorded events after that id
+// that match its pattern, then goes on live, without duplicates. An id no
+// longer in the history is reported with a comment and the stream goes on
+// live. Streams in a group never replay: there the bus's consumer group is
+// what resumes (on Redis), and replaying would duplicate what other members
+// received. Best effort: an event published just before the stream opened,
+// and not yet recorded by the history's own subscription, is not replayed.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <deque>
+#include <list>
+#include <mutex>
+#include <set>
+
+#include <fmt/format.h>
 #include <ordinaut/extension.hpp>
 
 namespace {
+
+using ordinaut::Capability;
+using ordinaut::Request;
+using ordinaut::Response;
+
+constexpr std::size_t kHistory = 1024;           // events kept for Last-Event-ID resume
+constexpr std::size_t kStreamQueue = 4096;       // events buffered per slow stream
+constexpr std::size_t kMaxStreams = 64;          // each stream holds a server thread
+constexpr double kDefaultHeartbeatSeconds = 5;
+constexpr std::string_view kPrefix = "events_demo.";
+
+bool valid_client_name(std::string_view s) {
+  if (s.empty() || s.size() > 64) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == ':' || c == '-';
+  });
+}
+
+// One open stream; shared with its bus handler so a late delivery never
+// touches freed memory.
+struct StreamState {
+  std::mutex mutex;
+  std::condition_variable ready;
+  std::deque<ordinaut::Event> queue;
+  std::uint64_t dropped = 0;
+};
 
 class EventsDemo final : public ordinaut::Extension {
  public:
@@ -9,9 +78,326 @@ class EventsDemo final : public ordinaut::Extension {
     return {"events_demo", "Events demo", "0.1.0", "Publish, subscribe and stream events over Server-Sent Events"};
   }
   ordinaut::CapabilitySet requested_capabilities() const override {
-    return {ordinaut::Capability::ROUTES, ordinaut::Capability::EVENTS_PUB, ordinaut::Capability::EVENTS_SUB};
+    return {Capability::ROUTES, Capability::EVENTS_PUB, Capability::EVENTS_SUB};
   }
-  std::optional<ordinaut::Router> setup(ordinaut::SetupContext&) override { return ordinaut::Router{}; }
+
+  std::optional<ordinaut::Router> setup(ordinaut::SetupContext& context) override {
+    log_ = std::make_unique<ordinaut::Logger>(context.logger());
+    if (context.granted(Capability::EVENTS_PUB)) publisher_ = &context.events_publisher();
+    if (context.granted(Capability::EVENTS_SUB)) {
+      subscriber_ = &context.events_subscriber();
+      auto sub = subscriber_->subscribe("events_demo.*", [this](const ordinaut::Event& e) { record(e); });
+      if (!sub) throw std::runtime_error("cannot subscribe to events_demo.*: " + sub.error().message);
+      history_subscription_ = *sub;
+    }
+    auto& metrics = context.metrics();
+    published_ = &metrics.counter("published_total", "Events published through POST /publish/{name}.");
+    publish_errors_ = &metrics.counter("publish_errors_total", "Publish requests refused by the bus.");
+    streams_ = &metrics.gauge("streams", "Server-Sent Event streams open now.");
+    streamed_ = &metrics.counter("streamed_events_total", "Events written to Server-Sent Event streams.");
+
+    ordinaut::Router router;
+    router.post("/publish/{name}", [this](Request& r) { return publish(r); },
+                {.summary = "Publish the JSON body to events_demo.{name}; returns the event id",
+                 .request_schema = {},
+                 .response_schema = R"({"type":"object","required":["id","topic"]})"});
+    router.get("/stream/{name}", [this](Request& r) { return stream(r); },
+               {.summary = "Server-Sent Events of events_demo.{name} (group, consumer, heartbeat, Last-Event-ID)",
+                .request_schema = {},
+                .response_schema = {}});
+    router.get("/recent", [this](Request& r) { return recent(r); },
+               {.summary = "The recorded history (newest last); ?name= filters by topic pattern",
+                .request_schema = {},
+                .response_schema = {}});
+    return router;
+  }
+
+  void on_shutdown() override {
+    history_subscription_.cancel();
+    stopping_.store(true);
+    std::lock_guard lock(streams_mutex_);
+    for (auto& s : open_streams_) {
+      { std::lock_guard state_lock(s->mutex); }  // a stream between its check and its wait sees the flag
+      s->ready.notify_all();
+    }
+  }
+
+  ordinaut::Json health_checks() const override {
+    ordinaut::Json doc = ordinaut::json::object();
+    auto& a = doc.GetAllocator();
+    ordinaut::JsonValue h(rapidjson::kObjectType);
+    h.AddMember("status", "ok", a);
+    {
+      std::lock_guard lock(history_mutex_);
+      h.AddMember("events", static_cast<std::uint64_t>(history_.size()), a);
+    }
+    h.AddMember("capacity", static_cast<std::uint64_t>(kHistory), a);
+    h.AddMember("recording", subscriber_ != nullptr, a);
+    doc.AddMember("history", h, a);
+    ordinaut::JsonValue s(rapidjson::kObjectType);
+    s.AddMember("status", "ok", a);
+    {
+      std::lock_guard lock(streams_mutex_);
+      s.AddMember("open", static_cast<std::uint64_t>(open_streams_.size()), a);
+    }
+    s.AddMember("limit", static_cast<std::uint64_t>(kMaxStreams), a);
+    doc.AddMember("streams", s, a);
+    return doc;
+  }
+
+ private:
+  static Response missing(Capability c, std::string_view what) {
+    return Response::error(403, "forbidden",
+                           fmt::format("events_demo cannot {}: {} is not granted", what, ordinaut::to_string(c)),
+                           fmt::format(R"({{"missing_capability":"{}"}})", ordinaut::to_string(c)));
+  }
+
+  Response publish(Request& request) {
+    if (publisher_ == nullptr) return missing(Capability::EVENTS_PUB, "publish");
+    const std::string topic = fmt::format("{}{}", kPrefix, request.param("name"));
+    if (auto v = ordinaut::validate_topic(topic); !v) {
+      return Response::error(400, "bad_request", fmt::format("event name \"{}\" is invalid: {}", request.param("name"),
+                                                             v.error().message),
+                             fmt::format(R"({{"name":"{}"}})", ordinaut::json::escape(request.param("name"))));
+    }
+    if (request.body.find_first_not_of(" \t\r\n") == std::string::npos) {
+      return Response::error(400, "bad_request", "request body is empty: send a JSON value, e.g. {\"text\":\"hi\"}");
+    }
+    auto body = request.json();
+    if (!body) {
+      ordinaut::Json probe;  // the same parse again, for the position as numbers
+      probe.Parse<rapidjson::kParseFullPrecisionFlag>(request.body.data(), request.body.size());
+      const std::size_t offset = probe.GetErrorOffset();
+      std::size_t line = 1, column = 1;
+      for (std::size_t i = 0; i < offset && i < request.body.size(); ++i) {
+        if (request.body[i] == '\n') {
+          ++line;
+          column = 1;
+        } else {
+          ++column;
+        }
+      }
+      return Response::error(400, "bad_request", "request body is not valid JSON: " + body.error().message,
+                             fmt::format(R"({{"offset":{},"line":{},"column":{}}})", offset, line, column));
+    }
+    auto id = publisher_->publish(topic, *body);
+    if (!id) {
+      publish_errors_->inc();
+      const bool client = id.error().code == "invalid_topic";
+      return Response::error(client ? 400 : 503, client ? "bad_request" : "unavailable",
+                             "the event bus refused the event: " + id.error().message,
+                             fmt::format(R"({{"code":"{}"}})", ordinaut::json::escape(id.error().code)));
+    }
+    published_->inc();
+    return Response::json_text(200, fmt::format(R"({{"id":"{}","topic":"{}"}})", ordinaut::json::escape(*id),
+                                                ordinaut::json::escape(topic)));
+  }
+
+  Response stream(Request& request) {
+    if (subscriber_ == nullptr) return missing(Capability::EVENTS_SUB, "subscribe");
+    const std::string pattern = fmt::format("{}{}", kPrefix, request.param("name"));
+    if (!ordinaut::validate_pattern(pattern).ok()) {
+      return Response::error(400, "bad_request",
+                             fmt::format("stream name \"{}\" is invalid: use [A-Za-z0-9_.:-], \"*\" or \"prefix.*\"",
+                                         request.param("name")),
+                             fmt::format(R"({{"name":"{}"}})", ordinaut::json::escape(request.param("name"))));
+    }
+    ordinaut::SubscribeOptions options;
+    for (auto [key, target] : {std::pair{"group", &options.group}, std::pair{"consumer", &options.consumer}}) {
+      if (auto v = request.query(key)) {
+        if (!valid_client_name(*v)) {
+          return Response::error(400, "bad_request",
+                                 fmt::format("query parameter {} must be 1 to 64 characters of [A-Za-z0-9_.:-]", key),
+                                 fmt::format(R"({{"parameter":"{}"}})", key));
+        }
+        *target = *v;
+      }
+    }
+    if (!options.consumer.empty() && options.group.empty()) {
+      return Response::error(400, "bad_request", "query parameter consumer needs group",
+                             R"({"parameter":"consumer"})");
+    }
+    double heartbeat = kDefaultHeartbeatSeconds;
+    if (auto v = request.query("heartbeat")) {
+      char* end = nullptr;
+      heartbeat = std::strtod(v->c_str(), &end);
+      if (v->empty() || *end != '\0' || !(heartbeat >= 0.1 && heartbeat <= 60)) {
+        return Response::error(400, "bad_request", "query parameter heartbeat must be a number of seconds from 0.1 to 60",
+                               R"({"parameter":"heartbeat"})");
+      }
+    }
+    std::string last_id(request.header("Last-Event-ID"));
+    if (last_id.empty()) last_id = request.query("last_event_id").value_or("");
+
+    auto state = std::make_shared<StreamState>();
+    {
+      std::lock_guard lock(streams_mutex_);
+      if (stopping_.load()) return Response::error(503, "unavailable", "events_demo is shutting down");
+      if (open_streams_.size() >= kMaxStreams) {
+        return Response::error(503, "unavailable",
+                               fmt::format("too many open streams (limit {}); try again later", kMaxStreams),
+                               fmt::format(R"({{"limit":{}}})", kMaxStreams));
+      }
+      open_streams_.push_back(state);
+    }
+    // Subscribe before replaying, so nothing published in between is missed.
+    auto sub = subscriber_->subscribe(
+        pattern,
+        [state](const ordinaut::Event& e) {
+          {
+            std::lock_guard lock(state->mutex);
+            if (state->queue.size() >= kStreamQueue) {
+              state->queue.pop_front();
+              ++state->dropped;
+            }
+            state->queue.push_back(e);
+          }
+          state->ready.notify_one();
+        },
+        options);
+    if (!sub) {
+      forget(state);
+      return Response::error(sub.error().code == "invalid_pattern" ? 400 : 503,
+                             sub.error().code == "invalid_pattern" ? "bad_request" : "unavailable",
+                             "cannot subscribe: " + sub.error().message,
+                             fmt::format(R"({{"code":"{}"}})", ordinaut::json::escape(sub.error().code)));
+    }
+    // The lease ends the subscription when the producer is gone, whether it
+    // ran to the end or never ran at all (HEAD, a server that gave up).
+    auto lease = std::make_shared<StreamLease>(this, state, *sub);
+    auto interval = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::duration<double>(heartbeat));
+    if (!options.group.empty()) last_id.clear();
+    return Response::event_stream([this, lease, pattern, last_id, interval](ordinaut::StreamSink& sink) {
+      run_stream(sink, *lease->state, pattern, last_id, interval);
+    });
+  }
+
+  struct StreamLease {
+    StreamLease(EventsDemo* owner_, std::shared_ptr<StreamState> state_, ordinaut::Subscription subscription_)
+        : owner(owner_), state(std::move(state_)), subscription(subscription_) {
+      owner->streams_->inc();
+    }
+    ~StreamLease() {
+      subscription.cancel();
+      owner->streams_->dec();
+      owner->forget(state);
+    }
+    StreamLease(const StreamLease&) = delete;
+    StreamLease& operator=(const StreamLease&) = delete;
+    EventsDemo* owner;
+    std::shared_ptr<StreamState> state;
+    ordinaut::Subscription subscription;
+  };
+
+  void run_stream(ordinaut::StreamSink& sink, StreamState& state, const std::string& pattern,
+                  const std::string& last_id, std::chrono::milliseconds heartbeat) {
+    if (!sink.write(fmt::format("retry: 2000\n: events_demo stream of {}\n\n", pattern))) return;
+    std::set<std::string> replayed;
+    if (!last_id.empty()) {
+      std::vector<std::shared_ptr<const ordinaut::Event>> events;
+      bool found = false;
+      {
+        std::lock_guard lock(history_mutex_);
+        for (const auto& e : history_) {
+          if (found && ordinaut::topic_matches(pattern, e->topic)) events.push_back(e);
+          if (e->id == last_id) found = true;
+        }
+      }
+      if (!found) {
+        if (!sink.write(fmt::format(": last-event-id {} is not among the last {} events; streaming live events\n\n",
+                                    last_id.substr(0, 100), kHistory))) {
+          return;
+        }
+      }
+      for (const auto& e : events) {
+        replayed.insert(e->id);
+        if (!write_event(sink, *e)) return;
+      }
+    }
+    std::vector<ordinaut::Event> batch;
+    while (sink.is_open()) {
+      std::uint64_t dropped = 0;
+      {
+        std::unique_lock lock(state.mutex);
+        state.ready.wait_for(lock, heartbeat, [&] { return !state.queue.empty() || stopping_.load(); });
+        if (stopping_.load()) return;
+        batch.assign(std::make_move_iterator(state.queue.begin()), std::make_move_iterator(state.queue.end()));
+        state.queue.clear();
+        std::swap(dropped, state.dropped);
+      }
+      if (batch.empty()) {
+        if (!sink.write(": heartbeat\n\n")) return;
+        continue;
+      }
+      if (dropped > 0 && !sink.write(fmt::format(": {} events dropped: this client reads too slowly\n\n", dropped))) {
+        return;
+      }
+      for (const auto& e : batch) {
+        if (!replayed.empty() && replayed.count(e.id) > 0) continue;
+        if (!write_event(sink, e)) return;
+      }
+      batch.clear();
+    }
+  }
+
+  bool write_event(ordinaut::StreamSink& sink, const ordinaut::Event& e) {
+    if (!sink.write(ordinaut::format_sse_event(e.to_json(), e.topic, e.id))) return false;
+    streamed_->inc();
+    return true;
+  }
+
+  void forget(const std::shared_ptr<StreamState>& state) {
+    std::lock_guard lock(streams_mutex_);
+    open_streams_.remove(state);
+  }
+
+  void record(const ordinaut::Event& e) {
+    auto copy = std::make_shared<const ordinaut::Event>(e);
+    std::lock_guard lock(history_mutex_);
+    if (history_.size() >= kHistory) history_.pop_front();
+    history_.push_back(std::move(copy));
+  }
+
+  Response recent(Request& request) {
+    std::string pattern = "events_demo.*";
+    if (auto name = request.query("name")) {
+      pattern = fmt::format("{}{}", kPrefix, *name);
+      if (*name != "*" && !ordinaut::validate_pattern(pattern).ok()) {
+        return Response::error(400, "bad_request", "query parameter name must be a topic name, \"*\" or \"prefix.*\"",
+                               R"({"parameter":"name"})");
+      }
+      if (*name == "*") pattern = "events_demo.*";
+    }
+    std::string out = R"({"capacity":)" + std::to_string(kHistory) + R"(,"recording":)" +
+                      (subscriber_ ? "true" : "false") + R"(,"events":[)";
+    bool first = true;
+    std::lock_guard lock(history_mutex_);
+    for (const auto& e : history_) {
+      if (!ordinaut::topic_matches(pattern, e->topic)) continue;
+      if (!first) out += ',';
+      first = false;
+      out += e->to_json();
+    }
+    out += "]}";
+    return Response::json_text(200, std::move(out));
+  }
+
+  std::unique_ptr<ordinaut::Logger> log_;
+  const ordinaut::EventPublisher* publisher_ = nullptr;
+  const ordinaut::EventSubscriber* subscriber_ = nullptr;
+  ordinaut::Subscription history_subscription_;
+
+  mutable std::mutex history_mutex_;
+  std::deque<std::shared_ptr<const ordinaut::Event>> history_;
+
+  mutable std::mutex streams_mutex_;
+  std::list<std::shared_ptr<StreamState>> open_streams_;
+  std::atomic<bool> stopping_{false};
+
+  ordinaut::Counter* published_ = nullptr;
+  ordinaut::Counter* publish_errors_ = nullptr;
+  ordinaut::Gauge* streams_ = nullptr;
+  ordinaut::Counter* streamed_ = nullptr;
 };
 
 }  // namespace

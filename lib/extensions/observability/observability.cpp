@@ -1,7 +1,188 @@
-// observability: Prometheus metrics of the host (filled in by its issue).
+// observability: GET /ext/observability/metrics in the Prometheus text format.
+//
+// It exposes what the host already counts (requests and latency per route
+// template, extension states and load times, tools, event bus, background
+// tasks), the process' resource use read from /proc/self, task execution
+// statistics it counts from the `task.*` events, and every extension's
+// business metrics. Labels only ever hold route templates, extension ids,
+// tool names and fixed words, never raw URLs, so the body does not grow with
+// the URLs clients invent.
+//
+// Task events (published by the host application as source "core", or by an
+// extension), payload a JSON object:
+//   task.started    {"task_id": "<id>", ...}
+//   task.succeeded  {"task_id": "<id>", "duration_ms": <number >= 0>, ...}
+//   task.failed     {"task_id": "<id>", "duration_ms": <number >= 0>, "error": "...", ...}
+// duration_ms is optional on task.failed (a run that never started has none).
+// Other task.* topics are counted as ignored; a payload that breaks this
+// shape is counted as invalid and nothing else.
+#include <dirent.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <mutex>
+
 #include <ordinaut/extension.hpp>
+#include <ordinaut/host.hpp>
+#include <ordinaut/introspection.hpp>
 
 namespace {
+
+using ordinaut::Capability;
+using ordinaut::MetricType;
+using ordinaut::prometheus::TextWriter;
+
+constexpr std::array<const char*, 6> kStatusClasses = {"", "1xx", "2xx", "3xx", "4xx", "5xx"};
+constexpr std::array<ordinaut::ExtensionState, 6> kExtensionStates = {
+    ordinaut::ExtensionState::discovered, ordinaut::ExtensionState::loading, ordinaut::ExtensionState::active,
+    ordinaut::ExtensionState::error,      ordinaut::ExtensionState::disabled, ordinaut::ExtensionState::stopped};
+constexpr std::array<ordinaut::TaskState, 4> kTaskStates = {
+    ordinaut::TaskState::running, ordinaut::TaskState::backing_off, ordinaut::TaskState::failed,
+    ordinaut::TaskState::stopped};
+
+std::string read_file(const char* path) {
+  std::string text;
+  if (FILE* f = std::fopen(path, "re")) {
+    char buf[4096];
+    std::size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
+    std::fclose(f);
+  }
+  return text;
+}
+
+struct ProcessStats {
+  double cpu_seconds = 0;
+  double resident_bytes = 0;
+  double virtual_bytes = 0;
+  double threads = 0;
+  double start_time_seconds = 0;
+  double open_fds = 0;
+  double max_fds = 0;
+};
+
+// Reads /proc/self/stat (fields numbered as in proc(5)) and counts /proc/self/fd.
+ProcessStats read_process_stats(double boot_time_seconds) {
+  static const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
+  static const double page = static_cast<double>(sysconf(_SC_PAGESIZE));
+  ProcessStats p;
+  std::string stat = read_file("/proc/self/stat");
+  // The command name (field 2) may hold spaces and ')': fields resume after the last ')'.
+  auto close = stat.rfind(')');
+  if (close != std::string::npos) {
+    std::vector<std::string_view> fields;
+    std::string_view rest(stat.data() + close + 1, stat.size() - close - 1);
+    while (!rest.empty()) {
+      auto start = rest.find_first_not_of(' ');
+      if (start == std::string_view::npos) break;
+      rest.remove_prefix(start);
+      auto end = rest.find(' ');
+      fields.push_back(rest.substr(0, end));
+      if (end == std::string_view::npos) break;
+      rest.remove_prefix(end);
+    }
+    auto field = [&](std::size_t number) -> double {  // proc(5) numbering; fields[0] is field 3
+      if (number < 3 || number - 3 >= fields.size()) return 0;
+      return std::strtod(std::string(fields[number - 3]).c_str(), nullptr);
+    };
+    p.cpu_seconds = (field(14) + field(15)) / ticks;
+    p.threads = field(20);
+    p.start_time_seconds = boot_time_seconds + field(22) / ticks;
+    p.virtual_bytes = field(23);
+    p.resident_bytes = field(24) * page;
+  }
+  if (DIR* dir = ::opendir("/proc/self/fd")) {
+    int count = 0;
+    while (const dirent* e = ::readdir(dir)) {
+      if (e->d_name[0] != '.') ++count;
+    }
+    ::closedir(dir);
+    p.open_fds = count - 1;  // not the directory stream itself
+  }
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) == 0) p.max_fds = static_cast<double>(limit.rlim_cur);
+  return p;
+}
+
+double read_boot_time() {
+  std::string stat = read_file("/proc/stat");
+  auto pos = stat.find("\nbtime ");
+  return pos == std::string::npos ? 0 : std::strtod(stat.c_str() + pos + 7, nullptr);
+}
+
+double number_field(const ordinaut::JsonValue& object, const char* name, double fallback = 0) {
+  if (!object.IsObject()) return fallback;
+  auto it = object.FindMember(name);
+  return it != object.MemberEnd() && it->value.IsNumber() ? it->value.GetDouble() : fallback;
+}
+
+// Makes per-extension event counters monotonic. The bus reports counters per
+// live subscription, and a cancelled subscription's counts vanish with it; the
+// last values seen of a vanished subscription are kept here so totals never
+// go down. (Deliveries between the last scrape and a cancel are not seen.)
+class SubscriptionTotals {
+ public:
+  struct Totals {
+    double delivered = 0, failed = 0, dropped = 0, lag = 0, subscriptions = 0;
+  };
+
+  Totals update(const std::string& extension, const ordinaut::JsonValue& subscriptions) {
+    std::lock_guard lock(mutex_);
+    Known& known = by_extension_[extension];
+    std::map<std::string, Counts> live;
+    Totals t;
+    if (subscriptions.IsArray()) {
+      for (const auto& s : subscriptions.GetArray()) {
+        std::string id;
+        if (auto it = s.FindMember("id"); it != s.MemberEnd()) {
+          id = it->value.IsString() ? it->value.GetString() : it->value.IsNumber() ? std::to_string(it->value.GetDouble()) : "";
+        }
+        Counts c{number_field(s, "delivered"), number_field(s, "failed"), number_field(s, "dropped")};
+        t.lag += number_field(s, "lag", number_field(s, "pending"));
+        t.subscriptions += 1;
+        live[id] = c;
+      }
+    }
+    for (auto& [id, last] : known.live) {
+      if (!live.contains(id)) {
+        known.retired.delivered += last.delivered;
+        known.retired.failed += last.failed;
+        known.retired.dropped += last.dropped;
+      }
+    }
+    known.live = std::move(live);
+    Counts sum = known.retired;
+    for (auto& [id, c] : known.live) {
+      sum.delivered += c.delivered;
+      sum.failed += c.failed;
+      sum.dropped += c.dropped;
+    }
+    // Scrapes run concurrently: never report less than before.
+    known.reported.delivered = std::max(known.reported.delivered, sum.delivered);
+    known.reported.failed = std::max(known.reported.failed, sum.failed);
+    known.reported.dropped = std::max(known.reported.dropped, sum.dropped);
+    t.delivered = known.reported.delivered;
+    t.failed = known.reported.failed;
+    t.dropped = known.reported.dropped;
+    return t;
+  }
+
+ private:
+  struct Counts {
+    double delivered = 0, failed = 0, dropped = 0;
+  };
+  struct Known {
+    std::map<std::string, Counts> live;
+    Counts retired;
+    Counts reported;
+  };
+  std::mutex mutex_;
+  std::map<std::string, Known> by_extension_;
+};
 
 class Observability final : public ordinaut::Extension {
  public:
@@ -9,8 +190,350 @@ class Observability final : public ordinaut::Extension {
     return {"observability", "Observability", "0.1.0",
             "Prometheus metrics for the host, its extensions, tools, events and the process"};
   }
-  ordinaut::CapabilitySet requested_capabilities() const override { return {ordinaut::Capability::ROUTES}; }
-  std::optional<ordinaut::Router> setup(ordinaut::SetupContext&) override { return ordinaut::Router{}; }
+  ordinaut::CapabilitySet requested_capabilities() const override {
+    return {Capability::ROUTES, Capability::EVENTS_SUB};
+  }
+
+  std::optional<ordinaut::Router> setup(ordinaut::SetupContext& context) override {
+    host_ = &context.introspection();
+    log_ = std::make_unique<ordinaut::Logger>(context.logger());
+    boot_time_ = read_boot_time();
+    for (double bound : ordinaut::latency_buckets()) {
+      std::string le;
+      ordinaut::prometheus::append_value(le, bound);
+      latency_le_.push_back(std::move(le));
+    }
+    // Series for the host itself exist from the start, so dashboards see 0.
+    (void)task_series("core");
+    for (const char* kind : {"counted", "ignored", "invalid"}) (void)task_events(kind);
+    if (context.granted(Capability::EVENTS_SUB)) {
+      auto sub = context.events_subscriber().subscribe(
+          "task.*", [this](const ordinaut::Event& event) { on_task_event(event); });
+      if (!sub) throw std::runtime_error("cannot subscribe to task.*: " + sub.error().message);
+      subscription_ = *sub;
+      task_events_subscribed_ = true;
+    } else {
+      context.logger().warn("task_events_off", "EVENTS_SUB is not granted: task.* statistics are not collected");
+    }
+
+    ordinaut::Router router;
+    router.get("/metrics", [this](ordinaut::Request&) { return render(); },
+               {.summary = "Prometheus metrics (text format 0.0.4)", .request_schema = {}, .response_schema = {}});
+    return router;
+  }
+
+  void on_shutdown() override { subscription_.cancel(); }
+
+ private:
+  struct TaskSeries {
+    ordinaut::Counter* started;
+    ordinaut::Counter* succeeded;
+    ordinaut::Counter* failed;
+    ordinaut::Histogram* succeeded_seconds;
+    ordinaut::Histogram* failed_seconds;
+  };
+
+  // Series of one event source; sources are extension ids or "core", so
+  // their number is bounded by the extensions the host knows.
+  TaskSeries task_series(const std::string& source) {
+    static const std::vector<double> buckets = {0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600};
+    std::lock_guard lock(task_mutex_);
+    if (auto it = task_by_source_.find(source); it != task_by_source_.end()) return it->second;
+    const ordinaut::MetricLabels labels = {{"source", source}};
+    TaskSeries s{
+        &task_metrics_.counter("ordinaut_task_runs_started_total", "Task runs started (task.started events).", labels),
+        &task_metrics_.counter("ordinaut_task_runs_succeeded_total", "Task runs that succeeded (task.succeeded events).",
+                               labels),
+        &task_metrics_.counter("ordinaut_task_runs_failed_total", "Task runs that failed (task.failed events).", labels),
+        &task_metrics_.histogram("ordinaut_task_run_duration_seconds", "Duration of finished task runs.", buckets,
+                                 {{"outcome", "succeeded"}, {"source", source}}),
+        &task_metrics_.histogram("ordinaut_task_run_duration_seconds", "Duration of finished task runs.", buckets,
+                                 {{"outcome", "failed"}, {"source", source}}),
+    };
+    task_by_source_.emplace(source, s);
+    return s;
+  }
+
+  ordinaut::Counter& task_events(const char* kind) {
+    return task_metrics_.counter("ordinaut_task_events_total",
+                                 "task.* events seen by observability, by how they were counted.", {{"kind", kind}});
+  }
+
+  void on_task_event(const ordinaut::Event& event) {
+    const std::string_view kind = std::string_view(event.topic).substr(5);  // after "task."
+    if (kind != "started" && kind != "succeeded" && kind != "failed") {
+      task_events("ignored").inc();
+      return;
+    }
+    const ordinaut::JsonValue* payload = event.payload.get();
+    bool valid = payload != nullptr && payload->IsObject() && payload->HasMember("task_id") &&
+                 (*payload)["task_id"].IsString();
+    double seconds = -1;
+    if (valid && payload->HasMember("duration_ms")) {
+      const auto& d = (*payload)["duration_ms"];
+      valid = d.IsNumber() && d.GetDouble() >= 0;
+      if (valid) seconds = d.GetDouble() / 1000.0;
+    } else if (valid && kind == "succeeded") {
+      valid = false;  // a success always has a duration
+    }
+    if (!valid) {
+      task_events("invalid").inc();
+      return;
+    }
+    TaskSeries s;
+    try {
+      s = task_series(event.source);
+    } catch (const std::exception&) {  // a series limit: keep the bus healthy
+      task_events("invalid").inc();
+      return;
+    }
+    task_events("counted").inc();
+    if (kind == "started") {
+      s.started->inc();
+    } else if (kind == "succeeded") {
+      s.succeeded->inc();
+      s.succeeded_seconds->observe(seconds);
+    } else {
+      s.failed->inc();
+      if (seconds >= 0) s.failed_seconds->observe(seconds);
+    }
+  }
+
+  ordinaut::Response render() {
+    std::string out;
+    out.reserve(last_size_.load(std::memory_order_relaxed) + 4096);
+    TextWriter w(out);
+    const auto extensions = host_->extensions();
+    const auto host = host_->host_requests();
+    render_http(w, extensions, host);
+    render_extensions(w, extensions);
+    render_tools(w);
+    render_events(w, extensions);
+    render_background_tasks(w);
+    render_process(w);
+    task_metrics_.write_prometheus(out);
+    w.family("ordinaut_task_events_subscribed", "1 when observability receives task.* events (EVENTS_SUB granted).",
+             MetricType::gauge);
+    w.sample("ordinaut_task_events_subscribed").value(task_events_subscribed_ ? 1.0 : 0.0);
+    w.family("ordinaut_build_info", "Library version and plugin ABI version.", MetricType::gauge);
+    w.sample("ordinaut_build_info")
+        .label("version", ordinaut::library_version())
+        .label("abi", std::to_string(ordinaut::library_abi_version()))
+        .value(1.0);
+    host_->metrics().write_prometheus(out);  // business metrics of every extension
+    last_size_.store(out.size(), std::memory_order_relaxed);
+    return ordinaut::Response::text(200, std::move(out), ordinaut::prometheus::kContentType);
+  }
+
+  void render_http(TextWriter& w, const std::vector<ordinaut::ExtensionSnapshot>& extensions,
+                   const ordinaut::RouteMetrics& host) {
+    auto each_route = [&](auto&& fn) {
+      fn(std::string_view("(host)"), host);
+      for (const auto& e : extensions) {
+        for (const auto& r : e.routes) fn(std::string_view(e.id), r);
+      }
+    };
+    w.family("ordinaut_http_requests_total",
+             "HTTP requests under /ext by extension, method, route template and status class. Requests the host "
+             "answers itself have extension and route \"(host)\"; unmatched paths of an extension have route "
+             "\"(unrouted)\".",
+             MetricType::counter);
+    each_route([&](std::string_view id, const ordinaut::RouteMetrics& r) {
+      for (std::size_t c = 1; c < kStatusClasses.size(); ++c) {
+        w.sample("ordinaut_http_requests_total")
+            .label("extension", id)
+            .label("method", r.method)
+            .label("route", r.route)
+            .label("status_class", kStatusClasses[c])
+            .value(r.status_class[c]);
+      }
+    });
+    w.family("ordinaut_http_request_duration_seconds",
+             "Time to produce the response (streams: until the stream starts), by extension, method and route "
+             "template.",
+             MetricType::histogram);
+    each_route([&](std::string_view id, const ordinaut::RouteMetrics& r) {
+      write_latency(w, "ordinaut_http_request_duration_seconds", r.buckets, r.requests, r.seconds_total,
+                    [&](TextWriter& s) -> TextWriter& {
+                      return s.label("extension", id).label("method", r.method).label("route", r.route);
+                    });
+    });
+  }
+
+  template <typename Labels>
+  void write_latency(TextWriter& w, std::string_view name, const std::vector<std::uint64_t>& cumulative,
+                     std::uint64_t count, double sum, Labels&& labels) {
+    for (std::size_t i = 0; i < latency_le_.size(); ++i) {
+      labels(w.sample(name, "_bucket")).label("le", latency_le_[i]).value(i < cumulative.size() ? cumulative[i] : count);
+    }
+    labels(w.sample(name, "_bucket")).label("le", "+Inf").value(count);
+    labels(w.sample(name, "_sum")).value(sum);
+    labels(w.sample(name, "_count")).value(count);
+  }
+
+  void render_extensions(TextWriter& w, const std::vector<ordinaut::ExtensionSnapshot>& extensions) {
+    w.family("ordinaut_extension_requests_total", "HTTP requests an extension served (all its routes).",
+             MetricType::counter);
+    for (const auto& e : extensions) w.sample("ordinaut_extension_requests_total").label("extension", e.id).value(e.requests);
+    w.family("ordinaut_extension_errors_total", "Responses with status >= 500 from an extension's routes.",
+             MetricType::counter);
+    for (const auto& e : extensions) w.sample("ordinaut_extension_errors_total").label("extension", e.id).value(e.errors);
+    w.family("ordinaut_extension_request_duration_seconds", "Request latency of an extension, all routes together.",
+             MetricType::histogram);
+    for (const auto& e : extensions) {
+      std::vector<std::uint64_t> cumulative(latency_le_.size(), 0);
+      double sum = 0;
+      for (const auto& r : e.routes) {
+        for (std::size_t i = 0; i < cumulative.size() && i < r.buckets.size(); ++i) cumulative[i] += r.buckets[i];
+        sum += r.seconds_total;
+      }
+      write_latency(w, "ordinaut_extension_request_duration_seconds", cumulative, e.requests, sum,
+                    [&](TextWriter& s) -> TextWriter& { return s.label("extension", e.id); });
+    }
+    w.family("ordinaut_extension_load_duration_seconds",
+             "Time the last successful load took (module, setup, startup); 0 before the first load.",
+             MetricType::gauge);
+    for (const auto& e : extensions) {
+      w.sample("ordinaut_extension_load_duration_seconds").label("extension", e.id).value(e.load_ms / 1000.0);
+    }
+    w.family("ordinaut_extension_state", "1 for the state the extension is in, 0 for the others.", MetricType::gauge);
+    for (const auto& e : extensions) {
+      for (auto state : kExtensionStates) {
+        w.sample("ordinaut_extension_state")
+            .label("extension", e.id)
+            .label("state", ordinaut::to_string(state))
+            .value(e.state == state ? 1.0 : 0.0);
+      }
+    }
+    w.family("ordinaut_extension_info", "Discovered extensions with their version and discovery source.",
+             MetricType::gauge);
+    for (const auto& e : extensions) {
+      w.sample("ordinaut_extension_info")
+          .label("extension", e.id)
+          .label("version", e.version)
+          .label("source", e.source)
+          .value(1.0);
+    }
+  }
+
+  void render_tools(TextWriter& w) {
+    const auto tools = host_->tool_stats();
+    w.family("ordinaut_tool_calls_total", "Tool calls, by tool and owning extension.", MetricType::counter);
+    for (const auto& t : tools) w.sample("ordinaut_tool_calls_total").label("tool", t.name).label("owner", t.owner).value(t.calls);
+    w.family("ordinaut_tool_errors_total", "Tool calls that returned an error.", MetricType::counter);
+    for (const auto& t : tools) w.sample("ordinaut_tool_errors_total").label("tool", t.name).label("owner", t.owner).value(t.errors);
+    w.family("ordinaut_tool_call_duration_seconds", "Time spent in tool calls (sum and count).", MetricType::summary);
+    for (const auto& t : tools) {
+      w.sample("ordinaut_tool_call_duration_seconds", "_sum").label("tool", t.name).label("owner", t.owner).value(t.seconds_total);
+      w.sample("ordinaut_tool_call_duration_seconds", "_count").label("tool", t.name).label("owner", t.owner).value(t.calls);
+    }
+  }
+
+  void render_events(TextWriter& w, const std::vector<ordinaut::ExtensionSnapshot>& extensions) {
+    ordinaut::Json bus = host_->event_bus_health();
+    std::string kind = "unknown";
+    if (auto k = ordinaut::json::get_string(bus, "kind")) kind = std::string(*k);
+    bool connected = true;
+    if (bus.IsObject() && bus.HasMember("connected") && bus["connected"].IsBool()) connected = bus["connected"].GetBool();
+    w.family("ordinaut_event_bus_connected", "1 while the event bus can publish (Redis: connected).",
+             MetricType::gauge);
+    w.sample("ordinaut_event_bus_connected").label("bus", kind).value(connected ? 1.0 : 0.0);
+    w.family("ordinaut_events_published_total", "Events published on the bus (the bus does not count per topic).",
+             MetricType::counter);
+    w.sample("ordinaut_events_published_total").label("bus", kind).value(number_field(bus, "published"));
+    if (bus.IsObject() && bus.HasMember("reconnects")) {
+      w.family("ordinaut_event_bus_reconnects_total", "Reconnections of the event bus to its server.",
+               MetricType::counter);
+      w.sample("ordinaut_event_bus_reconnects_total").label("bus", kind).value(number_field(bus, "reconnects"));
+    }
+
+    std::vector<SubscriptionTotals::Totals> totals;
+    totals.reserve(extensions.size());
+    for (const auto& e : extensions) totals.push_back(subscriptions_.update(e.id, host_->subscriber_health(e.id)));
+    auto family = [&](const char* name, const char* help, MetricType type, double SubscriptionTotals::Totals::*field) {
+      w.family(name, help, type);
+      for (std::size_t i = 0; i < extensions.size(); ++i) {
+        w.sample(name).label("extension", extensions[i].id).value(totals[i].*field);
+      }
+    };
+    family("ordinaut_events_delivered_total", "Events handled successfully by an extension's subscriptions.",
+           MetricType::counter, &SubscriptionTotals::Totals::delivered);
+    family("ordinaut_events_failed_total", "Events whose handler kept failing after the bus's retries.",
+           MetricType::counter, &SubscriptionTotals::Totals::failed);
+    family("ordinaut_events_dropped_total", "Events dropped because a subscription's queue was full.",
+           MetricType::counter, &SubscriptionTotals::Totals::dropped);
+    family("ordinaut_events_lag", "Events waiting for an extension's subscriptions (queued, or not yet read).",
+           MetricType::gauge, &SubscriptionTotals::Totals::lag);
+    family("ordinaut_event_subscriptions", "Live event subscriptions of an extension.", MetricType::gauge,
+           &SubscriptionTotals::Totals::subscriptions);
+  }
+
+  void render_background_tasks(TextWriter& w) {
+    const auto all = host_->background_tasks();
+    w.family("ordinaut_background_task_state", "1 for the state a background task is in, 0 for the others.",
+             MetricType::gauge);
+    for (const auto& ext : all) {
+      for (const auto& t : ext.tasks) {
+        for (auto state : kTaskStates) {
+          w.sample("ordinaut_background_task_state")
+              .label("extension", ext.extension_id)
+              .label("task", t.name)
+              .label("state", ordinaut::to_string(state))
+              .value(t.state == state ? 1.0 : 0.0);
+        }
+      }
+    }
+    w.family("ordinaut_background_task_restarts_total", "Restarts of a background task after it failed.",
+             MetricType::counter);
+    for (const auto& ext : all) {
+      for (const auto& t : ext.tasks) {
+        w.sample("ordinaut_background_task_restarts_total")
+            .label("extension", ext.extension_id)
+            .label("task", t.name)
+            .value(t.restarts);
+      }
+    }
+    w.family("ordinaut_background_task_last_success_timestamp_seconds",
+             "Unix time of a background task's last clean run; 0 if none.", MetricType::gauge);
+    for (const auto& ext : all) {
+      for (const auto& t : ext.tasks) {
+        w.sample("ordinaut_background_task_last_success_timestamp_seconds")
+            .label("extension", ext.extension_id)
+            .label("task", t.name)
+            .value(static_cast<double>(t.last_success_ms) / 1000.0);
+      }
+    }
+  }
+
+  void render_process(TextWriter& w) {
+    const ProcessStats p = read_process_stats(boot_time_);
+    auto one = [&](const char* name, const char* help, MetricType type, double value) {
+      w.family(name, help, type);
+      w.sample(name).value(value);
+    };
+    one("process_cpu_seconds_total", "User and system CPU time spent, in seconds.", MetricType::counter,
+        p.cpu_seconds);
+    one("process_resident_memory_bytes", "Resident memory size in bytes.", MetricType::gauge, p.resident_bytes);
+    one("process_virtual_memory_bytes", "Virtual memory size in bytes.", MetricType::gauge, p.virtual_bytes);
+    one("process_open_fds", "Open file descriptors.", MetricType::gauge, p.open_fds);
+    one("process_max_fds", "Limit of open file descriptors.", MetricType::gauge, p.max_fds);
+    one("process_threads", "Threads of the process.", MetricType::gauge, p.threads);
+    one("process_start_time_seconds", "Start time of the process since the Unix epoch, in seconds.",
+        MetricType::gauge, p.start_time_seconds);
+  }
+
+  const ordinaut::HostIntrospection* host_ = nullptr;
+  std::unique_ptr<ordinaut::Logger> log_;
+  double boot_time_ = 0;
+  std::vector<std::string> latency_le_;
+  std::atomic<std::size_t> last_size_{0};
+  SubscriptionTotals subscriptions_;
+
+  ordinaut::MetricsRegistry task_metrics_;  // unprefixed: ordinaut_task_*
+  std::mutex task_mutex_;
+  std::map<std::string, TaskSeries> task_by_source_;
+  ordinaut::Subscription subscription_;
+  bool task_events_subscribed_ = false;
 };
 
 }  // namespace
