@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# Builds Ordinaut and runs the whole test suite three ways:
+#   normal      every Meson test                       build dir PREFIX
+#   asan        every Meson test, ASan + UBSan         build dir PREFIX-asan
+#   tsan        Meson suite 'concurrency', TSan        build dir PREFIX-tsan
+# then prints one closing line "N passed, N failed", where N counts test cases
+# over all three runs (doctest cases, plus one per non-doctest Meson test; see
+# docs/testing.md). Exits non-zero if anything failed.
+#
+# Installs missing Debian packages (tools/deps.sh) and runs `npm ci` where
+# node_modules is missing, so it works on a fresh Debian 12 machine.
+#
+# usage: tools/test.sh [--prefix DIR] [--only normal,asan,tsan] [--jobs N]
+#                      [--no-install] [-- extra meson test arguments]
+set -uo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=tools/deps.sh
+source "$root/tools/deps.sh"
+
+prefix="$root/build-test"
+only="normal,asan,tsan"
+jobs="$(nproc 2>/dev/null || echo 2)"
+install=1
+extra=()
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --prefix) prefix="$(realpath -m "$2")"; shift 2 ;;
+    --prefix=*) prefix="$(realpath -m "${1#*=}")"; shift ;;
+    --only) only="$2"; shift 2 ;;
+    --only=*) only="${1#*=}"; shift ;;
+    --jobs|-j) jobs="$2"; shift 2 ;;
+    --jobs=*) jobs="${1#*=}"; shift ;;
+    --no-install) install=0; shift ;;
+    --) shift; extra=("$@"); break ;;
+    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "tools/test.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
+  esac
+done
+
+# The concurrent suites run under ThreadSanitizer; tests opt in with
+# `suite : ['concurrency', ...]` in their meson.build.
+readonly TSAN_SUITE=concurrency
+
+script_started=$SECONDS
+total_passed=0
+total_failed=0
+summaries=()
+
+record() {  # record LABEL PASSED FAILED
+  summaries+=("$1: $2 passed, $3 failed")
+  total_passed=$((total_passed + $2))
+  total_failed=$((total_failed + $3))
+}
+
+finish() {
+  echo
+  echo "== summary"
+  local s
+  for s in "${summaries[@]}"; do echo "   $s"; done
+  echo "   wall time: $((SECONDS - script_started)) s"
+  echo "$total_passed passed, $total_failed failed"
+  [[ $total_failed -eq 0 ]]
+  exit $?
+}
+
+if [[ $install -eq 1 ]]; then
+  if ! ordinaut_install_packages all; then
+    echo "tools/test.sh: could not install the Debian packages listed in tools/deps.sh" >&2
+    record "setup (Debian packages)" 0 1
+    finish
+  fi
+  if ! ordinaut_npm_ci --if-needed "$root"; then
+    echo "tools/test.sh: npm ci failed" >&2
+    record "setup (npm ci)" 0 1
+    finish
+  fi
+fi
+
+# run_variant NAME BUILDDIR SUITE(or "") TIMEOUT_MULTIPLIER MESON_SETUP_ARGS...
+run_variant() {
+  local name="$1" dir="$2" suite="$3" multiplier="$4"
+  shift 4
+  local started=$SECONDS
+  echo
+  echo "== $name: configure $dir $*"
+  if [[ ! -f "$dir/build.ninja" ]]; then
+    if ! meson setup "$dir" "$root" "$@"; then
+      record "$name (configure failed)" 0 1
+      return
+    fi
+  fi
+  local build_targets=()
+  if [[ -n "$suite" ]]; then
+    mapfile -t build_targets < <(python3 "$root/tools/testlog.py" targets "$dir" "$suite")
+    if [[ ${#build_targets[@]} -eq 0 ]]; then
+      echo "== $name: no test is in suite '$suite'; nothing to run"
+      record "$name (suite $suite is empty)" 0 0
+      return
+    fi
+  fi
+  echo "== $name: build"
+  if ! ninja -C "$dir" -j "$jobs" "${build_targets[@]}"; then
+    record "$name (build failed)" 0 1
+    return
+  fi
+  echo "== $name: test"
+  local args=(-C "$dir" --no-rebuild --print-errorlogs --timeout-multiplier "$multiplier")
+  [[ -n "$suite" ]] && args+=(--suite "$suite")
+  rm -f "$dir/meson-logs/testlog.json"
+  meson test "${args[@]}" "${extra[@]}"
+  local counts
+  counts="$(python3 "$root/tools/testlog.py" count "$dir/meson-logs/testlog.json" --label "$name" \
+            --json "$dir/meson-logs/case-counts.json")"
+  echo "$counts"
+  cp -f "$dir/meson-logs/testlog.json" "$dir/meson-logs/testlog-$name.json" 2>/dev/null
+  local p f
+  read -r p f < <(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["passed"], d["failed"])' \
+                  "$dir/meson-logs/case-counts.json")
+  if [[ ! -s "$dir/meson-logs/testlog.json" ]]; then
+    echo "== $name: meson test produced no results"
+    f=$((f + 1))
+  fi
+  record "$name ($((SECONDS - started)) s)" "$p" "$f"
+}
+
+# Sanitizer reports must fail the test. Meson sets similar defaults when these
+# are unset; ours add leak checking and keep UBSan's stack traces.
+export ASAN_OPTIONS="${ASAN_OPTIONS:-halt_on_error=1:abort_on_error=1:detect_leaks=1:print_summary=1}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:abort_on_error=1:print_stacktrace=1:print_summary=1}"
+export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}"
+if [[ -f "$root/tools/lsan.supp" && -z "${LSAN_OPTIONS:-}" ]]; then
+  export LSAN_OPTIONS="suppressions=$root/tools/lsan.supp:print_suppressions=0"
+fi
+if [[ -f "$root/tools/tsan.supp" ]]; then
+  export TSAN_OPTIONS="$TSAN_OPTIONS:suppressions=$root/tools/tsan.supp"
+fi
+
+IFS=',' read -r -a variants <<<"$only"
+for v in "${variants[@]}"; do
+  case "$v" in
+    normal) run_variant normal "$prefix" "" 1 ;;
+    asan) run_variant asan+ubsan "$prefix-asan" "" 3 -Db_sanitize=address,undefined -Db_lundef=false ;;
+    tsan) run_variant tsan "$prefix-tsan" "$TSAN_SUITE" 5 -Db_sanitize=thread -Db_lundef=false ;;
+    *) echo "tools/test.sh: unknown variant '$v' (normal, asan, tsan)" >&2; record "$v (unknown variant)" 0 1 ;;
+  esac
+done
+finish
