@@ -282,26 +282,28 @@ bool is_label_name(std::string_view name) noexcept {
   return std::all_of(name.begin(), name.end(), [](char c) { return name_char(c, false); });
 }
 
-void append_label_value(std::string& out, std::string_view value) {
-  for (char c : value) {
-    switch (c) {
-      case '\\': out += "\\\\"; break;
-      case '"': out += "\\\""; break;
-      case '\n': out += "\\n"; break;
-      default: out += c;
-    }
+namespace {
+// Appends `text` with '\\', '\n' and (when `quote`) '"' escaped; runs
+// without one are copied in bulk (the common case: nothing to escape).
+void append_escaped(std::string& out, std::string_view text, bool quote) {
+  std::size_t start = 0;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c != '\\' && c != '\n' && !(quote && c == '"')) continue;
+    out.append(text.data() + start, i - start);
+    out += '\\';
+    out += c == '\n' ? 'n' : c;
+    start = i + 1;
   }
+  out.append(text.data() + start, text.size() - start);
+}
+}  // namespace
+
+void append_label_value(std::string& out, std::string_view value) {
+  append_escaped(out, value, true);
 }
 
-void append_help(std::string& out, std::string_view text) {
-  for (char c : text) {
-    switch (c) {
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      default: out += c;
-    }
-  }
-}
+void append_help(std::string& out, std::string_view text) { append_escaped(out, text, false); }
 
 void append_value(std::string& out, double value) {
   if (std::isnan(value)) {

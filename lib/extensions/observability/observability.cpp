@@ -114,6 +114,19 @@ double read_boot_time() {
   return pos == std::string::npos ? 0 : std::strtod(stat.c_str() + pos + 7, nullptr);
 }
 
+// `a="x",b="y"` for TextWriter::raw_labels: built once per series, reused per line.
+std::string label_text(std::initializer_list<std::pair<std::string_view, std::string_view>> labels) {
+  std::string out;
+  for (const auto& [name, value] : labels) {
+    if (!out.empty()) out += ',';
+    out += name;
+    out += "=\"";
+    ordinaut::prometheus::append_label_value(out, value);
+    out += '"';
+  }
+  return out;
+}
+
 double number_field(const ordinaut::JsonValue& object, const char* name, double fallback = 0) {
   if (!object.IsObject()) return fallback;
   auto it = object.FindMember(name);
@@ -327,23 +340,33 @@ class Observability final : public ordinaut::Extension {
 
   void render_http(TextWriter& w, const std::vector<ordinaut::ExtensionSnapshot>& extensions,
                    const ordinaut::RouteMetrics& host) {
-    auto each_route = [&](auto&& fn) {
-      fn(std::string_view("(host)"), host);
-      for (const auto& e : extensions) {
-        for (const auto& r : e.routes) fn(std::string_view(e.id), r);
+    // Like a client library's labelled children, a route's series appear with
+    // its first request: the set is bounded by the mounted routes. Label text
+    // is built once per route for the lines it gets.
+    std::vector<std::pair<std::string, const ordinaut::RouteMetrics*>> routes;
+    if (host.requests > 0) {
+      routes.emplace_back(label_text({{"extension", "(host)"}, {"method", host.method}, {"route", host.route}}),
+                          &host);
+    }
+    for (const auto& e : extensions) {
+      for (const auto& r : e.routes) {
+        if (r.requests == 0) continue;
+        routes.emplace_back(label_text({{"extension", e.id}, {"method", r.method}, {"route", r.route}}), &r);
       }
+    }
+    auto each_route = [&](auto&& fn) {
+      for (const auto& [labels, r] : routes) fn(labels, *r);
     };
     w.family("ordinaut_http_requests_total",
              "HTTP requests under /ext by extension, method, route template and status class. Requests the host "
              "answers itself have extension and route \"(host)\"; unmatched paths of an extension have route "
              "\"(unrouted)\".",
              MetricType::counter);
-    each_route([&](std::string_view id, const ordinaut::RouteMetrics& r) {
+    each_route([&](const std::string& labels, const ordinaut::RouteMetrics& r) {
       for (std::size_t c = 1; c < kStatusClasses.size(); ++c) {
+        if (r.status_class[c] == 0) continue;
         w.sample("ordinaut_http_requests_total")
-            .label("extension", id)
-            .label("method", r.method)
-            .label("route", r.route)
+            .raw_labels(labels)
             .label("status_class", kStatusClasses[c])
             .value(r.status_class[c]);
       }
@@ -352,23 +375,20 @@ class Observability final : public ordinaut::Extension {
              "Time to produce the response (streams: until the stream starts), by extension, method and route "
              "template.",
              MetricType::histogram);
-    each_route([&](std::string_view id, const ordinaut::RouteMetrics& r) {
-      write_latency(w, "ordinaut_http_request_duration_seconds", r.buckets, r.requests, r.seconds_total,
-                    [&](TextWriter& s) -> TextWriter& {
-                      return s.label("extension", id).label("method", r.method).label("route", r.route);
-                    });
+    each_route([&](const std::string& labels, const ordinaut::RouteMetrics& r) {
+      write_latency(w, "ordinaut_http_request_duration_seconds", r.buckets, r.requests, r.seconds_total, labels);
     });
   }
 
-  template <typename Labels>
   void write_latency(TextWriter& w, std::string_view name, const std::vector<std::uint64_t>& cumulative,
-                     std::uint64_t count, double sum, Labels&& labels) {
+                     std::uint64_t count, double sum, std::string_view labels) {
     for (std::size_t i = 0; i < latency_le_.size(); ++i) {
-      labels(w.sample(name, "_bucket")).label("le", latency_le_[i]).value(i < cumulative.size() ? cumulative[i] : count);
+      w.sample(name, "_bucket").raw_labels(labels).label("le", latency_le_[i]).value(
+          i < cumulative.size() ? cumulative[i] : count);
     }
-    labels(w.sample(name, "_bucket")).label("le", "+Inf").value(count);
-    labels(w.sample(name, "_sum")).value(sum);
-    labels(w.sample(name, "_count")).value(count);
+    w.sample(name, "_bucket").raw_labels(labels).label("le", "+Inf").value(count);
+    w.sample(name, "_sum").raw_labels(labels).value(sum);
+    w.sample(name, "_count").raw_labels(labels).value(count);
   }
 
   void render_extensions(TextWriter& w, const std::vector<ordinaut::ExtensionSnapshot>& extensions) {
@@ -378,17 +398,15 @@ class Observability final : public ordinaut::Extension {
     w.family("ordinaut_extension_errors_total", "Responses with status >= 500 from an extension's routes.",
              MetricType::counter);
     for (const auto& e : extensions) w.sample("ordinaut_extension_errors_total").label("extension", e.id).value(e.errors);
+    // Sum and count only: the buckets are in ordinaut_http_request_duration_seconds
+    // (sum by extension for an extension's quantiles).
     w.family("ordinaut_extension_request_duration_seconds", "Request latency of an extension, all routes together.",
-             MetricType::histogram);
+             MetricType::summary);
     for (const auto& e : extensions) {
-      std::vector<std::uint64_t> cumulative(latency_le_.size(), 0);
       double sum = 0;
-      for (const auto& r : e.routes) {
-        for (std::size_t i = 0; i < cumulative.size() && i < r.buckets.size(); ++i) cumulative[i] += r.buckets[i];
-        sum += r.seconds_total;
-      }
-      write_latency(w, "ordinaut_extension_request_duration_seconds", cumulative, e.requests, sum,
-                    [&](TextWriter& s) -> TextWriter& { return s.label("extension", e.id); });
+      for (const auto& r : e.routes) sum += r.seconds_total;
+      w.sample("ordinaut_extension_request_duration_seconds", "_sum").label("extension", e.id).value(sum);
+      w.sample("ordinaut_extension_request_duration_seconds", "_count").label("extension", e.id).value(e.requests);
     }
     w.family("ordinaut_extension_load_duration_seconds",
              "Time the last successful load took (module, setup, startup); 0 before the first load.",
