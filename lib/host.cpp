@@ -15,6 +15,7 @@
 #include "ordinaut/introspection.hpp"
 #include "ordinaut/manifest.hpp"
 #include "module_loader.hpp"
+#include "openapi.hpp"
 #include "static_files.hpp"
 #include "strings.hpp"
 
@@ -560,6 +561,7 @@ struct ExtensionHost::Impl {
   Response dispatch_extension(Entry& entry, Request& request, std::string_view rest);
   Response default_health(Entry& entry, Runtime* runtime);
   Json status() const;
+  Json openapi() const;
   void shutdown_entry(Entry& entry);
 };
 
@@ -617,12 +619,22 @@ Response ExtensionHost::Impl::handle(Request& request) {
   std::string_view id = after.substr(0, slash);
   std::string_view rest = slash == std::string_view::npos ? std::string_view{} : after.substr(slash);
   if (id == "status" && rest.empty()) {
+    request.route_template = "/ext/status";
     if (request.method != "GET" && request.method != "HEAD") {
       Response r = Response::error(405, "method_not_allowed", "GET /ext/status only");
       r.headers.set("Allow", "GET");
       return finish(std::move(r));
     }
     return finish(Response::json(200, status()));
+  }
+  if (id == "openapi.json" && rest.empty()) {  // never an extension id: ids have no '.'
+    request.route_template = "/ext/openapi.json";
+    if (request.method != "GET" && request.method != "HEAD") {
+      Response r = Response::error(405, "method_not_allowed", "GET /ext/openapi.json only");
+      r.headers.set("Allow", "GET");
+      return finish(std::move(r));
+    }
+    return finish(Response::json(200, openapi()));
   }
   auto it = by_id.find(id);
   if (it == by_id.end()) {
@@ -672,6 +684,7 @@ Response ExtensionHost::Impl::dispatch_extension(Entry& entry, Request& request,
   }
 
   if (route == nullptr && request.route_path == "/health" && (request.method == "GET" || request.method == "HEAD")) {
+    request.route_template = "/health";
     response = default_health(entry, &rt);
   } else if (route == nullptr) {
     std::optional<Response> file;
@@ -780,6 +793,30 @@ Response ExtensionHost::Impl::default_health(Entry& entry, Runtime* runtime) {
   doc.AddMember("version", JsonValue(version.c_str(), a), a);
   doc.AddMember("checks", checks, a);
   return Response::json(status == "unavailable" ? 503 : 200, doc);
+}
+
+Json ExtensionHost::Impl::openapi() const {
+  std::vector<detail::OpenApiExtension> list;
+  for (const auto& e : entries) {
+    detail::OpenApiExtension x;
+    x.id = e->id;
+    const ExtensionState state = e->state.load();
+    x.state = to_string(state);
+    Runtime* rt = e->runtime.load(std::memory_order_acquire);
+    if (rt != nullptr && state == ExtensionState::active) {
+      x.name = rt->info.name;
+      x.version = rt->info.version;
+      x.description = rt->info.description;
+      x.router = rt->router ? &*rt->router : nullptr;
+      x.has_health_route = rt->has_health_route;
+    } else if (e->manifest) {
+      x.name = e->manifest->name;
+      x.version = e->manifest->version;
+      x.description = e->manifest->description;
+    }
+    list.push_back(std::move(x));
+  }
+  return detail::openapi_document(list, require_scopes);
 }
 
 Json ExtensionHost::Impl::status() const {
