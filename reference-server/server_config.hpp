@@ -1,0 +1,41 @@
+// Command line of ordinaut-server.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ordinaut_server {
+
+struct ServerConfig {
+  std::string host = "127.0.0.1";
+  int port = 8080;
+  std::vector<std::string> ext_paths;
+  std::optional<std::string> builtin_dir;
+  bool require_scopes = false;
+  bool log_json = true;
+  bool log_requests = true;
+  int threads = 0;  // 0: max(16, 4 x cores)
+  std::size_t max_body = 1 << 20;
+  int shutdown_timeout_s = 10;
+  int read_timeout_s = 30;
+  int write_timeout_s = 30;
+  int keep_alive_timeout_s = 30;
+  std::chrono::milliseconds stream_keepalive{15000};
+};
+
+/// Parses argv. Prints usage and exits 0 for --help/--version; prints a
+/// message naming the bad flag and exits 2 for anything invalid.
+ServerConfig parse_command_line(int argc, char** argv);
+
+/// Worker threads to use for `config` (resolves the automatic default).
+int worker_threads(const ServerConfig& config);
+
+/// The built-in extensions folder: the one next to the binary in the build
+/// tree, or the installed one, whichever exists.
+std::filesystem::path default_builtin_dir();
+
+}  // namespace ordinaut_server
