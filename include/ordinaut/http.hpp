@@ -75,6 +75,14 @@ struct Request {
 };
 
 /// Where a streamed response's bytes go; implemented by the server adapter.
+///
+/// A producer that waits for data should wait in slices (a second or less) and
+/// check is_open() between them: that is how a client's disconnect or a server
+/// shutdown ends the stream and frees its thread. The reference server turns
+/// is_open() false as soon as the client closes its connection (it watches the
+/// socket), and on a text/event-stream it writes the comment ": keepalive\n\n"
+/// whenever the producer has been silent for --stream-keepalive seconds; SSE
+/// clients ignore comments. Writes are serialised by the adapter.
 class StreamSink {
  public:
   virtual ~StreamSink() = default;
