@@ -28,13 +28,13 @@ namespace testing {
 
 struct TestClientOptions {
   /// Approved capabilities; granted = requested ∩ grants.
-  CapabilitySet grants;
+  CapabilitySet grants{};
   /// Registry to register into and call from; a fresh one when null (a stand-in
   /// that lives only as long as the client).
-  std::shared_ptr<ToolRegistry> tool_registry;
-  std::shared_ptr<EventBus> event_bus;
+  std::shared_ptr<ToolRegistry> tool_registry{};
+  std::shared_ptr<EventBus> event_bus{};
   /// Folder of the extension (for STATIC); may be empty.
-  std::filesystem::path extension_dir;
+  std::filesystem::path extension_dir{};
   bool require_scopes = false;
 };
 
