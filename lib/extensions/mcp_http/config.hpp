@@ -1,0 +1,47 @@
+// mcp_http settings, read once from the environment at setup().
+//
+//   ORDINAUT_MCP_ALLOWED_HOSTS    comma list of host names accepted in Host (and
+//                                 Origin) besides localhost, 127.0.0.1 and [::1];
+//                                 "*" turns the DNS-rebinding check off (only
+//                                 behind a proxy that checks Host itself)
+//   ORDINAUT_MCP_SHORT_NAMES      comma list of extension ids (or "*") whose tools
+//                                 MCP clients see without the "ext.{id}." prefix
+//                                 when that name is unambiguous
+//   ORDINAUT_MCP_PAGE_SIZE        tools per tools/list page (default 100)
+//   ORDINAUT_MCP_MAX_SESSIONS     open sessions at most (default 10000)
+//   ORDINAUT_MCP_SESSION_IDLE_S   idle seconds before a session expires (default 3600)
+//   ORDINAUT_MCP_KEEPALIVE_MS     SSE keep-alive comment interval (default 10000);
+//                                 with a sink that cannot see the socket close,
+//                                 also how fast a vanished client is noticed
+//   ORDINAUT_MCP_MAX_WORKERS      threads running tool calls at most (default 64)
+//
+// A malformed value is a setup error naming the variable (the extension then
+// reports it in /ext/status instead of running with a surprise).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+#include <vector>
+
+namespace ordinaut::mcp_http {
+
+struct Config {
+  std::vector<std::string> allowed_hosts;  ///< extra names, lower case, without port
+  bool any_host = false;
+  std::vector<std::string> short_name_extensions;
+  bool short_names_all = false;
+  std::size_t page_size = 100;
+  std::size_t max_sessions = 10000;
+  std::chrono::seconds session_idle{3600};
+  std::chrono::milliseconds keepalive{10000};
+  std::size_t max_workers = 64;
+  std::size_t max_body = 4 * 1024 * 1024;  ///< the SDK's limit; the host may cap lower
+  std::size_t max_batch = 100;
+  std::chrono::milliseconds max_ask_timeout{10 * 60 * 1000};
+
+  /// Throws std::invalid_argument naming the variable on a malformed value.
+  static Config from_environment();
+};
+
+}  // namespace ordinaut::mcp_http

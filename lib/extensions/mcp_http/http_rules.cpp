@@ -1,0 +1,134 @@
+#include "http_rules.hpp"
+
+#include <algorithm>
+#include <cctype>
+
+#include <fmt/format.h>
+
+namespace ordinaut::mcp_http {
+
+namespace {
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+  return s;
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// "host:port", "[v6]:port" or "host" → lower-case host ("[::1]" keeps brackets).
+std::string host_name(std::string_view authority) {
+  authority = trim(authority);
+  if (!authority.empty() && authority.front() == '[') {
+    auto close = authority.find(']');
+    if (close == std::string_view::npos) return {};
+    return lower(authority.substr(0, close + 1));
+  }
+  return lower(authority.substr(0, authority.find(':')));
+}
+
+bool host_allowed(const std::string& host, const Config& config) {
+  if (config.any_host) return true;
+  if (host == "localhost" || host == "127.0.0.1" || host == "[::1]") return true;
+  return std::find(config.allowed_hosts.begin(), config.allowed_hosts.end(), host) != config.allowed_hosts.end();
+}
+
+}  // namespace
+
+bool accepts(std::string_view header, std::string_view media_type) {
+  const std::string wanted = lower(media_type);
+  const std::string wanted_any = wanted.substr(0, wanted.find('/')) + "/*";
+  std::size_t start = 0;
+  while (start <= header.size()) {
+    std::size_t comma = header.find(',', start);
+    if (comma == std::string_view::npos) comma = header.size();
+    std::string_view range = header.substr(start, comma - start);
+    start = comma + 1;
+    std::size_t semi = range.find(';');
+    std::string type = lower(trim(range.substr(0, semi)));
+    bool excluded = false;
+    while (semi != std::string_view::npos) {
+      std::size_t next = range.find(';', semi + 1);
+      std::string param = lower(trim(range.substr(semi + 1, next == std::string_view::npos ? std::string_view::npos
+                                                                                             : next - semi - 1)));
+      if (param.starts_with("q=")) {
+        std::string_view q = std::string_view(param).substr(2);
+        excluded = !q.empty() && q.find_first_not_of("0.") == std::string_view::npos;  // q=0, q=0.0, ...
+      }
+      semi = next;
+    }
+    if (excluded) continue;
+    if (type == wanted || type == wanted_any || type == "*/*") return true;
+  }
+  return false;
+}
+
+bool is_json_content_type(std::string_view content_type) {
+  return lower(trim(content_type.substr(0, content_type.find(';')))) == "application/json";
+}
+
+std::string rebinding_problem(const Request& request, const Config& config) {
+  if (config.any_host) return {};
+  std::string_view host_header = request.header("Host");
+  if (host_header.empty()) return "the Host header is missing";
+  std::string host = host_name(host_header);
+  if (!host_allowed(host, config)) {
+    return fmt::format("Host \"{}\" is not allowed (DNS rebinding protection; allowed: localhost, 127.0.0.1, [::1]"
+                       " and ORDINAUT_MCP_ALLOWED_HOSTS)",
+                       std::string(host_header.substr(0, 200)));
+  }
+  if (request.headers.has("Origin")) {
+    std::string_view origin = trim(request.header("Origin"));
+    auto scheme_end = origin.find("://");
+    std::string origin_host;
+    if (scheme_end != std::string_view::npos) {
+      std::string_view rest = origin.substr(scheme_end + 3);
+      origin_host = host_name(rest.substr(0, rest.find('/')));
+    }
+    if (origin_host.empty() || !host_allowed(origin_host, config)) {
+      return fmt::format("Origin \"{}\" is not allowed (DNS rebinding protection)", std::string(origin.substr(0, 200)));
+    }
+  }
+  return {};
+}
+
+Access Access::of(const Request& request, bool enforced) {
+  if (!enforced) return Access();
+  std::vector<std::string> scopes;
+  std::string_view header = request.header("X-Scopes");
+  std::size_t start = 0;
+  while (start <= header.size()) {
+    std::size_t comma = header.find(',', start);
+    if (comma == std::string_view::npos) comma = header.size();
+    auto s = trim(header.substr(start, comma - start));
+    if (!s.empty()) scopes.emplace_back(s);
+    start = comma + 1;
+  }
+  return Access(true, std::move(scopes));
+}
+
+bool Access::has(std::string_view scope) const {
+  return std::find(scopes_.begin(), scopes_.end(), scope) != scopes_.end();
+}
+
+bool Access::mcp_allowed() const { return !enforced_ || has(kMcpScope); }
+
+bool Access::tool_allowed(std::string_view name) const {
+  if (!enforced_) return true;
+  for (const auto& s : scopes_) {
+    if (!s.starts_with("tool:")) continue;
+    std::string_view pattern = std::string_view(s).substr(5);
+    if (pattern == name) return true;
+    if (!pattern.empty() && pattern.back() == '*' && name.starts_with(pattern.substr(0, pattern.size() - 1))) {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace ordinaut::mcp_http

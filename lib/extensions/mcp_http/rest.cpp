@@ -1,0 +1,105 @@
+// The REST companion of mcp_http, for clients that do not speak MCP:
+//   GET  /tools                 every tool the request may use, with schemas
+//   GET  /tools/{name}/schema   one tool's input and output schema
+//   POST /invoke                {"tool": name, "parameters": {...}} → {"tool", "result"}
+// Errors use the project's shape {"error", "message", "details"}: 404 unknown
+// tool, 400 invalid input (details.pointer names the offending value), 403
+// missing tool scope, 500 when the tool itself fails.
+#include <fmt/format.h>
+
+#include "mcp_server.hpp"
+
+namespace ordinaut::mcp_http {
+
+namespace {
+
+std::string tool_json(const ToolInfo& info, std::string_view mcp_name) {
+  std::string out = R"({"name":)" + quote(info.name);
+  out += R"(,"mcp_name":)" + quote(mcp_name);
+  out += R"(,"title":)" + quote(info.title);
+  out += R"(,"description":)" + quote(info.description);
+  out += R"(,"owner":)" + quote(info.owner);
+  out += R"(,"input_schema":)" + (info.input_schema ? json::dump(*info.input_schema) : std::string("{}"));
+  out += R"(,"output_schema":)" + (info.output_schema ? json::dump(*info.output_schema) : std::string("null"));
+  out += '}';
+  return out;
+}
+
+Response forbidden_tool(std::string_view name) {
+  return Response::error(403, "forbidden", fmt::format("tool {} needs scope tool:{} (or a matching tool:<prefix>*)", name, name),
+                         fmt::format(R"({{"tool":{},"required_scope":{}}})", quote(name), quote("tool:" + std::string(name))));
+}
+
+Response unknown_tool(std::string_view name) {
+  return Response::error(404, "not_found", fmt::format("no tool named {}", name),
+                         fmt::format(R"({{"tool":{}}})", quote(name)));
+}
+
+}  // namespace
+
+Response McpServer::rest_tools(Request& request) {
+  if (auto refused = refuse_rebinding(request, false)) return std::move(*refused);
+  const Access access = Access::of(request, scopes_enforced_);
+  auto snap = catalog_.snapshot();
+  std::string out = R"({"tools":[)";
+  std::size_t count = 0;
+  for (const auto& info : tools_.list()) {
+    if (!access.tool_allowed(info.name)) continue;
+    const CatalogTool* t = snap->find(info.name);
+    if (count++) out += ',';
+    out += tool_json(info, t ? t->mcp_name : info.name);
+  }
+  out += fmt::format(R"(],"count":{}}})", count);
+  Response response = Response::json_text(200, std::move(out));
+  add_cors(request, response);
+  return response;
+}
+
+Response McpServer::rest_schema(Request& request) {
+  if (auto refused = refuse_rebinding(request, false)) return std::move(*refused);
+  const std::string requested(request.param("name"));
+  auto snap = catalog_.snapshot();
+  const CatalogTool* t = snap->find(requested);
+  const std::string name = t ? t->registry_name : requested;
+  if (!Access::of(request, scopes_enforced_).tool_allowed(name)) return forbidden_tool(name);
+  auto info = tools_.get(name);
+  if (!info) return unknown_tool(requested);
+  Response response = Response::json_text(
+      200, fmt::format(R"({{"name":{},"input_schema":{},"output_schema":{}}})", quote(info->name),
+                       info->input_schema ? json::dump(*info->input_schema) : std::string("{}"),
+                       info->output_schema ? json::dump(*info->output_schema) : std::string("null")));
+  add_cors(request, response);
+  return response;
+}
+
+Response McpServer::rest_invoke(Request& request) {
+  if (auto refused = refuse_rebinding(request, false)) return std::move(*refused);
+  auto body = request.json();  // shape already checked by the route's request schema
+  if (!body || !body->IsObject() || !body->HasMember("tool") || !(*body)["tool"].IsString()) {
+    return Response::error(400, "bad_request", "body must be {\"tool\": name, \"parameters\": {...}}");
+  }
+  const std::string requested = (*body)["tool"].GetString();
+  auto snap = catalog_.snapshot();
+  const CatalogTool* t = snap->find(requested);
+  const std::string name = t ? t->registry_name : requested;
+  if (!Access::of(request, scopes_enforced_).tool_allowed(name)) return forbidden_tool(name);
+  static const JsonValue kEmpty(rapidjson::kObjectType);
+  const JsonValue& parameters = body->HasMember("parameters") ? (*body)["parameters"] : kEmpty;
+  Result<Json> result = tools_.call(name, parameters);
+  if (!result) {
+    const Error& e = result.error();
+    if (e.code == "tool_not_found") return unknown_tool(requested);
+    if (e.code == "invalid_input") {
+      return Response::error(400, "bad_request", e.message,
+                             fmt::format(R"({{"tool":{},"pointer":{}}})", quote(name), quote(e.pointer)));
+    }
+    return Response::error(500, "tool_failed", e.message,
+                           fmt::format(R"({{"tool":{},"code":{}}})", quote(name), quote(e.code)));
+  }
+  Response response =
+      Response::json_text(200, fmt::format(R"({{"tool":{},"result":{}}})", quote(name), json::dump(result.value())));
+  add_cors(request, response);
+  return response;
+}
+
+}  // namespace ordinaut::mcp_http

@@ -1,0 +1,148 @@
+// MCP sessions: created by initialize, named by an unguessable Mcp-Session-Id,
+// ended by DELETE or after a long idle time.
+//
+// A session remembers what the client negotiated (version, capabilities, log
+// level), its tool calls in flight (so notifications/cancelled can reach them),
+// its questions to the client awaiting an answer (sampling, elicitation), and
+// its standalone GET stream, which carries notifications/tools/list_changed.
+//
+// Thread safety: Session and SessionStore are safe for concurrent use.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+
+#include <ordinaut/http.hpp>
+#include <ordinaut/json.hpp>
+
+#include "exchange.hpp"
+
+namespace ordinaut::mcp_http {
+
+struct ClientCapabilities {
+  bool sampling = false;
+  bool elicitation = false;
+  bool roots = false;
+};
+
+/// One tools/call in flight.
+struct CallState {
+  std::shared_ptr<Exchange> exchange;
+  std::string id;              ///< JSON text of the request id
+  std::string progress_token;  ///< JSON text of _meta.progressToken, or ""
+  std::string tool;            ///< registry name
+  std::atomic<bool> cancelled{false};
+  std::atomic<bool> settled{false};
+  /// True for the one caller that gets to answer (or abandon) the request.
+  bool settle() { return !settled.exchange(true); }
+};
+
+/// A request sent to the client, waiting for its response.
+struct PendingAsk {
+  std::mutex mutex;
+  std::condition_variable answered;
+  bool done = false;
+  bool ok = false;
+  std::string result_json;  ///< when ok
+  int error_code = 0;       ///< when !ok
+  std::string error_text;
+};
+
+class Session {
+ public:
+  Session(std::string id, std::string version, ClientCapabilities caps, std::string client_name);
+
+  const std::string& id() const { return id_; }
+  const std::string& protocol_version() const { return version_; }
+  const ClientCapabilities& capabilities() const { return caps_; }
+  const std::string& client_name() const { return client_name_; }
+
+  void touch();
+  std::chrono::milliseconds idle_for() const;
+  /// True while a GET stream is open or a call runs: never expired then.
+  bool busy() const;
+  void set_initialized() { initialized_.store(true); }
+  bool initialized() const { return initialized_.load(); }
+  int min_log_rank() const { return min_log_rank_.load(std::memory_order_relaxed); }
+  void set_min_log_rank(int rank) { min_log_rank_.store(rank, std::memory_order_relaxed); }
+
+  /// False when a call with the same request id is already running.
+  bool add_call(const std::shared_ptr<CallState>& call);
+  void remove_call(const std::string& id);
+  std::shared_ptr<CallState> find_call(const std::string& id) const;
+
+  /// A new server-to-client request id (JSON text) and its waiter.
+  std::pair<std::string, std::shared_ptr<PendingAsk>> add_ask();
+  void remove_ask(const std::string& id);
+  /// Delivers the client's response; false when nothing waits for that id.
+  bool resolve_ask(const std::string& id, bool ok, std::string result_json, int error_code, std::string error_text);
+
+  /// Claims the standalone GET stream: a token, or 0 when one is already open.
+  std::uint64_t claim_stream();
+  /// Runs the claimed stream until the client leaves or the session ends.
+  void run_stream(StreamSink& sink, std::chrono::milliseconds keepalive);
+  /// Gives the claim back (also when the stream never ran); no-op for a stale token.
+  void release_stream(std::uint64_t token);
+  void notify_tools_changed();
+
+  /// Ends the session: stream closed, calls cancelled, questions failed.
+  void close();
+  bool closed() const { return closed_.load(); }
+
+ private:
+  const std::string id_;
+  const std::string version_;
+  const ClientCapabilities caps_;
+  const std::string client_name_;
+  std::atomic<bool> initialized_{false};
+  std::atomic<bool> closed_{false};
+  std::atomic<int> min_log_rank_{0};  // the SDK sends every level until setLevel
+  std::atomic<std::int64_t> last_active_ms_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable stream_wakeup_;
+  bool stream_open_ = false;
+  std::uint64_t stream_token_ = 0;
+  bool tools_changed_ = false;
+  std::unordered_map<std::string, std::shared_ptr<CallState>> calls_;
+  std::unordered_map<std::string, std::shared_ptr<PendingAsk>> asks_;
+  std::uint64_t next_ask_ = 0;
+};
+
+class SessionStore {
+ public:
+  SessionStore(std::size_t max_sessions, std::chrono::milliseconds idle_limit)
+      : max_sessions_(max_sessions), idle_limit_(idle_limit) {}
+
+  /// A new session, or null when the store is full even after expiring idle ones.
+  std::shared_ptr<Session> create(std::string version, ClientCapabilities caps, std::string client_name);
+  std::shared_ptr<Session> find(std::string_view id) const;
+  /// Closes and forgets a session; false when unknown.
+  bool remove(std::string_view id);
+  void for_each(const std::function<void(Session&)>& fn) const;
+  /// Closes every session (shutdown).
+  void close_all();
+  std::size_t size() const;
+  /// Expires idle sessions; returns how many. create() also sweeps, at most
+  /// once a minute, so no background thread is needed.
+  std::size_t sweep();
+
+ private:
+  const std::size_t max_sessions_;
+  const std::chrono::milliseconds idle_limit_;
+  mutable std::shared_mutex mutex_;
+  std::unordered_map<std::string, std::shared_ptr<Session>> sessions_;
+  std::atomic<std::int64_t> last_sweep_ms_{0};
+};
+
+}  // namespace ordinaut::mcp_http

@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""Runs an official-MCP-package check against a real ordinaut-server.
+
+usage: run_node_check.py sdk-client | conformance [extra conformance args]
+
+Starts ordinaut-server (ORDINAUT_SERVER) on a free loopback port with the
+test-only extensions (MCP_TEST_EXT_PATH) and ORDINAUT_MCP_SHORT_NAMES set so
+that the conformance tools carry the names the suite calls, then runs
+  sdk-client:  sdk-client-check.mjs (connect, ping, list, call echo) and
+               sdk_client_full.mjs (logging, progress, sampling, elicitation,
+               errors, pagination, list_changed, DELETE) with the official SDK;
+  conformance: npx conformance server --url .../ext/mcp_http/ with the
+               expected-failures baseline (conformance-baseline.yml).
+Exits 77 (meson: skipped) only when node_modules is absent, and says so.
+"""
+import os
+import select
+import subprocess
+import sys
+import tempfile
+import time
+
+NODE_DIR = os.environ.get("MCP_NODE_DIR", os.path.dirname(os.path.abspath(__file__)))
+SERVER = os.environ.get("ORDINAUT_SERVER", "")
+EXT_PATH = os.environ.get("MCP_TEST_EXT_PATH", "")
+
+
+def start_server(extra_env=None, extra_args=()):
+    env = dict(os.environ)
+    env["ORDINAUT_MCP_SHORT_NAMES"] = "mcp_conformance"
+    env.update(extra_env or {})
+    log = tempfile.NamedTemporaryFile(prefix="mcp-node-check-", suffix=".log", delete=False)
+    cmd = [SERVER, "--port", "0", "--ext-path", EXT_PATH, "--no-request-log", "--shutdown-timeout", "2",
+           *extra_args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, env=env)
+    deadline = time.time() + 20
+    out = b""
+    while time.time() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.2)
+        if ready:
+            chunk = os.read(proc.stdout.fileno(), 4096)
+            if not chunk:
+                break
+            out += chunk
+            marker = b"listening on http://"
+            at = out.find(marker)
+            if at >= 0 and b"\n" in out[at:]:
+                line = out[at + len(marker):out.index(b"\n", at)].decode()
+                return proc, int(line.rsplit(":", 1)[1]), log.name
+    proc.kill()
+    sys.exit(f"ordinaut-server did not start: {out!r}\n{open(log.name).read()}")
+
+
+def stop_server(proc):
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def run(cmd, timeout):
+    print("$", " ".join(cmd), flush=True)
+    try:
+        return subprocess.run(cmd, cwd=NODE_DIR, timeout=timeout).returncode
+    except subprocess.TimeoutExpired:
+        print(f"FAIL: {cmd[1]} did not finish within {timeout} s", flush=True)
+        return 1
+
+
+def main():
+    mode = sys.argv[1] if len(sys.argv) > 1 else ""
+    if mode not in ("sdk-client", "conformance"):
+        sys.exit(__doc__)
+    if not os.path.isdir(os.path.join(NODE_DIR, "node_modules", "@modelcontextprotocol")):
+        print(f"SKIP: {NODE_DIR}/node_modules is absent; run tests/mcp/install.sh (npm ci) to install the "
+              "official MCP SDK and conformance suite", flush=True)
+        return 77
+    if not SERVER or not EXT_PATH:
+        sys.exit("ORDINAUT_SERVER and MCP_TEST_EXT_PATH must be set (run through meson test)")
+    # Threads: each open SSE stream holds one server thread; the suite opens
+    # about 30 sessions, each with its standalone GET stream.
+    proc, port, log = start_server(extra_args=("--threads", "64"))
+    url = f"http://127.0.0.1:{port}/ext/mcp_http/"
+    rc = 1
+    try:
+        if mode == "sdk-client":
+            rc = run(["node", "sdk-client-check.mjs", url, "echo", '{"text":"hello"}'], 60)
+            if rc == 0:
+                rc = run(["node", "sdk_client_full.mjs", url], 90)
+        else:
+            out_dir = tempfile.mkdtemp(prefix="mcp-conformance-")
+            rc = run(["node", "node_modules/@modelcontextprotocol/conformance/dist/index.js", "server", "--url", url,
+                      "--expected-failures", "conformance-baseline.yml", "-o", out_dir, *sys.argv[2:]], 540)
+    finally:
+        stop_server(proc)
+    if rc != 0:
+        print(f"--- server log ({log}) ---")
+        with open(log, errors="replace") as f:
+            print(f.read()[-20000:])
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
