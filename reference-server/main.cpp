@@ -22,6 +22,7 @@
 
 #include "connection_server.hpp"
 #include "httplib_adapter.hpp"
+#include "log_writer.hpp"
 #include "ordinaut/host.hpp"
 #include "ordinaut/json.hpp"
 #include "ordinaut/version.hpp"
@@ -41,7 +42,7 @@ std::string logged_route(const ordinaut::Request& request) {
   return fmt::format("/ext/{}{}", request.extension_id, request.route_template);
 }
 
-// One line per request, through the host's sink (same format, same lock).
+// One line per request, through the host's sink (same format and buffer).
 // Streamed responses are logged when the stream starts.
 void log_request(const ordinaut::LogSink& sink, const ordinaut::Request& request, int status,
                  Clock::time_point started, bool streamed) {
@@ -90,8 +91,9 @@ int main(int argc, char** argv) {
   ::signal(SIGPIPE, SIG_IGN);
 
   ordinaut::HostOptions options;
-  options.log_sink = ordinaut::stderr_log_sink(config.log_json);
-  const ordinaut::LogSink request_sink = options.log_sink;  // shares the sink's lock
+  LogWriter log_writer(config.log_json, std::chrono::milliseconds(20));  // outlives the host
+  options.log_sink = log_writer.sink();
+  const ordinaut::LogSink request_sink = options.log_sink;
   options.builtin_dirs.push_back(config.builtin_dir ? std::filesystem::path(*config.builtin_dir)
                                                     : default_builtin_dir());
   for (const auto& p : config.ext_paths) options.extension_paths.emplace_back(p);
@@ -150,12 +152,13 @@ int main(int argc, char** argv) {
   });
 
   const auto start_time = Clock::now();
-  server.Get("/health", [&](const httplib::Request&, httplib::Response& res) {
+  auto health = [&](const httplib::Request&, httplib::Response& res) {
     const double uptime = std::chrono::duration<double>(Clock::now() - start_time).count();
     res.set_content(fmt::format(R"({{"status":"ok","version":"{}","uptime_seconds":{:.3f}}})",
                                 ordinaut::library_version(), uptime),
                     "application/json");
-  });
+  };
+  server.Get("/health", health);
 
   auto handler = [&](const httplib::Request& in, httplib::Response& res) {
     const auto started = Clock::now();
@@ -166,6 +169,20 @@ int main(int argc, char** argv) {
     write_response(std::move(response), res, watcher, ConnectionServer::current_socket());
     if (config.log_requests) log_request(request_sink, request, status, started, streamed);
   };
+  // Requests without a body are answered before httplib's routing, which
+  // would run a std::regex per registered pattern on every request. A request
+  // that declares a body goes the usual way, so that httplib reads it first.
+  server.set_pre_routing_handler([&](const httplib::Request& in, httplib::Response& res) {
+    if (in.has_header("Content-Length") || in.has_header("Transfer-Encoding")) {
+      return httplib::Server::HandlerResponse::Unhandled;
+    }
+    if (in.method == "GET" && in.path == "/health") {
+      health(in, res);
+    } else {
+      handler(in, res);
+    }
+    return httplib::Server::HandlerResponse::Handled;
+  });
   const char* kAll = "/.*";
   server.Get(kAll, handler);
   server.Post(kAll, handler);
@@ -223,8 +240,8 @@ int main(int argc, char** argv) {
     stop_host();
     log.error("stopped", fmt::format("forced exit after {:.1f} s; handlers still running",
                                      std::chrono::duration<double>(Clock::now() - began).count()));
+    log_writer.flush();
     std::fflush(stdout);
-    std::fflush(stderr);
     std::_Exit(0);
   });
 

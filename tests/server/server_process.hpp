@@ -142,7 +142,12 @@ class ServerProcess {
 
   int port() const { return port_; }
   pid_t pid() const { return pid_; }
-  std::string log() const { return read_text(log_file_); }
+  /// The server's stderr so far. It buffers info lines for up to 20 ms, so
+  /// this waits 100 ms first.
+  std::string log() const {
+    std::this_thread::sleep_for(100ms);
+    return read_text(log_file_);
+  }
   /// Log lines containing `needle`.
   std::vector<std::string> log_lines(const std::string& needle) const {
     std::vector<std::string> lines;

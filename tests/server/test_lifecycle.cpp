@@ -145,6 +145,23 @@ TEST_CASE("SSE: keep-alive comments while the producer is silent; a disconnect e
   CHECK(Clock::now() - t0 < 580ms);
 }
 
+TEST_CASE("SSE: with keep-alive comments off, a silent producer still learns of the disconnect at once") {
+  // Nothing is written, so no failed write can reveal it: the socket watch must.
+  auto server = start_server({"--threads", "2", "--stream-keepalive", "0"});
+  REQUIRE(client(server->port())->Get("/ext/srvtest/hello"));
+  {
+    RawConnection sse(server->port());
+    sse.send("GET /ext/srvtest/stream?mode=silent HTTP/1.1\r\nHost: x\r\n\r\n");
+    REQUIRE(sse.receive(5s, "event: ready").find("event: ready") != std::string::npos);
+    CHECK(sse.receive(500ms).empty());  // no comments
+  }
+  const auto closed_at = Clock::now();
+  auto doc = wait_streams_ended(server->port(), 1, 3s);
+  CHECK(doc["ended"].GetInt() == 1);
+  CHECK(str(doc, "last_reason") == "is_open");
+  CHECK(Clock::now() - closed_at < 500ms);
+}
+
 TEST_CASE("SSE: a finite stream is delivered whole, without comments when --stream-keepalive 0") {
   auto server = start_server({"--stream-keepalive", "0"});
   auto res = client(server->port())->Get("/ext/srvtest/stream?mode=finite");
