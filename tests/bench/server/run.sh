@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Server benchmarks (not a test; figures go in the report):
+#  1. wrk -t2 -c32 on srvtest's trivial GET /ext/srvtest/hello through
+#     ordinaut-server, against a bare cpp-httplib server answering the same
+#     route, tuned the same way, in the same run (alternating, ROUNDS rounds);
+#     ordinaut-server runs once with --no-request-log and once logging every
+#     request to a file.
+#  2. start-up to /health 200 with the built-ins + 100 lazy extensions, and
+#     resident memory (startup.py).
+#
+# usage: tests/bench/server/run.sh [BUILD_DIR]     (default: build)
+# env:   DURATION (10s), THREADS (16), CONNECTIONS (32), ROUNDS (2)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+build=$(cd "${1:-$here/../../../build}" && pwd)
+server=$build/reference-server/ordinaut-server
+srvtest=$build/tests/server/extensions/srvtest
+duration=${DURATION:-10s}
+threads=${THREADS:-16}
+connections=${CONNECTIONS:-32}
+rounds=${ROUNDS:-2}
+for f in "$server" "$srvtest/srvtest.so"; do
+  [[ -e $f ]] || { echo "missing $f: build first (ninja -C $build)" >&2; exit 1; }
+done
+command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
+
+tmp=$(mktemp -d)
+pid=
+cleanup() { [[ -n $pid ]] && kill "$pid" 2>/dev/null; rm -rf "$tmp"; }
+trap cleanup EXIT
+
+c++ -std=c++20 -O2 -g "$here/bare_server.cpp" $(pkg-config --cflags --libs cpp-httplib) -pthread -o "$tmp/bare_server"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_ready() {
+  for _ in $(seq 1 500); do
+    curl -sf -o /dev/null "http://127.0.0.1:$1/ext/srvtest/hello" && return 0
+    sleep 0.01
+  done
+  echo "server on port $1 did not come up" >&2; exit 1
+}
+rss_mib() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
+# wrk's 99% latency in microseconds.
+p99_us() { awk '/^ +99%/ { v=$2; u=v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v);
+                           f = (u=="us") ? 1 : (u=="ms") ? 1000 : 1000000; printf "%.0f", v*f }' "$1"; }
+rps() { awk '/^Requests\/sec/ {printf "%.0f", $2}' "$1"; }
+
+declare -A total_rps total_p99 count
+run_one() {  # name, command...
+  local name=$1; shift
+  local port; port=$(free_port)
+  "$@" --port "$port" >/dev/null 2>"$tmp/$name.log" &
+  pid=$!
+  wait_ready "$port"
+  wrk -t2 -c"$connections" -d2s "http://127.0.0.1:$port/ext/srvtest/hello" >/dev/null  # warm-up
+  wrk -t2 -c"$connections" -d"$duration" --latency "http://127.0.0.1:$port/ext/srvtest/hello" >"$tmp/$name.wrk"
+  local r p m; r=$(rps "$tmp/$name.wrk"); p=$(p99_us "$tmp/$name.wrk"); m=$(rss_mib "$pid")
+  grep -q "Non-2xx" "$tmp/$name.wrk" && { echo "$name: non-2xx responses" >&2; cat "$tmp/$name.wrk" >&2; exit 1; }
+  kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
+  printf "  %-26s %10s req/s   p99 %7s us   RSS %6s MiB\n" "$name" "$r" "$p" "$m"
+  total_rps[$name]=$(( ${total_rps[$name]:-0} + r ))
+  total_p99[$name]=$(( ${total_p99[$name]:-0} + p ))
+  count[$name]=$(( ${count[$name]:-0} + 1 ))
+}
+bare() { exec "$tmp/bare_server" "$2" "$threads"; }  # called as: bare --port N (exec: $! is the server)
+
+echo "== throughput: wrk -t2 -c$connections -d$duration, GET /ext/srvtest/hello, $threads worker threads, $(nproc) cores"
+for round in $(seq 1 "$rounds"); do
+  echo " round $round"
+  run_one bare bare
+  run_one ordinaut_no_log "$server" --ext-path "$srvtest" --threads "$threads" --no-request-log
+  run_one ordinaut_request_log "$server" --ext-path "$srvtest" --threads "$threads"
+done
+echo " mean over $rounds rounds"
+for name in bare ordinaut_no_log ordinaut_request_log; do
+  r=$(( total_rps[$name] / count[$name] )); p=$(( total_p99[$name] / count[$name] ))
+  printf "  %-26s %10s req/s   p99 %7s us   throughput %.3fx bare   p99 %.2fx bare\n" "$name" "$r" "$p" \
+    "$(echo "$r / (${total_rps[bare]} / ${count[bare]})" | bc -l)" \
+    "$(echo "$p / (${total_p99[bare]} / ${count[bare]})" | bc -l)"
+done
+echo "  targets: throughput >= 0.95x bare, p99 <= 1.2x bare"
+
+echo "== start-up to /health 200 and resident memory (built-ins + 100 lazy extensions)"
+python3 "$here/startup.py" "$server" "$srvtest" --count 100 --runs 10
+echo "  targets: start-up <= 50 ms, RSS <= 16 MiB"
