@@ -136,7 +136,13 @@ int ConnectionServer::current_socket() noexcept { return t_current_socket; }
 
 void ConnectionServer::begin_shutdown() {
   if (stopping_.exchange(true)) return;
-  stop();  // closes the listening socket: the accept loop ends
+  // What stop() does, also before listening began (stop() only acts while
+  // running): close the listening socket, so the accept loop ends or never starts.
+  const socket_t listener = svr_sock_.exchange(INVALID_SOCKET);
+  if (listener != INVALID_SOCKET) {
+    ::shutdown(listener, SHUT_RDWR);
+    ::close(listener);
+  }
   std::uint64_t one = 1;
   [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
 }

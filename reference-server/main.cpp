@@ -176,7 +176,7 @@ int main(int argc, char** argv) {
     if (in.has_header("Content-Length") || in.has_header("Transfer-Encoding")) {
       return httplib::Server::HandlerResponse::Unhandled;
     }
-    if (in.method == "GET" && in.path == "/health") {
+    if ((in.method == "GET" || in.method == "HEAD") && in.path == "/health") {
       health(in, res);
     } else {
       handler(in, res);

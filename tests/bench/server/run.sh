@@ -45,7 +45,7 @@ p99_us() { awk '/^ +99%/ { v=$2; u=v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", 
                            f = (u=="us") ? 1 : (u=="ms") ? 1000 : 1000000; printf "%.0f", v*f }' "$1"; }
 rps() { awk '/^Requests\/sec/ {printf "%.0f", $2}' "$1"; }
 
-declare -A total_rps total_p99 count
+declare -A total_rps total_p99 count best_rps best_p99
 run_one() {  # name, command...
   local name=$1; shift
   local port; port=$(free_port)
@@ -61,6 +61,9 @@ run_one() {  # name, command...
   total_rps[$name]=$(( ${total_rps[$name]:-0} + r ))
   total_p99[$name]=$(( ${total_p99[$name]:-0} + p ))
   count[$name]=$(( ${count[$name]:-0} + 1 ))
+  (( r > ${best_rps[$name]:-0} )) && best_rps[$name]=$r
+  (( p < ${best_p99[$name]:-999999999} )) && best_p99[$name]=$p
+  return 0
 }
 bare() { exec "$tmp/bare_server" "$2" "$threads"; }  # called as: bare --port N (exec: $! is the server)
 
@@ -71,13 +74,22 @@ for round in $(seq 1 "$rounds"); do
   run_one ordinaut_no_log "$server" --ext-path "$srvtest" --threads "$threads" --no-request-log
   run_one ordinaut_request_log "$server" --ext-path "$srvtest" --threads "$threads"
 done
-echo " mean over $rounds rounds"
-for name in bare ordinaut_no_log ordinaut_request_log; do
-  r=$(( total_rps[$name] / count[$name] )); p=$(( total_p99[$name] / count[$name] ))
-  printf "  %-26s %10s req/s   p99 %7s us   throughput %.3fx bare   p99 %.2fx bare\n" "$name" "$r" "$p" \
-    "$(echo "$r / (${total_rps[bare]} / ${count[bare]})" | bc -l)" \
-    "$(echo "$p / (${total_p99[bare]} / ${count[bare]})" | bc -l)"
-done
+# Other load on the machine only ever lowers a figure, so the best of the
+# rounds is shown beside the mean.
+summary() {  # label, rps-of(name), p99-of(name)
+  echo " $1"
+  for name in bare ordinaut_no_log ordinaut_request_log; do
+    local r p br bp; r=$($2 "$name"); p=$($3 "$name"); br=$($2 bare); bp=$($3 bare)
+    printf "  %-26s %10s req/s   p99 %7s us   throughput %.3fx bare   p99 %.2fx bare\n" "$name" "$r" "$p" \
+      "$(echo "$r / $br" | bc -l)" "$(echo "$p / $bp" | bc -l)"
+  done
+}
+mean_rps() { echo $(( total_rps[$1] / count[$1] )); }
+mean_p99() { echo $(( total_p99[$1] / count[$1] )); }
+top_rps() { echo "${best_rps[$1]}"; }
+top_p99() { echo "${best_p99[$1]}"; }
+summary "mean of $rounds rounds" mean_rps mean_p99
+summary "best of $rounds rounds (highest throughput, lowest p99)" top_rps top_p99
 echo "  targets: throughput >= 0.95x bare, p99 <= 1.2x bare"
 
 echo "== start-up to /health 200 and resident memory (built-ins + 100 lazy extensions)"
