@@ -5,6 +5,7 @@
 #include <cctype>
 #include <charconv>
 #include <cmath>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <shared_mutex>
@@ -286,6 +287,11 @@ namespace {
 // Appends `text` with '\\', '\n' and (when `quote`) '"' escaped; runs
 // without one are copied in bulk (the common case: nothing to escape).
 void append_escaped(std::string& out, std::string_view text, bool quote) {
+  const auto has = [&](char c) { return std::memchr(text.data(), c, text.size()) != nullptr; };
+  if (!has('\\') && !has('\n') && !(quote && has('"'))) {  // memchr is vectorised: the common case
+    out.append(text);
+    return;
+  }
   std::size_t start = 0;
   for (std::size_t i = 0; i < text.size(); ++i) {
     const char c = text[i];

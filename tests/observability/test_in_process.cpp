@@ -1,0 +1,561 @@
+// observability and events_demo in process: a real ExtensionHost with the
+// built modules (lib/extensions/*, examples/listener) and a linked-in test
+// extension, requests through ExtensionHost::handle(), no sockets.
+#include <dlfcn.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <filesystem>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include <doctest/doctest.h>
+
+#include <ordinaut/extension.hpp>
+#include <ordinaut/host.hpp>
+#include <ordinaut/json.hpp>
+#include <ordinaut/testing.hpp>
+
+namespace {
+
+using namespace std::chrono_literals;
+using ordinaut::Capability;
+
+std::string env(const char* name) {
+  const char* v = std::getenv(name);
+  REQUIRE_MESSAGE(v != nullptr, name << " is not set (run through meson test)");
+  return v;
+}
+
+std::filesystem::path builtin_dir() { return std::filesystem::path(env("ORDINAUT_BUILD_ROOT")) / "lib" / "extensions"; }
+
+ordinaut::Response send(ordinaut::ExtensionHost& host, std::string method, std::string target, std::string body = {},
+                        std::vector<std::pair<std::string, std::string>> headers = {}) {
+  ordinaut::Request r;
+  r.method = std::move(method);
+  auto q = target.find('?');
+  r.path = target.substr(0, q);
+  if (q != std::string::npos) r.query_string = target.substr(q + 1);
+  r.body = std::move(body);
+  r.remote_addr = "test";
+  for (auto& [k, v] : headers) r.headers.add(k, v);
+  return host.handle(r);
+}
+
+std::string metrics(ordinaut::ExtensionHost& host) {
+  auto r = send(host, "GET", "/ext/observability/metrics");
+  REQUIRE(r.status == 200);
+  CHECK(r.headers.get("Content-Type") == "text/plain; version=0.0.4; charset=utf-8");
+  return r.body;
+}
+
+// Value of `series` (name{labels}) in an exposition; -1 when absent.
+double value_of(const std::string& body, const std::string& series) {
+  std::size_t at = 0;
+  while ((at = body.find(series + " ", at)) != std::string::npos) {
+    if (at == 0 || body[at - 1] == '\n') return std::strtod(body.c_str() + at + series.size() + 1, nullptr);
+    at += series.size();
+  }
+  return -1;
+}
+
+bool eventually(const std::function<bool()>& fn, std::chrono::milliseconds timeout = 5s) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (fn()) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return fn();
+}
+
+// Scrapes until `series` has the value `expected` (deliveries are asynchronous)
+// and returns that exposition.
+std::string metrics_when(ordinaut::ExtensionHost& host, const std::string& series, double expected) {
+  std::string body;
+  const bool reached = eventually([&] {
+    body = metrics(host);
+    return value_of(body, series) == expected;
+  });
+  REQUIRE_MESSAGE(reached, series << " never reached " << expected << "; last value " << value_of(body, series));
+  return body;
+}
+
+// A gate a subscriber waits on, so a test can hold deliveries back.
+struct Gate {
+  std::mutex mutex;
+  std::condition_variable cv;
+  bool open = false;
+  void wait() {
+    std::unique_lock lock(mutex);
+    cv.wait_for(lock, 10s, [&] { return open; });
+  }
+  void release() {
+    {
+      std::lock_guard lock(mutex);
+      open = true;
+    }
+    cv.notify_all();
+  }
+};
+
+Gate* g_gate = nullptr;
+std::atomic<int> g_entered{0};  // handler calls that reached the gate
+
+// Linked-in extension that fails on purpose, calls tools, registers business
+// metrics and subscribes slowly.
+class Probe final : public ordinaut::Extension {
+ public:
+  ordinaut::ExtensionInfo info() const override { return {"probe", "Probe", "1.0.0", "test extension"}; }
+  ordinaut::CapabilitySet requested_capabilities() const override {
+    return {Capability::ROUTES, Capability::TOOLS, Capability::EVENTS_SUB};
+  }
+  std::optional<ordinaut::Router> setup(ordinaut::SetupContext& context) override {
+    auto& m = context.metrics();
+    widgets_ = &m.counter("widgets_total", "Widgets made.", {{"color", "red"}});
+    latency_ = &m.histogram("step_seconds", "Step time.", {0.1, 1});
+    context.tool_registrar().add({.name = "ext.probe.echo",
+                                  .title = {},
+                                  .description = "Returns its input",
+                                  .input_schema = R"({"type":"object"})",
+                                  .output_schema = {},
+                                  .function = [](const ordinaut::JsonValue& in, ordinaut::ToolContext&) {
+                                    return ordinaut::json::copy(in);
+                                  }});
+    context.tool_registrar().add({.name = "ext.probe.fail",
+                                  .title = {},
+                                  .description = "Always fails",
+                                  .input_schema = R"({"type":"object"})",
+                                  .output_schema = {},
+                                  .function = [](const ordinaut::JsonValue&, ordinaut::ToolContext&) -> ordinaut::Json {
+                                    throw std::runtime_error("no");
+                                  }});
+    subscriber_ = &context.events_subscriber();
+    tools_ = &context.tools();
+    ordinaut::Router router;
+    router.get("/fail", [](ordinaut::Request&) -> ordinaut::Response { throw std::runtime_error("boom"); });
+    router.get("/items/{id}", [this](ordinaut::Request&) {
+      widgets_->inc(2);
+      latency_->observe(0.5);
+      return ordinaut::Response::json_text(200, "{}");
+    });
+    router.post("/call/{tool}", [this](ordinaut::Request& r) {
+      auto res = tools_->call(std::string("ext.probe.") + std::string(r.param("tool")), ordinaut::json::object());
+      return ordinaut::Response::json_text(res ? 200 : 500, "{}");
+    });
+    router.post("/subscribe", [this](ordinaut::Request&) {
+      auto s = subscriber_->subscribe("slow.*", [](const ordinaut::Event&) {
+        ++g_entered;
+        if (g_gate) g_gate->wait();
+      });
+      slow_ = *s;
+      return ordinaut::Response::json_text(200, "{}");
+    });
+    router.post("/unsubscribe", [this](ordinaut::Request&) {
+      slow_.cancel();
+      return ordinaut::Response::json_text(200, "{}");
+    });
+    return router;
+  }
+
+ private:
+  ordinaut::Counter* widgets_ = nullptr;
+  ordinaut::Histogram* latency_ = nullptr;
+  const ordinaut::EventSubscriber* subscriber_ = nullptr;
+  const ordinaut::ToolView* tools_ = nullptr;
+  ordinaut::Subscription slow_;
+};
+
+class Broken final : public ordinaut::Extension {
+ public:
+  ordinaut::ExtensionInfo info() const override { return {"broken", "Broken", "1.0.0", "setup throws"}; }
+  ordinaut::CapabilitySet requested_capabilities() const override { return {Capability::ROUTES}; }
+  std::optional<ordinaut::Router> setup(ordinaut::SetupContext&) override { throw std::runtime_error("broken"); }
+};
+
+struct Fixture {
+  std::shared_ptr<ordinaut::EventBus> bus;
+  std::unique_ptr<ordinaut::ExtensionHost> host;
+
+  explicit Fixture(ordinaut::MemoryBusOptions bus_options = {}) {
+    bus = ordinaut::make_memory_event_bus(bus_options);
+    ordinaut::HostOptions o;
+    o.read_environment = false;
+    o.use_registered_extensions = false;
+    o.builtin_dirs = {builtin_dir()};
+    o.extension_paths = {env("ORDINAUT_LISTENER_DIR")};
+    o.event_bus = bus;
+    o.log_sink = [](const ordinaut::LogRecord&) {};
+    host = std::make_unique<ordinaut::ExtensionHost>(std::move(o));
+    host->add_linked("probe", [] { return std::make_unique<Probe>(); },
+                     ordinaut::CapabilitySet{Capability::ROUTES, Capability::TOOLS, Capability::EVENTS_SUB}, true);
+    host->add_linked("broken", [] { return std::make_unique<Broken>(); }, ordinaut::CapabilitySet{Capability::ROUTES},
+                     true);
+    REQUIRE(host->start().ok());
+  }
+  ~Fixture() {
+    host.reset();
+    bus->shutdown();
+  }
+};
+
+ordinaut::Json payload(const std::string& text) {
+  auto doc = ordinaut::json::parse(text);
+  REQUIRE(doc.ok());
+  return std::move(doc).value();
+}
+
+}  // namespace
+
+TEST_CASE("task.* events are counted into runs started, succeeded, failed and durations") {
+  Fixture f;
+  auto publish = [&](const char* topic, const char* source, const std::string& json) {
+    REQUIRE(f.bus->publish(topic, source, payload(json)).ok());
+  };
+  for (int i = 0; i < 3; ++i) publish("task.started", "core", R"({"task_id":"t1"})");
+  publish("task.succeeded", "core", R"({"task_id":"t1","duration_ms":1500})");
+  publish("task.succeeded", "core", R"({"task_id":"t2","duration_ms":20})");
+  publish("task.failed", "core", R"({"task_id":"t3","duration_ms":5,"error":"x"})");
+  publish("task.failed", "core", R"({"task_id":"t4","error":"never ran"})");
+  publish("task.started", "probe", R"({"task_id":"p1"})");
+  publish("task.created", "core", R"({"task_id":"t5"})");                 // not a run event
+  publish("task.succeeded", "core", R"({"task_id":"t6"})");               // success without duration
+  publish("task.started", "core", R"(["not","an","object"])");            // wrong shape
+  publish("task.failed", "core", R"({"task_id":"t7","duration_ms":-1})");  // negative duration
+
+  const std::string body = metrics_when(*f.host, R"(ordinaut_task_events_total{kind="invalid"})", 3);
+  CHECK(value_of(body, R"(ordinaut_task_runs_started_total{source="core"})") == 3);
+  CHECK(value_of(body, R"(ordinaut_task_runs_started_total{source="probe"})") == 1);
+  CHECK(value_of(body, R"(ordinaut_task_runs_succeeded_total{source="core"})") == 2);
+  CHECK(value_of(body, R"(ordinaut_task_runs_failed_total{source="core"})") == 2);
+  CHECK(value_of(body, R"(ordinaut_task_run_duration_seconds_count{outcome="succeeded",source="core"})") == 2);
+  CHECK(value_of(body, R"(ordinaut_task_run_duration_seconds_sum{outcome="succeeded",source="core"})") ==
+        doctest::Approx(1.52));
+  CHECK(value_of(body, R"(ordinaut_task_run_duration_seconds_bucket{outcome="succeeded",source="core",le="0.05"})") ==
+        1);
+  CHECK(value_of(body, R"(ordinaut_task_run_duration_seconds_count{outcome="failed",source="core"})") == 1);
+  CHECK(value_of(body, R"(ordinaut_task_events_total{kind="ignored"})") == 1);
+  CHECK(value_of(body, R"(ordinaut_task_events_total{kind="counted"})") == 8);
+  CHECK(value_of(body, "ordinaut_task_events_subscribed") == 1);
+}
+
+TEST_CASE("HTTP metrics carry route templates, status classes and errors, never raw paths") {
+  Fixture f;
+  for (int i = 0; i < 3; ++i) CHECK(send(*f.host, "GET", "/ext/probe/items/secret-" + std::to_string(i)).status == 200);
+  CHECK(send(*f.host, "GET", "/ext/probe/fail").status == 500);
+  CHECK(send(*f.host, "GET", "/ext/probe/no-such-route-xyz").status == 404);
+  CHECK(send(*f.host, "GET", "/ext/no_such_extension_xyz").status == 404);
+  const std::string body = metrics(*f.host);
+  CHECK(body.find("secret-") == std::string::npos);
+  CHECK(body.find("xyz") == std::string::npos);
+  CHECK(value_of(body,
+                 R"(ordinaut_http_requests_total{extension="probe",method="GET",route="/items/{id}",status_class="2xx"})") ==
+        3);
+  CHECK(value_of(body, R"(ordinaut_http_requests_total{extension="probe",method="GET",route="/fail",status_class="5xx"})") ==
+        1);
+  CHECK(value_of(body,
+                 R"m(ordinaut_http_requests_total{extension="probe",method="*",route="(unrouted)",status_class="4xx"})m") ==
+        1);
+  CHECK(value_of(body, R"m(ordinaut_http_requests_total{extension="(host)",method="*",route="(host)",status_class="4xx"})m") ==
+        1);
+  CHECK(value_of(body,
+                 R"(ordinaut_http_request_duration_seconds_count{extension="probe",method="GET",route="/items/{id}"})") ==
+        3);
+  CHECK(value_of(body,
+                 R"(ordinaut_http_request_duration_seconds_bucket{extension="probe",method="GET",route="/items/{id}",le="+Inf"})") ==
+        3);
+  CHECK(value_of(body, R"(ordinaut_extension_requests_total{extension="probe"})") == 5);
+  CHECK(value_of(body, R"(ordinaut_extension_errors_total{extension="probe"})") == 1);
+  CHECK(value_of(body, R"(ordinaut_extension_request_duration_seconds_count{extension="probe"})") == 5);
+  // Routes never requested have no series yet.
+  CHECK(body.find(R"(route="/subscribe")") == std::string::npos);
+}
+
+TEST_CASE("extension state, load time, tools and business metrics are exported") {
+  Fixture f;
+  CHECK(send(*f.host, "GET", "/ext/probe/items/1").status == 200);
+  CHECK(send(*f.host, "POST", "/ext/probe/call/echo").status == 200);
+  CHECK(send(*f.host, "POST", "/ext/probe/call/fail").status == 500);
+  CHECK(send(*f.host, "POST", "/ext/probe/call/fail").status == 500);
+  const std::string body = metrics(*f.host);
+  CHECK(value_of(body, R"(ordinaut_extension_state{extension="probe",state="active"})") == 1);
+  CHECK(value_of(body, R"(ordinaut_extension_state{extension="probe",state="error"})") == 0);
+  CHECK(value_of(body, R"(ordinaut_extension_state{extension="broken",state="error"})") == 1);
+  CHECK(value_of(body, R"(ordinaut_extension_state{extension="broken",state="active"})") == 0);
+  CHECK(value_of(body, R"(ordinaut_extension_state{extension="webui",state="discovered"})") == 1);  // lazy
+  CHECK(value_of(body, R"(ordinaut_extension_load_duration_seconds{extension="probe"})") > 0);
+  CHECK(value_of(body, R"(ordinaut_extension_info{extension="listener",version="1.0.0",source="path"})") == 1);
+  CHECK(value_of(body, R"(ordinaut_tool_calls_total{tool="ext.probe.fail",owner="probe"})") == 2);
+  CHECK(value_of(body, R"(ordinaut_tool_errors_total{tool="ext.probe.fail",owner="probe"})") == 2);
+  CHECK(value_of(body, R"(ordinaut_tool_calls_total{tool="ext.probe.echo",owner="probe"})") == 1);
+  CHECK(value_of(body, R"(ordinaut_tool_errors_total{tool="ext.probe.echo",owner="probe"})") == 0);
+  CHECK(value_of(body, R"(ordinaut_tool_call_duration_seconds_count{tool="ext.probe.echo",owner="probe"})") == 1);
+  CHECK(value_of(body, R"(ext_probe_widgets_total{color="red"})") == 2);
+  CHECK(value_of(body, R"(ext_probe_step_seconds_bucket{le="1"})") == 1);
+  CHECK(value_of(body, R"(ext_probe_step_seconds_bucket{le="0.1"})") == 0);
+  CHECK(body.find("# TYPE ext_probe_step_seconds histogram\n") != std::string::npos);
+  CHECK(value_of(body, "process_resident_memory_bytes") > 1e6);
+  CHECK(value_of(body, "process_threads") >= 2);
+  CHECK(value_of(body, "process_open_fds") > 2);
+  CHECK(value_of(body, "process_start_time_seconds") > 1.6e9);
+}
+
+TEST_CASE("event delivery, drops and lag are exported per extension and never go down") {
+  Gate gate;
+  g_gate = &gate;
+  ordinaut::MemoryBusOptions small;
+  small.queue_capacity = 2;
+  {
+    Fixture f(small);
+    REQUIRE(send(*f.host, "POST", "/ext/probe/subscribe").status == 200);
+    g_entered = 0;
+    REQUIRE(f.bus->publish("slow.x", "core", payload("{}")).ok());
+    REQUIRE(eventually([] { return g_entered.load() == 1; }));
+    for (int i = 0; i < 9; ++i) REQUIRE(f.bus->publish("slow.x", "core", payload("{}")).ok());
+    // The worker holds the first event in the gate, two wait in the queue, seven were dropped.
+    std::string body = metrics_when(*f.host, R"(ordinaut_events_dropped_total{extension="probe"})", 7);
+    CHECK(value_of(body, R"(ordinaut_events_lag{extension="probe"})") == 2);
+    CHECK(value_of(body, R"(ordinaut_event_subscriptions{extension="probe"})") == 1);
+    CHECK(value_of(body, R"(ordinaut_events_published_total{bus="memory"})") == 10);
+    gate.release();
+    body = metrics_when(*f.host, R"(ordinaut_events_delivered_total{extension="probe"})", 3);
+    CHECK(value_of(body, R"(ordinaut_events_lag{extension="probe"})") == 0);
+    // The bus forgets a cancelled subscription's counters; the exported totals stay.
+    REQUIRE(send(*f.host, "POST", "/ext/probe/unsubscribe").status == 200);
+    body = metrics(*f.host);
+    CHECK(value_of(body, R"(ordinaut_event_subscriptions{extension="probe"})") == 0);
+    CHECK(value_of(body, R"(ordinaut_events_delivered_total{extension="probe"})") == 3);
+    CHECK(value_of(body, R"(ordinaut_events_dropped_total{extension="probe"})") == 7);
+  }
+  g_gate = nullptr;
+}
+
+TEST_CASE("events_demo publishes events_demo.{name} and the listener receives it") {
+  Fixture f;
+  auto r = send(*f.host, "POST", "/ext/events_demo/publish/orders.created", R"({"order":42})",
+                {{"Content-Type", "application/json"}});
+  REQUIRE(r.status == 200);
+  auto doc = payload(r.body);
+  CHECK(std::string(doc["topic"].GetString()) == "events_demo.orders.created");
+  const std::string id = doc["id"].GetString();
+  CHECK(!id.empty());
+  ordinaut::Response received;
+  REQUIRE(eventually([&] {
+    received = send(*f.host, "GET", "/ext/listener/received");
+    return received.body.find(id) != std::string::npos;
+  }));
+  auto got = payload(received.body);
+  CHECK(got["total"].GetUint64() == 1);
+  const auto& e = got["events"][0];
+  CHECK(std::string(e["id"].GetString()) == id);
+  CHECK(std::string(e["source"].GetString()) == "events_demo");
+  CHECK(e["payload"]["order"].GetInt() == 42);
+  CHECK(send(*f.host, "GET", "/ext/listener/received?limit=0").status == 400);
+  const std::string body = metrics(*f.host);
+  CHECK(value_of(body, "ext_events_demo_published_total") == 1);
+  CHECK(value_of(body, R"(ext_listener_received_total{source="events_demo"})") == 1);
+  REQUIRE(eventually([&] { return send(*f.host, "GET", "/ext/events_demo/recent").body.find(id) != std::string::npos; }));
+}
+
+TEST_CASE("events_demo refuses bad input with a clear error and publishes nothing") {
+  Fixture f;
+  auto check_error = [](const ordinaut::Response& r, int status, const std::string& needle) {
+    CHECK(r.status == status);
+    auto doc = payload(r.body);
+    CHECK(std::string(doc["error"].GetString()) == (status == 403 ? "forbidden" : "bad_request"));
+    CHECK_MESSAGE(std::string(doc["message"].GetString()).find(needle) != std::string::npos, r.body);
+    CHECK(doc["details"].IsObject());
+    return doc;
+  };
+  auto bad = check_error(send(*f.host, "POST", "/ext/events_demo/publish/x", "{\n  \"a\" 1}"), 400,
+                         "not valid JSON: line 2, column");
+  CHECK(bad["details"]["offset"].GetUint64() == 8);  // the '1' where a ':' belongs
+  CHECK(bad["details"]["line"].GetUint64() == 2);
+  CHECK(bad["details"]["column"].GetUint64() == 7);
+  check_error(send(*f.host, "POST", "/ext/events_demo/publish/x", "  "), 400, "body is empty");
+  check_error(send(*f.host, "POST", "/ext/events_demo/publish/bad%20name", "{}"), 400, "event name \"bad name\"");
+  check_error(send(*f.host, "POST", "/ext/events_demo/publish/a*b", "{}"), 400, "is invalid");
+  check_error(send(*f.host, "GET", "/ext/events_demo/stream/a%20b"), 400, "stream name");
+  check_error(send(*f.host, "GET", "/ext/events_demo/stream/x?group=a%20b"), 400, "group must be");
+  check_error(send(*f.host, "GET", "/ext/events_demo/stream/x?consumer=c1"), 400, "consumer needs group");
+  check_error(send(*f.host, "GET", "/ext/events_demo/stream/x?heartbeat=0"), 400, "heartbeat");
+  check_error(send(*f.host, "GET", "/ext/events_demo/stream/x?heartbeat=abc"), 400, "heartbeat");
+  check_error(send(*f.host, "GET", "/ext/events_demo/recent?name=a%20b"), 400, "name must be");
+  auto health = f.bus->health();
+  CHECK(health["published"].GetUint64() == 0);
+  const std::string body = metrics(*f.host);
+  CHECK(value_of(body, "ext_events_demo_published_total") == 0);
+  CHECK(value_of(body, "ext_events_demo_streams") == 0);
+}
+
+namespace {
+
+// Loads a built module's factory, as the host does, to run it under TestClient.
+std::unique_ptr<ordinaut::Extension> load_module(const std::string& name) {
+  auto path = builtin_dir() / name / (name + ".so");
+  void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  REQUIRE_MESSAGE(handle != nullptr, ::dlerror());
+  auto factory = reinterpret_cast<ordinaut::Extension* (*)()>(::dlsym(handle, ORDINAUT_ENTRY_FACTORY_SYMBOL));
+  const bool found = factory != nullptr;
+  REQUIRE_MESSAGE(found, "no factory symbol in " << path);
+  return std::unique_ptr<ordinaut::Extension>(factory());
+}
+
+// events_demo under TestClient with these grants, on `bus`.
+std::unique_ptr<ordinaut::testing::TestClient> events_demo_client(std::shared_ptr<ordinaut::EventBus> bus,
+                                                                  ordinaut::CapabilitySet grants) {
+  ordinaut::testing::TestClientOptions options;
+  options.grants = grants;
+  options.event_bus = std::move(bus);
+  auto client = std::make_unique<ordinaut::testing::TestClient>(load_module("events_demo"), options);
+  REQUIRE(client->state() == ordinaut::ExtensionState::active);
+  return client;
+}
+
+const ordinaut::CapabilitySet kAllGrants = {Capability::ROUTES, Capability::EVENTS_PUB, Capability::EVENTS_SUB};
+
+// A client connection: collects writes; "leaves" when told to.
+class FakeSink final : public ordinaut::StreamSink {
+ public:
+  bool write(std::string_view data) override {
+    std::lock_guard lock(mutex_);
+    if (gone_) return false;
+    text_ += data;
+    return true;
+  }
+  bool is_open() const override {
+    std::lock_guard lock(mutex_);
+    return !gone_;
+  }
+  void leave() {
+    std::lock_guard lock(mutex_);
+    gone_ = true;
+  }
+  std::string text() const {
+    std::lock_guard lock(mutex_);
+    return text_;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::string text_;
+  bool gone_ = false;
+};
+
+}  // namespace
+
+TEST_CASE("events_demo without EVENTS_PUB or EVENTS_SUB answers 403 naming the capability") {
+  auto owned = events_demo_client(nullptr, {Capability::ROUTES});
+  auto& client = *owned;
+  auto r = client.post("/publish/x", "{}");
+  CHECK(r.status == 403);
+  CHECK(r.body.find(R"("missing_capability":"EVENTS_PUB")") != std::string::npos);
+  r = client.get("/stream/x");
+  CHECK(r.status == 403);
+  CHECK(r.body.find(R"("missing_capability":"EVENTS_SUB")") != std::string::npos);
+  CHECK(client.get("/recent").body.find(R"("recording":false)") != std::string::npos);
+}
+
+TEST_CASE("an SSE stream writes id, event and data, heartbeats, and unsubscribes when the client leaves") {
+  auto bus = ordinaut::make_memory_event_bus();
+  auto owned = events_demo_client(bus, kAllGrants);
+  auto& client = *owned;
+  auto subscriptions = [&] { return bus->subscriber_health("events_demo").Size(); };
+  CHECK(subscriptions() == 1);  // the history recorder
+
+  auto response = client.get("/stream/news?heartbeat=0.1");
+  REQUIRE(response.status == 200);
+  CHECK(response.headers.get("Content-Type") == "text/event-stream");
+  REQUIRE(response.stream);
+  CHECK(subscriptions() == 2);  // subscribed before the stream starts: nothing is missed
+  FakeSink sink;
+  std::thread producer([&] { response.stream(sink); });
+  REQUIRE(eventually([&] { return sink.text().find(": events_demo stream of events_demo.news") != std::string::npos; }));
+  auto published = client.post("/publish/news", R"({"headline":"hi"})");
+  REQUIRE(published.status == 200);
+  const std::string id = payload(published.body)["id"].GetString();
+  REQUIRE(eventually([&] { return sink.text().find("data: ") != std::string::npos; }));
+  REQUIRE(eventually([&] { return sink.text().find(": heartbeat\n\n") != std::string::npos; }));
+  const std::string text = sink.text();
+  const std::string frame = "id: " + id + "\nevent: events_demo.news\ndata: {";
+  CHECK(text.find(frame) != std::string::npos);
+  auto data_at = text.find("data: ") + 6;
+  auto event_json = payload(text.substr(data_at, text.find('\n', data_at) - data_at));
+  CHECK(std::string(event_json["id"].GetString()) == id);
+  CHECK(std::string(event_json["topic"].GetString()) == "events_demo.news");
+  CHECK(std::string(event_json["payload"]["headline"].GetString()) == "hi");
+  // Another name does not reach this stream (it would come before the next "news").
+  REQUIRE(client.post("/publish/other", "1").status == 200);
+  REQUIRE(client.post("/publish/news", "2").status == 200);
+  REQUIRE(eventually([&] { return sink.text().find(R"("payload":2)") != std::string::npos; }));
+  CHECK(sink.text().find("events_demo.other") == std::string::npos);
+
+  sink.leave();
+  producer.join();  // returns once a write fails
+  response = {};    // the producer is gone: its lease cancels the subscription
+  CHECK(subscriptions() == 1);
+}
+
+TEST_CASE("Last-Event-ID replays the recorded events after it, then goes on live without duplicates") {
+  auto bus = ordinaut::make_memory_event_bus();
+  auto owned = events_demo_client(bus, kAllGrants);
+  auto& client = *owned;
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) {
+    auto r = client.post("/publish/r", std::to_string(i));
+    REQUIRE(r.status == 200);
+    ids.push_back(payload(r.body)["id"].GetString());
+  }
+  REQUIRE(client.post("/publish/unrelated", "99").status == 200);
+  REQUIRE(eventually([&] { return client.get("/recent?name=r").body.find(ids[4]) != std::string::npos; }));
+
+  auto response = client.request("GET", "/stream/r?heartbeat=0.1", {}, {{"Last-Event-ID", ids[1]}});
+  REQUIRE(response.status == 200);
+  FakeSink sink;
+  std::thread producer([&] { response.stream(sink); });
+  REQUIRE(eventually([&] { return sink.text().find("id: " + ids[4]) != std::string::npos; }));
+  auto live = client.post("/publish/r", "5");
+  const std::string live_id = payload(live.body)["id"].GetString();
+  REQUIRE(eventually([&] { return sink.text().find("id: " + live_id) != std::string::npos; }));
+  sink.leave();
+  producer.join();
+  const std::string text = sink.text();
+  CHECK(text.find("id: " + ids[0] + "\n") == std::string::npos);
+  CHECK(text.find("id: " + ids[1] + "\n") == std::string::npos);
+  std::size_t last = 0;
+  for (const auto& expected : {ids[2], ids[3], ids[4], live_id}) {
+    auto at = text.find("id: " + expected + "\n");
+    REQUIRE(at != std::string::npos);
+    CHECK(at > last);
+    CHECK(text.find("id: " + expected + "\n", at + 1) == std::string::npos);  // exactly once
+    last = at;
+  }
+  CHECK(text.find("\"payload\":99") == std::string::npos);
+
+  // An id the history does not hold: said so, then live.
+  auto unknown = client.request("GET", "/stream/r?heartbeat=0.1&last_event_id=0-0", {}, {});
+  FakeSink sink2;
+  std::thread producer2([&] { unknown.stream(sink2); });
+  REQUIRE(eventually([&] { return sink2.text().find("last-event-id 0-0 is not among") != std::string::npos; }));
+  sink2.leave();
+  producer2.join();
+}
+
+TEST_CASE("streams end when events_demo shuts down") {
+  auto bus = ordinaut::make_memory_event_bus();
+  auto client = events_demo_client(bus, {Capability::ROUTES, Capability::EVENTS_SUB});
+  auto response = client->get("/stream/x?heartbeat=60");
+  REQUIRE(response.status == 200);
+  FakeSink sink;
+  std::atomic<bool> ended{false};
+  std::thread producer([&] {
+    response.stream(sink);
+    ended = true;
+  });
+  REQUIRE(eventually([&] { return !sink.text().empty(); }));
+  client->host().shutdown();
+  CHECK(eventually([&] { return ended.load(); }, 3s));  // well before the 60 s heartbeat
+  producer.join();
+}

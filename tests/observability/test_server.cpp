@@ -1,0 +1,293 @@
+// observability and events_demo through the real ordinaut-server over loopback:
+// promtool on the exposition, bounded size under invented URLs, SSE order,
+// groups, resume, the listener example, and the same SSE test on Redis.
+#include <atomic>
+#include <map>
+#include <random>
+#include <regex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <doctest/doctest.h>
+
+#include "obs_support.hpp"
+
+using namespace obs_test;
+
+namespace {
+
+// The exposition with every sample value removed: equal shapes mean the same
+// families, series and order, whatever the numbers.
+std::string shape(const std::string& body) {
+  std::string out;
+  std::istringstream in(body);
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty() && line[0] != '#') line.resize(line.rfind(' '));
+    out += line;
+    out += '\n';
+  }
+  return out;
+}
+
+std::string publish(httplib::Client& c, const std::string& name, const std::string& body) {
+  auto r = c.Post(("/ext/events_demo/publish/" + name).c_str(), body, "application/json");
+  REQUIRE(r);
+  REQUIRE_MESSAGE(r->status == 200, r->body);
+  auto doc = parse_json(r->body);
+  return doc["id"].GetString();
+}
+
+// Publishes `count` events to `name` and checks that `reader` gets them all,
+// in publish order, each frame well formed with the JSON event as data.
+void check_stream_order(int port, SseReader& reader, const std::string& name, int count) {
+  auto c = client(port);
+  std::vector<std::string> ids;
+  for (int i = 0; i < count; ++i) ids.push_back(publish(*c, name, R"({"n":)" + std::to_string(i) + "}"));
+  REQUIRE_MESSAGE(reader.wait_events(static_cast<std::size_t>(count), 20s),
+                  "received " << reader.events().size() << " of " << count);
+  auto events = reader.events();
+  REQUIRE(events.size() == static_cast<std::size_t>(count));
+  for (int i = 0; i < count; ++i) {
+    const auto& e = events[static_cast<std::size_t>(i)];
+    CHECK(e.id == ids[static_cast<std::size_t>(i)]);
+    CHECK(e.event == "events_demo." + name);
+    auto data = ordinaut::json::parse(e.data);
+    REQUIRE_MESSAGE(data.ok(), "data is not JSON: " << e.data);
+    CHECK(std::string((*data)["id"].GetString()) == e.id);
+    CHECK(std::string((*data)["topic"].GetString()) == e.event);
+    CHECK(std::string((*data)["source"].GetString()) == "events_demo");
+    CHECK(std::regex_match(std::string((*data)["time"].GetString()),
+                           std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z)")));
+    CHECK((*data)["payload"]["n"].GetInt() == i);
+  }
+}
+
+// redis-server on a free loopback port, without persistence, for one test.
+class RedisProcess {
+ public:
+  RedisProcess() {
+    for (int attempt = 0; attempt < 5 && pid_ < 0; ++attempt) {
+      port_ = 20000 + static_cast<int>(std::random_device{}() % 40000);
+      pid_t pid = ::fork();
+      if (pid == 0) {
+        std::freopen("/dev/null", "w", stdout);
+        ::execlp("redis-server", "redis-server", "--port", std::to_string(port_).c_str(), "--bind", "127.0.0.1",
+                 "--save", "", "--appendonly", "no", static_cast<char*>(nullptr));
+        ::_exit(127);
+      }
+      // Ready when it answers PING; gone when the port was taken.
+      if (eventually([&] {
+            server_test::RawConnection c(port_);
+            return c.connected() && c.send("PING\r\n") && c.receive(500ms, "\r\n").find("+PONG") == 0;
+          }, 5s)) {
+        pid_ = pid;
+      } else {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, nullptr, 0);
+      }
+    }
+    if (pid_ < 0) throw std::runtime_error("could not start redis-server on a loopback port");
+  }
+  ~RedisProcess() {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+  }
+  RedisProcess(const RedisProcess&) = delete;
+  RedisProcess& operator=(const RedisProcess&) = delete;
+  std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_) + "/0"; }
+
+ private:
+  pid_t pid_ = -1;
+  int port_ = 0;
+};
+
+bool server_supports_redis() {
+  auto out = std::filesystem::temp_directory_path() / "obs-help.txt";
+  auto st = server_test::run_to_end(server_binary(), {"--help"}, out, out);
+  return st.exited && server_test::read_text(out).find("--redis-url") != std::string::npos;
+}
+
+}  // namespace
+
+TEST_CASE("the metrics endpoint has the exact content type and promtool finds nothing to report") {
+  auto server = start_server();
+  auto c = client(server->port());
+  publish(*c, "lint", R"({"x":1})");
+  REQUIRE(c->Get("/ext/listener/received"));
+  REQUIRE(c->Get("/ext/webui/"));
+  REQUIRE(c->Get("/ext/nope/x"));
+  auto res = c->Get("/ext/observability/metrics");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  CHECK(res->get_header_value("Content-Type") == "text/plain; version=0.0.4; charset=utf-8");
+  const std::string& body = res->body;
+  // Every part of the requirement is in there.
+  for (const char* family :
+       {"ordinaut_http_requests_total", "ordinaut_http_request_duration_seconds", "ordinaut_extension_requests_total",
+        "ordinaut_extension_errors_total", "ordinaut_extension_request_duration_seconds",
+        "ordinaut_extension_load_duration_seconds", "ordinaut_extension_state", "ordinaut_tool_calls_total",
+        "ordinaut_tool_errors_total", "ordinaut_tool_call_duration_seconds", "ordinaut_events_published_total",
+        "ordinaut_events_delivered_total", "ordinaut_events_failed_total", "ordinaut_events_dropped_total",
+        "ordinaut_events_lag", "ordinaut_background_task_state", "ordinaut_background_task_restarts_total",
+        "process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds", "process_threads",
+        "process_start_time_seconds", "ordinaut_task_runs_started_total", "ordinaut_task_runs_succeeded_total",
+        "ordinaut_task_runs_failed_total", "ordinaut_task_run_duration_seconds", "ext_events_demo_published_total",
+        "ext_listener_received_total"}) {
+    CHECK_MESSAGE(body.find(std::string("# TYPE ") + family + " ") != std::string::npos, family);
+  }
+  auto lint = run_with_input("promtool check metrics", body);
+  CHECK_MESSAGE(lint.exit_code == 0, lint.output);
+  CHECK_MESSAGE(lint.output.empty(), lint.output);
+  // promtool is not a rubber stamp: it does report a broken exposition.
+  auto broken = run_with_input("promtool check metrics", "# TYPE x counter\nx 1\n");
+  CHECK(broken.exit_code != 0);
+  CHECK(!broken.output.empty());
+}
+
+TEST_CASE("10,000 distinct unknown URLs leave the metrics' series and size unchanged") {
+  auto server = start_server();
+  const int port = server->port();
+  // Every kind of URL once, so each series they touch exists before the baseline.
+  auto warm = client(port);
+  auto kinds = [](int i) {
+    const std::string n = std::to_string(i);
+    return std::vector<std::pair<std::string, std::string>>{
+        {"GET", "/ext/observability/unknown-" + n},
+        {"GET", "/ext/events_demo/nothing/here/" + n + "?q=" + n},
+        {"GET", "/ext/listener/r" + n},
+        {"GET", "/ext/not_an_extension_" + n + "/x"},
+        {"POST", "/ext/events_demo/publish/invented_" + n},
+    };
+  };
+  for (const auto& [method, path] : kinds(0)) {
+    auto r = method == "GET" ? warm->Get(path.c_str()) : warm->Post(path.c_str(), "{}", "application/json");
+    REQUIRE(r);
+  }
+  // Deliveries are asynchronous: let the listener count the warm-up event first.
+  REQUIRE(eventually([&] { return value_of(scrape(port), R"(ext_listener_received_total{source="events_demo"})") == 1; }));
+  const std::string before = scrape(port);
+
+  std::atomic<int> sent{0}, failed{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; ++t) {
+    threads.emplace_back([&, t] {
+      auto c = client(port);
+      for (int i = 1 + t; i <= 10000; i += 2) {
+        const auto all = kinds(i);
+        const auto& [method, path] = all[static_cast<std::size_t>(i) % all.size()];
+        auto r = method == "GET" ? c->Get(path.c_str()) : c->Post(path.c_str(), "{}", "application/json");
+        if (r) {
+          ++sent;
+        } else {
+          ++failed;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  REQUIRE(sent.load() == 10000);
+  const std::string after = scrape(port);
+
+  CHECK(series_set(after) == series_set(before));
+  CHECK(shape(after) == shape(before));
+  CHECK(shape(after).size() == shape(before).size());
+  for (int i = 1; i <= 10000; i += 997) {
+    CHECK(after.find("unknown-" + std::to_string(i)) == std::string::npos);
+    CHECK(after.find("invented_" + std::to_string(i)) == std::string::npos);
+  }
+  // The requests were counted, under their templates.
+  auto grew = [&](const std::string& series, double by) {
+    CHECK_MESSAGE(value_of(after, series) - value_of(before, series) == by, series);
+  };
+  grew(R"m(ordinaut_http_requests_total{extension="observability",method="*",route="(unrouted)",status_class="4xx"})m",
+       2000);
+  grew(R"(ordinaut_http_requests_total{extension="events_demo",method="POST",route="/publish/{name}",status_class="2xx"})",
+       2000);
+  grew(R"m(ordinaut_http_requests_total{extension="(host)",method="*",route="(host)",status_class="4xx"})m", 2000);
+  grew("ext_events_demo_published_total", 2000);
+}
+
+TEST_CASE("an SSE client receives published events in order with valid JSON, and leaving ends the stream") {
+  auto server = start_server();
+  const int port = server->port();
+  {
+    SseReader reader(port, "/ext/events_demo/stream/order?heartbeat=0.2");
+    REQUIRE(reader.wait_open());
+    CHECK(reader.status() == 200);
+    CHECK(reader.content_type().find("text/event-stream") == 0);
+    check_stream_order(port, reader, "order", 300);
+    CHECK(reader.wait_for([](const auto&, int comments) { return comments >= 3; }, 3s));  // heartbeats
+    REQUIRE(eventually([&] { return value_of(scrape(port), "ext_events_demo_streams") == 1; }));
+  }  // the client leaves
+  // events_demo notices at the next heartbeat and cancels the subscription.
+  CHECK(eventually([&] {
+    const std::string body = scrape(port);
+    return value_of(body, "ext_events_demo_streams") == 0 &&
+           value_of(body, R"(ordinaut_event_subscriptions{extension="events_demo"})") == 1;
+  }));
+  // The listener example heard the same events.
+  auto got = client(port)->Get("/ext/listener/received?limit=100");
+  REQUIRE(got);
+  auto doc = parse_json(got->body);
+  CHECK(doc["total"].GetUint64() == 300);
+  CHECK(doc["events"].Size() == 100);
+  CHECK(doc["events"][99]["payload"]["n"].GetInt() == 299);
+}
+
+TEST_CASE("streams in one group share the events; a stream without a group gets them all") {
+  auto server = start_server();
+  const int port = server->port();
+  SseReader a(port, "/ext/events_demo/stream/shared?heartbeat=0.2&group=workers&consumer=a");
+  SseReader b(port, "/ext/events_demo/stream/shared?heartbeat=0.2&group=workers&consumer=b");
+  SseReader all(port, "/ext/events_demo/stream/shared?heartbeat=0.2");
+  REQUIRE(a.wait_open());
+  REQUIRE(b.wait_open());
+  REQUIRE(all.wait_open());
+  auto c = client(port);
+  std::set<std::string> ids;
+  for (int i = 0; i < 200; ++i) ids.insert(publish(*c, "shared", std::to_string(i)));
+  REQUIRE(all.wait_events(200));
+  REQUIRE(eventually([&] { return a.events().size() + b.events().size() == 200; }));
+  std::set<std::string> seen;
+  for (auto* r : {&a, &b}) {
+    for (const auto& e : r->events()) CHECK_MESSAGE(seen.insert(e.id).second, "delivered twice: " << e.id);
+  }
+  CHECK(seen == ids);
+  std::this_thread::sleep_for(300ms);
+  CHECK(a.events().size() + b.events().size() == 200);  // nothing more arrives
+}
+
+TEST_CASE("a stream resumes after Last-Event-ID from events_demo's history") {
+  auto server = start_server();
+  const int port = server->port();
+  auto c = client(port);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 10; ++i) ids.push_back(publish(*c, "resume", std::to_string(i)));
+  REQUIRE(eventually([&] { return c->Get("/ext/events_demo/recent?name=resume")->body.find(ids[9]) != std::string::npos; }));
+  SseReader reader(port, "/ext/events_demo/stream/resume?heartbeat=0.2", {{"Last-Event-ID", ids[6]}});
+  REQUIRE(reader.wait_events(3));
+  ids.push_back(publish(*c, "resume", "10"));
+  REQUIRE(reader.wait_events(4));
+  std::this_thread::sleep_for(200ms);
+  auto events = reader.events();
+  REQUIRE(events.size() == 4);
+  for (std::size_t i = 0; i < 4; ++i) CHECK(events[i].id == ids[7 + i]);
+}
+
+TEST_CASE("an SSE client receives published events in order on the Redis Streams bus") {
+  if (!server_supports_redis()) {
+    FAIL("ordinaut-server has no --redis-url option: the Redis variant cannot run");
+  }
+  RedisProcess redis;
+  auto server = start_server({"--redis-url", redis.url()});
+  const int port = server->port();
+  auto body = scrape(port);
+  CHECK(body.find(R"(ordinaut_events_published_total{bus="redis"})") != std::string::npos);
+  SseReader reader(port, "/ext/events_demo/stream/redis_order?heartbeat=0.2");
+  REQUIRE(reader.wait_open());
+  check_stream_order(port, reader, "redis_order", 200);
+  auto lint = run_with_input("promtool check metrics", scrape(port));
+  CHECK_MESSAGE(lint.output.empty(), lint.output);
+}
