@@ -1,7 +1,8 @@
 // LogWriter: the server's log sink. Lines go to stderr through a buffer that a
 // background thread writes out every `interval` (or at 64 KiB), so that a
 // request does not pay a write(2) and a lock hand-off for its log line.
-// Warnings, errors and audit records are written through at once, after
+// The write happens outside the lock appenders take, so a slow stderr never
+// stalls a request. Warnings, errors and audit records are written at once, after
 // whatever was buffered before them, so order is kept and nothing important
 // waits. flush() (also run by the destructor) writes everything out.
 //
@@ -31,13 +32,15 @@ class LogWriter {
 
  private:
   void append(const ordinaut::LogRecord& record);
-  void write_out(std::string& text);  // REQUIRES: mutex_ held
+  static void write_out(std::string& text);
 
   const bool json_;
   const std::chrono::milliseconds interval_;
-  std::mutex mutex_;
+  std::mutex mutex_;  // guards buffer_, quit_
   std::condition_variable cv_;
   std::string buffer_;
+  std::mutex write_mutex_;  // held while a taken buffer is written; guards pending_
+  std::string pending_;
   bool quit_ = false;
   std::thread thread_;
 };

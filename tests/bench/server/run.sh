@@ -44,8 +44,13 @@ rss_mib() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 p99_us() { awk '/^ +99%/ { v=$2; u=v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v);
                            f = (u=="us") ? 1 : (u=="ms") ? 1000 : 1000000; printf "%.0f", v*f }' "$1"; }
 rps() { awk '/^Requests\/sec/ {printf "%.0f", $2}' "$1"; }
+requests() { awk '/requests in/ {print $1}' "$1"; }
+# CPU time (user + system, clock ticks) the process has used so far. CPU per
+# request hardly depends on other load on the machine, unlike req/s.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+tick_us=$(( 1000000 / $(getconf CLK_TCK) ))
 
-declare -A total_rps total_p99 count best_rps best_p99
+declare -A total_rps total_p99 count best_rps best_p99 total_cpu
 run_one() {  # name, command...
   local name=$1; shift
   local port; port=$(free_port)
@@ -53,11 +58,15 @@ run_one() {  # name, command...
   pid=$!
   wait_ready "$port"
   wrk -t2 -c"$connections" -d2s "http://127.0.0.1:$port/ext/srvtest/hello" >/dev/null  # warm-up
+  local c0 c1; c0=$(cpu_ticks "$pid")
   wrk -t2 -c"$connections" -d"$duration" --latency "http://127.0.0.1:$port/ext/srvtest/hello" >"$tmp/$name.wrk"
-  local r p m; r=$(rps "$tmp/$name.wrk"); p=$(p99_us "$tmp/$name.wrk"); m=$(rss_mib "$pid")
+  c1=$(cpu_ticks "$pid")
+  local r p m cpu; r=$(rps "$tmp/$name.wrk"); p=$(p99_us "$tmp/$name.wrk"); m=$(rss_mib "$pid")
+  cpu=$(echo "($c1 - $c0) * $tick_us / $(requests "$tmp/$name.wrk")" | bc -l)
   grep -q "Non-2xx" "$tmp/$name.wrk" && { echo "$name: non-2xx responses" >&2; cat "$tmp/$name.wrk" >&2; exit 1; }
   kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
-  printf "  %-26s %10s req/s   p99 %7s us   RSS %6s MiB\n" "$name" "$r" "$p" "$m"
+  printf "  %-26s %10s req/s   p99 %7s us   server CPU %5.2f us/request   RSS %6s MiB\n" "$name" "$r" "$p" "$cpu" "$m"
+  total_cpu[$name]=$(echo "${total_cpu[$name]:-0} + $cpu" | bc -l)
   total_rps[$name]=$(( ${total_rps[$name]:-0} + r ))
   total_p99[$name]=$(( ${total_p99[$name]:-0} + p ))
   count[$name]=$(( ${count[$name]:-0} + 1 ))
@@ -90,6 +99,11 @@ top_rps() { echo "${best_rps[$1]}"; }
 top_p99() { echo "${best_p99[$1]}"; }
 summary "mean of $rounds rounds" mean_rps mean_p99
 summary "best of $rounds rounds (highest throughput, lowest p99)" top_rps top_p99
+echo " server CPU per request, mean of $rounds rounds"
+for name in bare ordinaut_no_log ordinaut_request_log; do
+  printf "  %-26s %5.2f us   %.3fx bare\n" "$name" "$(echo "${total_cpu[$name]} / ${count[$name]}" | bc -l)" \
+    "$(echo "${total_cpu[$name]} / ${total_cpu[bare]}" | bc -l)"
+done
 echo "  targets: throughput >= 0.95x bare, p99 <= 1.2x bare"
 
 echo "== start-up to /health 200 and resident memory (built-ins + 100 lazy extensions)"
