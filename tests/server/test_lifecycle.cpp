@@ -100,6 +100,22 @@ TEST_CASE("the built-ins are found in the build tree with no flag; --host and --
   CHECK(health->status == 200);
 }
 
+TEST_CASE("--ext-path adds to ORDINAUT_EXT_PATHS, searched after it") {
+  auto server = std::make_unique<ServerProcess>(
+      server_binary(), std::vector<std::string>{"--port", "0", "--ext-path", srvtest_dir()},
+      std::vector<std::pair<std::string, std::string>>{{"ORDINAUT_EXT_PATHS", srvtest_dir()}});
+  auto status = parse_json(client(server->port())->Get("/ext/status")->body);
+  CHECK(str(status["extensions"]["srvtest"], "source") == "path");
+  std::vector<std::string> sources;
+  for (const auto& s : status["discovery_sources"].GetArray()) sources.emplace_back(s.GetString());
+  REQUIRE(sources.size() >= 3);
+  CHECK(sources[0].rfind("builtin:", 0) == 0);
+  CHECK(sources[1] == "path:" + srvtest_dir());  // from the environment
+  CHECK(sources[2] == "path:" + srvtest_dir());  // from the flag: same id, refused as a duplicate
+  REQUIRE(status["discovery_errors"].Size() == 1);
+  CHECK(str(status["discovery_errors"][0], "error").find("duplicate extension id 'srvtest'") != std::string::npos);
+}
+
 TEST_CASE("SSE: keep-alive comments while the producer is silent; a disconnect ends the stream and frees its thread") {
   auto server = start_server({"--threads", "2", "--stream-keepalive", "0.2"});
   REQUIRE(client(server->port())->Get("/ext/srvtest/hello"));
