@@ -240,6 +240,22 @@ TEST_CASE("a connection that stops sending is closed after --read-timeout") {
   CHECK(waited < 3s);
 }
 
+TEST_CASE("a client that stops reading is dropped after --write-timeout and its worker is freed") {
+  auto server = start_server({"--threads", "1", "--write-timeout", "1"});
+  REQUIRE(client(server->port())->Get("/ext/srvtest/hello"));
+  RawConnection stalled(server->port());
+  // 64 MiB is far more than the loopback socket buffers hold.
+  stalled.send("GET /ext/srvtest/big?mb=64 HTTP/1.1\r\nHost: x\r\n\r\n");
+  std::this_thread::sleep_for(200ms);
+  const auto t0 = Clock::now();
+  auto res = client(server->port())->Get("/ext/srvtest/hello");  // waits for the only worker
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  const auto waited = Clock::now() - t0;
+  CHECK(waited >= 500ms);
+  CHECK(waited < 8s);
+}
+
 TEST_CASE("GET /ext/openapi.json describes mounted routes and changes when a lazy extension loads") {
   auto server = start_server();
   auto c = client(server->port());

@@ -6,11 +6,13 @@
 //   GET  /files/{path...}       the decoded rest of the path
 //   GET  /boom                  throws
 //   GET  /slow?ms=N             answers after N ms
+//   GET  /big?mb=N              N MiB of 'x'
 //   GET  /stream?mode=M         SSE: "silent" waits for the client to leave,
 //                               "chatty" writes every 20 ms, "finite" writes 3 events
 //   GET  /streams               what the producers saw (started, ended, how)
 //   GET  /setups                how often setup() ran in this process
 // on_shutdown() appends "srvtest on_shutdown" to $ORDINAUT_TEST_SHUTDOWN_FILE.
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -137,6 +139,10 @@ class SrvTest final : public ordinaut::Extension {
       const int ms = std::atoi(req.query("ms").value_or("100").c_str());
       std::this_thread::sleep_for(std::chrono::milliseconds(ms));
       return ordinaut::Response::json_text(200, fmt::format(R"({{"slept_ms":{}}})", ms));
+    });
+    r.get("/big", [](ordinaut::Request& req) {
+      const long mb = std::atol(req.query("mb").value_or("1").c_str());
+      return ordinaut::Response::text(200, std::string(static_cast<std::size_t>(std::clamp(mb, 0L, 256L)) << 20, 'x'));
     });
     r.get("/stream", [](ordinaut::Request& req) { return produce(req.query("mode").value_or("silent")); });
     r.get("/streams", [](ordinaut::Request&) {
