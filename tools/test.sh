@@ -77,6 +77,25 @@ if [[ $install -eq 1 ]]; then
   fi
 fi
 
+# GCC 12's ThreadSanitizer aborts with "unexpected memory mapping" on kernels
+# that randomise mmap with more bits than it knows. When a probe shows that,
+# run the tests without address randomisation (setarch -R), if allowed.
+tsan_wrapper() {  # tsan_wrapper ARRAY_NAME: appends --wrapper to it when needed
+  local -n out="$1"
+  local probe
+  probe="$(mktemp -d)"
+  printf '#include <thread>\nint main() { std::thread t([] {}); t.join(); }\n' >"$probe/p.cpp"
+  if g++ -fsanitize=thread -o "$probe/p" "$probe/p.cpp" 2>/dev/null && ! "$probe/p" >/dev/null 2>&1; then
+    if setarch "$(uname -m)" -R "$probe/p" >/dev/null 2>&1; then
+      echo "== tsan: this kernel's mmap randomisation breaks TSan; running tests under setarch -R"
+      out+=(--wrapper "setarch $(uname -m) -R")
+    else
+      echo "== tsan: WARNING: TSan cannot run on this kernel and setarch -R is not permitted"
+    fi
+  fi
+  rm -rf "$probe"
+}
+
 # run_variant NAME BUILDDIR SUITE(or "") TIMEOUT_MULTIPLIER MESON_SETUP_ARGS...
 run_variant() {
   local name="$1" dir="$2" suite="$3" multiplier="$4"
@@ -107,6 +126,7 @@ run_variant() {
   echo "== $name: test"
   local args=(-C "$dir" --no-rebuild --print-errorlogs --timeout-multiplier "$multiplier")
   [[ -n "$suite" ]] && args+=(--suite "$suite")
+  [[ "$name" == tsan ]] && tsan_wrapper args
   rm -f "$dir/meson-logs/testlog.json"
   meson test "${args[@]}" "${extra[@]}"
   local counts
