@@ -1,0 +1,37 @@
+-- wrk script: one MCP tools/call (echo) per request on an initialized session;
+-- every reply must carry the echoed structured result or it counts as bad.
+-- usage: wrk ... -s tools_call.lua URL -- SESSION_ID PATH
+local threads = {}
+
+function setup(thread)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  bad = 0
+  local body = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"bench"}}}'
+  req = wrk.format("POST", args[2], {
+    ["Content-Type"] = "application/json",
+    ["Accept"] = "application/json, text/event-stream",
+    ["Mcp-Session-Id"] = args[1],
+    ["MCP-Protocol-Version"] = "2025-11-25",
+  }, body)
+end
+
+function request()
+  return req
+end
+
+function response(status, headers, body)
+  if status ~= 200 or not string.find(body, '"structuredContent":{"text":"bench"}', 1, true) then
+    bad = bad + 1
+  end
+end
+
+function done(summary, latency, requests)
+  local total = 0
+  for _, t in ipairs(threads) do
+    total = total + t:get("bad")
+  end
+  io.write(string.format("bad_responses %d\n", total))
+end
