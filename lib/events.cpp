@@ -1,7 +1,9 @@
 // Event values, topic patterns, the capability handles, and the in-memory bus.
 #include "ordinaut/events.hpp"
 
+#include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -9,8 +11,10 @@
 #include <shared_mutex>
 #include <thread>
 
+#include <rapidjson/error/en.h>
 #include <fmt/format.h>
 
+#include "event_payload.hpp"
 #include "strings.hpp"
 
 namespace ordinaut {
@@ -58,6 +62,21 @@ Result<void> validate_pattern(std::string_view pattern) {
   return {};
 }
 
+Result<std::vector<std::string>> EventBus::publish_batch(std::string_view source,
+                                                         const std::vector<EventDraft>& events) {
+  for (const auto& e : events) {
+    if (auto v = validate_topic(e.topic); !v) return v.error();
+  }
+  std::vector<std::string> ids;
+  ids.reserve(events.size());
+  for (const auto& e : events) {
+    auto id = publish(e.topic, source, e.payload);
+    if (!id) return id.error();
+    ids.push_back(std::move(*id));
+  }
+  return ids;
+}
+
 void Subscription::cancel() {
   if (auto bus = bus_.lock(); bus && id_ != 0) bus->unsubscribe(id_);
   id_ = 0;
@@ -67,6 +86,10 @@ Result<std::string> EventPublisher::publish(std::string_view topic, const JsonVa
   return bus_->publish(topic, source_, payload);
 }
 
+Result<std::vector<std::string>> EventPublisher::publish_batch(const std::vector<EventDraft>& events) const {
+  return bus_->publish_batch(source_, events);
+}
+
 Result<Subscription> EventSubscriber::subscribe(std::string_view pattern, EventHandler handler,
                                                 const SubscribeOptions& options) const {
   auto id = bus_->subscribe(subscriber_, pattern, std::move(handler), options);
@@ -74,93 +97,234 @@ Result<Subscription> EventSubscriber::subscribe(std::string_view pattern, EventH
   return Subscription(bus_, *id);
 }
 
+}  // namespace ORDINAUT_ABI_NAMESPACE
+
+// ---- Shared payloads -----------------------------------------------------------
+
+namespace detail {
+namespace {
+
+rapidjson::CrtAllocator& crt_allocator() {
+  static rapidjson::CrtAllocator allocator;  // stateless; safe to share
+  return allocator;
+}
+
+// Owns a payload and the pool it lives in; handed out through an aliasing
+// shared_ptr so that one allocation carries both. Small payloads fit in the
+// inline buffer and need no further allocation.
+struct PayloadBox {
+  explicit PayloadBox(std::size_t chunk)
+      : pool(inline_buffer, sizeof inline_buffer, chunk, &crt_allocator()), doc(&pool, 256, &crt_allocator()) {}
+  alignas(16) char inline_buffer[192];  // first: the pool uses it
+  rapidjson::MemoryPoolAllocator<> pool;
+  Json doc;
+};
+
+// Upper bound of the pool bytes a copy of `v` takes (rapidjson keeps strings of
+// up to 13 bytes inside the value itself).
+std::size_t pool_bytes(const JsonValue& v) {
+  constexpr std::size_t kAlign = 8;
+  auto string_bytes = [](rapidjson::SizeType length) -> std::size_t {
+    return length <= 13 ? 0 : (length + 1 + kAlign);
+  };
+  switch (v.GetType()) {
+    case rapidjson::kObjectType: {
+      std::size_t n = v.MemberCount() * sizeof(JsonValue::Member) + kAlign;
+      for (const auto& m : v.GetObject()) n += string_bytes(m.name.GetStringLength()) + pool_bytes(m.value);
+      return n;
+    }
+    case rapidjson::kArrayType: {
+      std::size_t n = v.Size() * sizeof(JsonValue) + kAlign;
+      for (const auto& e : v.GetArray()) n += pool_bytes(e);
+      return n;
+    }
+    case rapidjson::kStringType:
+      return string_bytes(v.GetStringLength());
+    default:
+      return 0;
+  }
+}
+
+// SAX filter that makes the document copy every string and key.
+template <typename Handler>
+struct CopyStrings {
+  Handler& out;
+  bool Null() { return out.Null(); }
+  bool Bool(bool b) { return out.Bool(b); }
+  bool Int(int i) { return out.Int(i); }
+  bool Uint(unsigned u) { return out.Uint(u); }
+  bool Int64(std::int64_t i) { return out.Int64(i); }
+  bool Uint64(std::uint64_t u) { return out.Uint64(u); }
+  bool Double(double d) { return out.Double(d); }
+  bool RawNumber(const char* s, rapidjson::SizeType n, bool) { return out.RawNumber(s, n, true); }
+  bool String(const char* s, rapidjson::SizeType n, bool) { return out.String(s, n, true); }
+  bool StartObject() { return out.StartObject(); }
+  bool Key(const char* s, rapidjson::SizeType n, bool) { return out.Key(s, n, true); }
+  bool EndObject(rapidjson::SizeType n) { return out.EndObject(n); }
+  bool StartArray() { return out.StartArray(); }
+  bool EndArray(rapidjson::SizeType n) { return out.EndArray(n); }
+};
+
+struct CopyGenerator {
+  const JsonValue& source;
+  template <typename Handler>
+  bool operator()(Handler& handler) const {
+    CopyStrings<Handler> filter{handler};
+    return source.Accept(filter);
+  }
+};
+
+}  // namespace
+
+std::shared_ptr<const Json> share_payload(const JsonValue& value) {
+  auto box = std::make_shared<PayloadBox>(std::max<std::size_t>(pool_bytes(value), 64));
+  CopyGenerator generator{value};
+  box->doc.Populate(generator);
+  return std::shared_ptr<const Json>(box, &box->doc);
+}
+
+Result<std::shared_ptr<const Json>> parse_payload(std::string_view text) {
+  // Parsed values take at most ~8 pool bytes per input byte (e.g. "[1,1,...]");
+  // typical payloads take less, and the pool grows by further chunks if needed.
+  auto box = std::make_shared<PayloadBox>(std::max<std::size_t>(text.size() * 2, 64));
+  box->doc.Parse<rapidjson::kParseFullPrecisionFlag>(text.data(), text.size());
+  if (box->doc.HasParseError()) {
+    return make_error("invalid_json", fmt::format("payload is not JSON (offset {}): {}", box->doc.GetErrorOffset(),
+                                                  rapidjson::GetParseError_En(box->doc.GetParseError())));
+  }
+  return std::shared_ptr<const Json>(box, &box->doc);
+}
+
+}  // namespace detail
+
+inline namespace ORDINAUT_ABI_NAMESPACE {
+
 // ---- In-memory bus -----------------------------------------------------------
 
 namespace {
 
 using EventPtr = std::shared_ptr<const Event>;
 
-// One bounded queue; a plain subscription owns one, a group shares one among
-// its members. Each member runs one worker thread.
-struct Queue {
-  std::string key;      // "sub:<id>" or "group:<name>|<pattern>"
-  std::string pattern;
-  std::string group;
-  std::mutex mutex;
-  std::condition_variable ready;
-  std::deque<EventPtr> items;
-  std::size_t capacity;
-  bool closed = false;
-  int members = 0;
+struct Counters {
   std::atomic<std::uint64_t> delivered{0}, failed{0}, dropped{0}, retried{0};
 };
 
+// One bounded queue: a plain subscription owns one, a group shares one among
+// its members. Each member runs one worker thread on it.
+struct Queue {
+  std::string pattern;
+  std::string group;
+  std::size_t capacity = 0;
+  std::mutex mutex;
+  std::condition_variable ready;  // items arrived, or a member must stop
+  std::condition_variable idle;   // queue empty and no member holds a batch
+  std::condition_variable stopping;  // a member must stop (ends a retry pause)
+  // Guarded by mutex:
+  std::deque<EventPtr> items;
+  int members = 0;
+  int sleeping = 0;  // members waiting on `ready`; publishers notify only then
+  int busy = 0;      // members delivering a batch taken from `items`
+  bool closed = false;
+  std::string last_error;
+  std::atomic<std::size_t> size_hint{0};  // items.size() as last stored; read while spinning
+  Counters counters;
+};
+
+void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#else
+  std::this_thread::yield();
+#endif
+}
+
+// How long an idle worker spins before it sleeps. A publisher in a burst
+// refills the queue within a microsecond, and a futex wake-up per event costs
+// more than the event itself.
+constexpr auto kSpinBeforeSleep = std::chrono::microseconds(20);
+
 struct Member {
-  std::uint64_t id;
+  std::uint64_t id = 0;
   std::string subscriber;
   std::string consumer;
   EventHandler handler;
   std::shared_ptr<Queue> queue;
-  std::atomic<bool> stop{false};
+  std::atomic<bool> stop{false};  // written under queue->mutex
   std::thread worker;
 };
 
+thread_local const void* tls_worker_bus = nullptr;  // the bus whose worker runs here
+
 class MemoryEventBus final : public EventBus {
  public:
-  explicit MemoryEventBus(MemoryBusOptions options) : options_(options) {}
+  explicit MemoryEventBus(MemoryBusOptions options) : options_(options) {
+    options_.queue_capacity = std::max<std::size_t>(options_.queue_capacity, 1);
+    options_.max_attempts = std::max(options_.max_attempts, 1);
+  }
   ~MemoryEventBus() override { shutdown(); }
 
   Result<std::string> publish(std::string_view topic, std::string_view source, const JsonValue& payload) override {
     if (auto v = validate_topic(topic); !v) return v.error();
-    if (stopped_.load()) return make_error("bus_stopped", "the event bus is shut down");
+    if (stopped_.load(std::memory_order_acquire)) return make_error("bus_stopped", "the event bus is shut down");
     auto event = std::make_shared<Event>();
     event->time_ms = detail::now_ms();
-    event->id = fmt::format("{}-{}", event->time_ms, sequence_.fetch_add(1, std::memory_order_relaxed));
+    char id[48];
+    auto end = std::to_chars(id, id + 24, event->time_ms).ptr;
+    *end++ = '-';
+    end = std::to_chars(end, id + sizeof id, sequence_.fetch_add(1, std::memory_order_relaxed)).ptr;
+    event->id.assign(id, end);
     event->topic = topic;
     event->source = source;
-    event->payload = std::make_shared<const Json>(json::copy(payload));
+    event->payload = detail::share_payload(payload);
     published_.fetch_add(1, std::memory_order_relaxed);
+    EventPtr shared = std::move(event);
     std::shared_lock lock(mutex_);
-    for (auto& [key, queue] : queues_) {
+    for (const auto& queue : queues_) {
       if (!topic_matches(queue->pattern, topic)) continue;
-      bool was_empty;
-      {
-        std::lock_guard ql(queue->mutex);
-        if (queue->closed) continue;
-        was_empty = queue->items.empty();
-        if (queue->items.size() >= queue->capacity) {
-          queue->items.pop_front();
-          queue->dropped.fetch_add(1, std::memory_order_relaxed);
-        }
-        queue->items.push_back(event);
+      std::unique_lock ql(queue->mutex);
+      if (queue->closed) continue;
+      if (queue->items.size() >= queue->capacity) {
+        queue->items.pop_front();
+        queue->counters.dropped.fetch_add(1, std::memory_order_relaxed);
       }
-      if (was_empty) queue->ready.notify_all();
+      queue->items.push_back(shared);
+      queue->size_hint.store(queue->items.size(), std::memory_order_relaxed);
+      const bool wake = queue->sleeping > 0;
+      ql.unlock();
+      if (wake) queue->ready.notify_one();
     }
-    return event->id;
+    return shared->id;
   }
 
   Result<std::uint64_t> subscribe(std::string_view subscriber, std::string_view pattern, EventHandler handler,
                                   const SubscribeOptions& options) override {
     if (auto v = validate_pattern(pattern); !v) return v.error();
     if (!handler) return make_error("invalid_handler", "event handler is empty");
-    if (stopped_.load()) return make_error("bus_stopped", "the event bus is shut down");
     auto member = std::make_shared<Member>();
     std::unique_lock lock(mutex_);
+    if (stopped_.load()) return make_error("bus_stopped", "the event bus is shut down");
     member->id = next_id_++;
     member->subscriber = subscriber;
     member->consumer = options.consumer.empty() ? fmt::format("{}-{}", subscriber, member->id) : options.consumer;
     member->handler = std::move(handler);
-    std::string key = options.group.empty() ? fmt::format("sub:{}", member->id)
-                                            : fmt::format("group:{}|{}", options.group, pattern);
-    auto& queue = queues_[key];
+    std::shared_ptr<Queue> queue;
+    std::string group_key;
+    if (!options.group.empty()) {
+      group_key = fmt::format("{}|{}|{}", subscriber, options.group, pattern);
+      if (auto it = groups_.find(group_key); it != groups_.end()) queue = it->second;
+    }
     if (!queue) {
       queue = std::make_shared<Queue>();
-      queue->key = key;
       queue->pattern = pattern;
       queue->group = options.group;
       queue->capacity = options_.queue_capacity;
+      queues_.push_back(queue);
+      if (!group_key.empty()) groups_.emplace(group_key, queue);
     }
-    ++queue->members;
+    {
+      std::lock_guard ql(queue->mutex);
+      ++queue->members;
+    }
     member->queue = queue;
     member->worker = std::thread([this, m = member.get()] { run(*m); });
     members_.emplace(member->id, member);
@@ -169,15 +333,22 @@ class MemoryEventBus final : public EventBus {
 
   void unsubscribe(std::uint64_t id) override {
     std::shared_ptr<Member> member;
+    bool last = false;
     {
       std::unique_lock lock(mutex_);
       auto it = members_.find(id);
       if (it == members_.end()) return;
       member = it->second;
       members_.erase(it);
-      if (--member->queue->members == 0) queues_.erase(member->queue->key);
+      std::lock_guard ql(member->queue->mutex);
+      last = --member->queue->members == 0;
+      if (last) {
+        member->queue->closed = true;  // publishers skip it from now on
+        std::erase_if(groups_, [&](const auto& g) { return g.second == member->queue; });
+      }
     }
-    stop_member(*member);
+    stop_member(member);
+    if (last) retire(member->queue);
   }
 
   void unsubscribe_all(std::string_view subscriber) override {
@@ -194,20 +365,31 @@ class MemoryEventBus final : public EventBus {
   Json health() const override {
     Json doc = json::object();
     auto& a = doc.GetAllocator();
-    doc.AddMember("kind", "memory", a);
-    doc.AddMember("connected", true, a);
-    doc.AddMember("published", published_.load(), a);
-    std::shared_lock lock(mutex_);
-    std::uint64_t dropped = 0, failed = 0, delivered = 0;
-    for (auto& [k, q] : queues_) {
-      dropped += q->dropped.load();
-      failed += q->failed.load();
-      delivered += q->delivered.load();
+    std::uint64_t delivered = retired_.delivered.load(), failed = retired_.failed.load(),
+                  dropped = retired_.dropped.load(), retried = retired_.retried.load(), queued = 0;
+    std::size_t subscriptions;
+    {
+      std::shared_lock lock(mutex_);
+      for (const auto& q : queues_) {
+        delivered += q->counters.delivered.load();
+        failed += q->counters.failed.load();
+        dropped += q->counters.dropped.load();
+        retried += q->counters.retried.load();
+        std::lock_guard ql(q->mutex);
+        queued += q->items.size();
+      }
+      subscriptions = members_.size();
     }
+    doc.AddMember("kind", "memory", a);
+    doc.AddMember("connected", !stopped_.load(), a);
+    doc.AddMember("published", published_.load(), a);
     doc.AddMember("delivered", delivered, a);
     doc.AddMember("failed", failed, a);
+    doc.AddMember("retried", retried, a);
     doc.AddMember("dropped", dropped, a);
-    doc.AddMember("subscriptions", static_cast<std::uint64_t>(members_.size()), a);
+    doc.AddMember("queued", queued, a);
+    doc.AddMember("subscriptions", static_cast<std::uint64_t>(subscriptions), a);
+    doc.AddMember("queue_capacity", static_cast<std::uint64_t>(options_.queue_capacity), a);
     return doc;
   }
 
@@ -216,22 +398,29 @@ class MemoryEventBus final : public EventBus {
     doc.SetArray();
     auto& a = doc.GetAllocator();
     std::shared_lock lock(mutex_);
-    for (auto& [id, m] : members_) {
+    for (const auto& [id, m] : members_) {
       if (m->subscriber != subscriber) continue;
-      JsonValue s(rapidjson::kObjectType);
-      s.AddMember("id", id, a);
-      s.AddMember("pattern", JsonValue(m->queue->pattern.c_str(), a), a);
-      s.AddMember("group", JsonValue(m->queue->group.c_str(), a), a);
-      s.AddMember("consumer", JsonValue(m->consumer.c_str(), a), a);
-      std::size_t pending;
+      const Queue& q = *m->queue;
+      std::uint64_t queued;
+      std::string last_error;
       {
         std::lock_guard ql(m->queue->mutex);
-        pending = m->queue->items.size();
+        queued = q.items.size();
+        last_error = q.last_error;
       }
-      s.AddMember("pending", static_cast<std::uint64_t>(pending), a);
-      s.AddMember("delivered", m->queue->delivered.load(), a);
-      s.AddMember("failed", m->queue->failed.load(), a);
-      s.AddMember("dropped", m->queue->dropped.load(), a);
+      JsonValue s(rapidjson::kObjectType);
+      s.AddMember("id", id, a);
+      s.AddMember("pattern", JsonValue(q.pattern.c_str(), a), a);
+      s.AddMember("group", JsonValue(q.group.c_str(), a), a);
+      s.AddMember("consumer", JsonValue(m->consumer.c_str(), a), a);
+      // Not yet handled; for a group these are the group's (shared) figures.
+      s.AddMember("pending", queued, a);
+      s.AddMember("lag", queued, a);
+      s.AddMember("delivered", q.counters.delivered.load(), a);
+      s.AddMember("failed", q.counters.failed.load(), a);
+      s.AddMember("retried", q.counters.retried.load(), a);
+      s.AddMember("dropped", q.counters.dropped.load(), a);
+      s.AddMember("last_error", last_error.empty() ? JsonValue() : JsonValue(last_error.c_str(), a), a);
       doc.PushBack(s, a);
     }
     return doc;
@@ -239,77 +428,166 @@ class MemoryEventBus final : public EventBus {
 
   void shutdown() override {
     if (stopped_.exchange(true)) return;
+    // Let the workers deliver what is queued, unless a handler called us: its
+    // own queue cannot drain while it waits here.
+    if (tls_worker_bus != this) {
+      const auto deadline = std::chrono::steady_clock::now() + options_.drain_timeout;
+      std::vector<std::shared_ptr<Queue>> queues;
+      {
+        std::shared_lock lock(mutex_);
+        queues = queues_;
+      }
+      for (auto& q : queues) {
+        std::unique_lock ql(q->mutex);
+        q->idle.wait_until(ql, deadline, [&] { return (q->items.empty() && q->busy == 0) || q->members == 0; });
+      }
+    }
     std::map<std::uint64_t, std::shared_ptr<Member>> members;
     {
       std::unique_lock lock(mutex_);
       members.swap(members_);
-      queues_.clear();
+      groups_.clear();
+      for (auto& q : queues_) {
+        std::lock_guard ql(q->mutex);
+        q->closed = true;
+        q->members = 0;
+      }
     }
-    for (auto& [id, m] : members) stop_member(*m);
-  }
-
- private:
-  void stop_member(Member& m) {
-    m.stop.store(true);
+    for (auto& [id, m] : members) stop_member(m);
+    std::vector<std::shared_ptr<Queue>> queues;
     {
-      std::lock_guard ql(m.queue->mutex);
-      if (m.queue->members <= 0) m.queue->closed = true;
+      std::shared_lock lock(mutex_);
+      queues = queues_;
     }
-    m.queue->ready.notify_all();
-    if (m.worker.joinable()) {
-      if (m.worker.get_id() == std::this_thread::get_id()) {
-        m.worker.detach();  // a handler cancelling its own subscription
+    for (auto& q : queues) retire(q);
+    std::vector<std::pair<std::thread, std::shared_ptr<Member>>> orphans;
+    {
+      std::lock_guard lock(orphans_mutex_);
+      orphans.swap(orphans_);
+    }
+    for (auto& [thread, member] : orphans) {
+      if (thread.get_id() == std::this_thread::get_id()) {
+        thread.detach();  // shutdown() called by the handler that cancelled itself
       } else {
-        m.worker.join();
+        thread.join();
       }
     }
   }
 
+ private:
+  void stop_member(const std::shared_ptr<Member>& m) {
+    {
+      std::lock_guard ql(m->queue->mutex);
+      m->stop.store(true);
+    }
+    m->queue->ready.notify_all();
+    m->queue->stopping.notify_all();
+    if (!m->worker.joinable()) return;
+    if (m->worker.get_id() == std::this_thread::get_id()) {
+      // A handler cancelled its own subscription: it finishes the current
+      // event and then exits; shutdown() joins it.
+      std::lock_guard lock(orphans_mutex_);
+      orphans_.emplace_back(std::move(m->worker), m);
+    } else {
+      m->worker.join();
+    }
+  }
+
+  // Moves the counters of a queue with no members into the bus totals, counts
+  // what it still held as dropped, and forgets it.
+  void retire(const std::shared_ptr<Queue>& q) {
+    std::unique_lock lock(mutex_);
+    auto it = std::find(queues_.begin(), queues_.end(), q);
+    if (it == queues_.end()) return;
+    queues_.erase(it);
+    std::lock_guard ql(q->mutex);
+    q->counters.dropped.fetch_add(q->items.size());
+    q->items.clear();
+    retired_.delivered += q->counters.delivered.load();
+    retired_.failed += q->counters.failed.load();
+    retired_.dropped += q->counters.dropped.load();
+    retired_.retried += q->counters.retried.load();
+  }
+
   void run(Member& m) {
+    tls_worker_bus = this;
     Queue& q = *m.queue;
     std::deque<EventPtr> batch;
     while (true) {
       {
         std::unique_lock ql(q.mutex);
-        q.ready.wait(ql, [&] { return m.stop.load() || q.closed || !q.items.empty(); });
-        if (m.stop.load() || q.closed) return;
-        // A group's members share the queue: take a slice so others get work too.
-        std::size_t take = q.members > 1 ? std::min<std::size_t>(q.items.size(), 64) : q.items.size();
-        for (std::size_t i = 0; i < take; ++i) {
-          batch.push_back(std::move(q.items.front()));
-          q.items.pop_front();
+        if (q.items.empty() && !m.stop.load()) {
+          ql.unlock();
+          const auto until = std::chrono::steady_clock::now() + kSpinBeforeSleep;
+          for (int i = 1; q.size_hint.load(std::memory_order_relaxed) == 0 && !m.stop.load(std::memory_order_relaxed);
+               ++i) {
+            cpu_relax();
+            if (i % 64 == 0 && std::chrono::steady_clock::now() >= until) break;
+          }
+          ql.lock();
         }
-      }
-      for (auto& event : batch) {
+        while (!m.stop.load() && q.items.empty()) {
+          if (q.busy == 0) q.idle.notify_all();
+          ++q.sleeping;
+          q.ready.wait(ql);
+          --q.sleeping;
+        }
         if (m.stop.load()) return;
-        deliver(m, *event);
+        if (q.members <= 1) {
+          batch.swap(q.items);
+        } else {
+          // Members of a group take turns: a slice each, so that they share the work.
+          const std::size_t take = std::min<std::size_t>(q.items.size(), 64);
+          std::move(q.items.begin(), q.items.begin() + static_cast<std::ptrdiff_t>(take), std::back_inserter(batch));
+          q.items.erase(q.items.begin(), q.items.begin() + static_cast<std::ptrdiff_t>(take));
+        }
+        q.size_hint.store(q.items.size(), std::memory_order_relaxed);
+        ++q.busy;
       }
+      std::size_t done = 0;
+      for (; done < batch.size() && !m.stop.load(std::memory_order_relaxed); ++done) deliver(m, *batch[done]);
+      if (done < batch.size()) q.counters.dropped.fetch_add(batch.size() - done, std::memory_order_relaxed);
       batch.clear();
+      std::lock_guard ql(q.mutex);
+      if (--q.busy == 0 && q.items.empty()) q.idle.notify_all();
     }
   }
 
   void deliver(Member& m, const Event& event) {
+    Queue& q = *m.queue;
+    auto delay = options_.retry_delay;
     for (int attempt = 1;; ++attempt) {
+      std::string error;
       try {
         m.handler(event);
-        m.queue->delivered.fetch_add(1, std::memory_order_relaxed);
+        q.counters.delivered.fetch_add(1, std::memory_order_relaxed);
         return;
+      } catch (const std::exception& e) {
+        error = e.what();
       } catch (...) {
-        if (attempt >= options_.max_attempts || m.stop.load()) {
-          m.queue->failed.fetch_add(1, std::memory_order_relaxed);
-          return;
-        }
-        m.queue->retried.fetch_add(1, std::memory_order_relaxed);
-        std::this_thread::sleep_for(options_.retry_delay);
+        error = "handler threw a non-standard exception";
       }
+      std::unique_lock ql(q.mutex);
+      q.last_error = fmt::format("event {} on {}: {}", event.id, event.topic, error);
+      if (attempt >= options_.max_attempts || m.stop.load()) {
+        q.counters.failed.fetch_add(1, std::memory_order_relaxed);
+        return;
+      }
+      q.counters.retried.fetch_add(1, std::memory_order_relaxed);
+      q.stopping.wait_for(ql, delay, [&] { return m.stop.load(); });
+      delay *= 2;
     }
   }
 
   MemoryBusOptions options_;
   mutable std::shared_mutex mutex_;
-  std::map<std::string, std::shared_ptr<Queue>> queues_;
+  std::vector<std::shared_ptr<Queue>> queues_;                    // every queue with members (and closing ones)
+  std::map<std::string, std::shared_ptr<Queue>> groups_;          // open group queues by subscriber|group|pattern
   std::map<std::uint64_t, std::shared_ptr<Member>> members_;
   std::uint64_t next_id_ = 1;
+  Counters retired_;  // totals of queues that are gone
+  std::mutex orphans_mutex_;
+  std::vector<std::pair<std::thread, std::shared_ptr<Member>>> orphans_;
   std::atomic<std::uint64_t> sequence_{0};
   std::atomic<std::uint64_t> published_{0};
   std::atomic<bool> stopped_{false};

@@ -268,6 +268,12 @@ struct ExtensionHost::Impl {
   }
 
   void add_entry(std::unique_ptr<Entry> entry, const std::string& where) {
+    if (entry->id == "core") {  // the host's event source: an extension so named could forge it
+      add_discovery_error(where, "extension id 'core' is reserved for the host (source of its events); ignored");
+      logger.audit("extension_refused", "extension id 'core' is reserved",
+                   fmt::format(R"({{"where":"{}"}})", json::escape(where)));
+      return;
+    }
     if (auto it = by_id.find(entry->id); it != by_id.end()) {
       const Entry& first = *it->second;
       std::string first_where = first.manifest ? first.manifest->file.string() : "linked into the program";
@@ -782,6 +788,23 @@ Response ExtensionHost::Impl::default_health(Entry& entry, Runtime* runtime) {
       c.AddMember("error", JsonValue(e.what(), a), a);
       checks.AddMember("health_checks", c, a);
     }
+    // "events": the bus's state and this extension's subscriptions (streams,
+    // groups, pending, lag); a disconnected bus degrades its users.
+    if (runtime->granted.contains(Capability::EVENTS_PUB) || runtime->granted.contains(Capability::EVENTS_SUB)) {
+      Json bus_health = bus->health();
+      Json subs = bus->subscriber_health(entry.id);
+      const bool connected = !bus_health.HasMember("connected") || bus_health["connected"].IsTrue();
+      if (!connected) status = "degraded";
+      JsonValue c(rapidjson::kObjectType);
+      c.AddMember("status", JsonValue(connected ? "ok" : "error", a), a);
+      c.AddMember("bus", bus_health.HasMember("kind") ? JsonValue(bus_health["kind"], a) : JsonValue(), a);
+      c.AddMember("connected", connected, a);
+      if (!connected && bus_health.HasMember("last_error")) {
+        c.AddMember("last_error", JsonValue(bus_health["last_error"], a), a);
+      }
+      c.AddMember("subscriptions", JsonValue(subs, a), a);
+      checks.AddMember("events", c, a);
+    }
   }
   JsonValue st(rapidjson::kObjectType);
   st.AddMember("status", JsonValue(state == ExtensionState::active ? "ok" : "error", a), a);
@@ -1094,6 +1117,9 @@ std::vector<ExtensionSnapshot> ExtensionHost::snapshot() const {
 
 ToolRegistry& ExtensionHost::tools() { return *impl_->tools; }
 std::shared_ptr<EventBus> ExtensionHost::event_bus() const { return impl_->bus; }
+Result<std::string> ExtensionHost::publish(std::string_view topic, const JsonValue& payload) {
+  return impl_->bus->publish(topic, "core", payload);
+}
 const Logger& ExtensionHost::logger() const { return impl_->logger; }
 bool ExtensionHost::require_scopes() const { return impl_->require_scopes; }
 

@@ -6,7 +6,14 @@
 // topic, "prefix.*" (any topic below prefix) or "*" (everything).
 //
 // Extensions never see the EventBus itself: with EVENTS_PUB they receive an
-// EventPublisher bound to their id, with EVENTS_SUB an EventSubscriber.
+// EventPublisher bound to their id, with EVENTS_SUB an EventSubscriber. The
+// host publishes with source "core" (ExtensionHost::publish).
+//
+// Delivery is at least once: a handler that throws is retried in place (the
+// subscriber's later events wait), with a doubling pause, up to max_attempts
+// deliveries; then the event is counted "failed" and skipped. The Redis bus
+// may also deliver an event again after a connection loss or when it reclaims
+// the pending events of a dead consumer (see ordinaut/redis_bus.hpp).
 //
 // Thread safety: every class here is safe for concurrent use. Handlers run on
 // the bus's worker threads, never on the publisher's.
@@ -18,6 +25,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "ordinaut/json.hpp"
 #include "ordinaut/result.hpp"
@@ -27,7 +35,10 @@ namespace ordinaut {
 inline namespace ORDINAUT_ABI_NAMESPACE {
 
 struct Event {
-  std::string id;      ///< unique per bus; ordered within a topic
+  /// Ordered and unique within its topic, so (topic, id) names an event; the
+  /// Redis bus uses the stream entry id ("1718000000000-0"), which two topics
+  /// may share.
+  std::string id;
   std::string topic;
   std::string source;  ///< publishing extension id, or "core" for the host
   std::int64_t time_ms = 0;  ///< milliseconds since the Unix epoch
@@ -44,6 +55,9 @@ using EventHandler = std::function<void(const Event&)>;
 struct SubscribeOptions {
   /// Subscribers sharing a group share its events (each event to one of them);
   /// different groups, and subscribers without a group, each get every event.
+  /// A group belongs to one subscriber (extension id) and one pattern, so an
+  /// extension cannot join, and take events from, another extension's group;
+  /// the same extension in several processes on one Redis shares its groups.
   std::string group;
   /// Name of this consumer within its group; generated when empty.
   std::string consumer;
@@ -56,8 +70,17 @@ Result<void> validate_topic(std::string_view topic);
 /// Checks a subscription pattern: a valid topic, "prefix.*" or "*".
 Result<void> validate_pattern(std::string_view pattern);
 
+/// One event of a batch. Topic and payload are borrowed for the call only.
+struct EventDraft {
+  std::string_view topic;
+  const JsonValue& payload;
+};
+
 /// The transport. Implemented by the in-memory bus (default) and the Redis
 /// Streams bus; a host may provide its own.
+///
+/// Error codes: "invalid_topic", "invalid_pattern", "invalid_handler",
+/// "bus_stopped" (after shutdown()), "bus_unavailable" (Redis unreachable).
 class EventBus {
  public:
   virtual ~EventBus() = default;
@@ -65,6 +88,12 @@ class EventBus {
   /// calls this (EventPublisher stamps it).
   virtual Result<std::string> publish(std::string_view topic, std::string_view source,
                                       const JsonValue& payload) = 0;
+  /// Publishes several events in one go (the Redis bus pipelines them) and
+  /// returns their ids in order. Every topic is checked first: an invalid one
+  /// publishes nothing. On a transport error events before the failing one may
+  /// have been published. The default calls publish() for each.
+  virtual Result<std::vector<std::string>> publish_batch(std::string_view source,
+                                                         const std::vector<EventDraft>& events);
   /// Subscribes `handler` on behalf of `subscriber` (an extension id); returns
   /// a subscription id for unsubscribe().
   virtual Result<std::uint64_t> subscribe(std::string_view subscriber, std::string_view pattern,
@@ -76,7 +105,9 @@ class EventBus {
   virtual Json health() const = 0;
   /// One subscriber's subscriptions with their counters.
   virtual Json subscriber_health(std::string_view subscriber) const = 0;
-  /// Stops workers; pending deliveries may be dropped. Idempotent.
+  /// Stops accepting publishes and subscriptions and stops the workers, after
+  /// the drain the bus documents; undelivered events are counted "dropped".
+  /// Idempotent.
   virtual void shutdown() = 0;
 };
 
@@ -102,6 +133,8 @@ class EventPublisher {
       : bus_(std::move(bus)), source_(std::move(source)) {}
   /// Publishes with this extension as source; returns the event id.
   Result<std::string> publish(std::string_view topic, const JsonValue& payload) const;
+  /// EventBus::publish_batch with this extension as source.
+  Result<std::vector<std::string>> publish_batch(const std::vector<EventDraft>& events) const;
 
  private:
   std::shared_ptr<EventBus> bus_;
@@ -123,20 +156,27 @@ class EventSubscriber {
 
 /// Options of the in-memory bus.
 struct MemoryBusOptions {
-  /// Events queued per subscriber (or per group) before the oldest is dropped.
+  /// Events queued per subscription (or per group) before the oldest is dropped.
   std::size_t queue_capacity = 65536;
   /// Deliveries tried per event and subscriber before it is counted failed.
   int max_attempts = 3;
-  /// Pause between attempts after a handler threw.
+  /// Pause after the first failed attempt; it doubles after each further one.
   std::chrono::milliseconds retry_delay{10};
+  /// How long shutdown() lets the workers deliver what is already queued.
+  std::chrono::milliseconds drain_timeout{2000};
 };
 
 /// The default bus: in process, no persistence. Each subscription (or group)
 /// has a bounded queue drained by its own worker thread, so one subscriber's
 /// events arrive in publish order and a slow subscriber never blocks a
-/// publisher. Overflow policy: when a queue is full the *oldest* queued event
-/// is dropped and counted in "dropped". A handler that throws is retried up to
+/// publisher; the members of a group take turns on their shared queue. The
+/// payload is copied once per publish and shared by every subscriber.
+/// Overflow policy: when a queue is full the *oldest* queued event is dropped
+/// and counted in "dropped". A handler that throws is retried up to
 /// max_attempts times, then the event is counted in "failed" and skipped.
+/// unsubscribe() discards what the subscription still had queued (a group's
+/// queue stays with its other members); shutdown() drains for drain_timeout
+/// and counts the rest in "dropped".
 std::shared_ptr<EventBus> make_memory_event_bus(MemoryBusOptions options = {});
 
 }  // namespace ORDINAUT_ABI_NAMESPACE

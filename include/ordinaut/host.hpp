@@ -143,6 +143,9 @@ class ExtensionHost {
 
   ToolRegistry& tools();
   std::shared_ptr<EventBus> event_bus() const;
+  /// Publishes an event of the host itself: its source is "core", a name no
+  /// extension can publish under. Errors as EventBus::publish().
+  Result<std::string> publish(std::string_view topic, const JsonValue& payload);
   const Logger& logger() const;
   bool require_scopes() const;
 
