@@ -82,7 +82,6 @@ class EventsDemo final : public ordinaut::Extension {
   }
 
   std::optional<ordinaut::Router> setup(ordinaut::SetupContext& context) override {
-    log_ = std::make_unique<ordinaut::Logger>(context.logger());
     if (context.granted(Capability::EVENTS_PUB)) publisher_ = &context.events_publisher();
     if (context.granted(Capability::EVENTS_SUB)) {
       subscriber_ = &context.events_subscriber();
@@ -382,7 +381,6 @@ class EventsDemo final : public ordinaut::Extension {
     return Response::json_text(200, std::move(out));
   }
 
-  std::unique_ptr<ordinaut::Logger> log_;
   const ordinaut::EventPublisher* publisher_ = nullptr;
   const ordinaut::EventSubscriber* subscriber_ = nullptr;
   ordinaut::Subscription history_subscription_;

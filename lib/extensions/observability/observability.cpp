@@ -209,7 +209,6 @@ class Observability final : public ordinaut::Extension {
 
   std::optional<ordinaut::Router> setup(ordinaut::SetupContext& context) override {
     host_ = &context.introspection();
-    log_ = std::make_unique<ordinaut::Logger>(context.logger());
     boot_time_ = read_boot_time();
     for (double bound : ordinaut::latency_buckets()) {
       std::string le;
@@ -218,7 +217,9 @@ class Observability final : public ordinaut::Extension {
     }
     // Series for the host itself exist from the start, so dashboards see 0.
     (void)task_series("core");
-    for (const char* kind : {"counted", "ignored", "invalid"}) (void)task_events(kind);
+    counted_ = &task_events("counted");
+    ignored_ = &task_events("ignored");
+    invalid_ = &task_events("invalid");
     if (context.granted(Capability::EVENTS_SUB)) {
       auto sub = context.events_subscriber().subscribe(
           "task.*", [this](const ordinaut::Event& event) { on_task_event(event); });
@@ -275,7 +276,7 @@ class Observability final : public ordinaut::Extension {
   void on_task_event(const ordinaut::Event& event) {
     const std::string_view kind = std::string_view(event.topic).substr(5);  // after "task."
     if (kind != "started" && kind != "succeeded" && kind != "failed") {
-      task_events("ignored").inc();
+      ignored_->inc();
       return;
     }
     const ordinaut::JsonValue* payload = event.payload.get();
@@ -290,17 +291,17 @@ class Observability final : public ordinaut::Extension {
       valid = false;  // a success always has a duration
     }
     if (!valid) {
-      task_events("invalid").inc();
+      invalid_->inc();
       return;
     }
     TaskSeries s;
     try {
       s = task_series(event.source);
     } catch (const std::exception&) {  // a series limit: keep the bus healthy
-      task_events("invalid").inc();
+      invalid_->inc();
       return;
     }
-    task_events("counted").inc();
+    counted_->inc();
     if (kind == "started") {
       s.started->inc();
     } else if (kind == "succeeded") {
@@ -541,7 +542,6 @@ class Observability final : public ordinaut::Extension {
   }
 
   const ordinaut::HostIntrospection* host_ = nullptr;
-  std::unique_ptr<ordinaut::Logger> log_;
   double boot_time_ = 0;
   std::vector<std::string> latency_le_;
   std::atomic<std::size_t> last_size_{0};
@@ -550,6 +550,9 @@ class Observability final : public ordinaut::Extension {
   ordinaut::MetricsRegistry task_metrics_;  // unprefixed: ordinaut_task_*
   std::mutex task_mutex_;
   std::map<std::string, TaskSeries> task_by_source_;
+  ordinaut::Counter* counted_ = nullptr;
+  ordinaut::Counter* ignored_ = nullptr;
+  ordinaut::Counter* invalid_ = nullptr;
   ordinaut::Subscription subscription_;
   bool task_events_subscribed_ = false;
 };
