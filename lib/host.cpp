@@ -503,7 +503,9 @@ struct ExtensionHost::Impl {
       return make_error("load_failed", fmt::format("extension '{}': setup() threw: {}", entry.id, e.what()));
     }
     if (rt.router && !rt.granted.contains(Capability::ROUTES)) {
-      if (!rt.router->empty()) {
+      // A requested-but-unapproved ROUTES was audited with the grants above:
+      // one record per denial.
+      if (!rt.router->empty() && !rt.requested.contains(Capability::ROUTES)) {
         log.audit("capability_denied",
                   fmt::format("extension '{}' returned {} routes without the ROUTES grant; nothing is mounted",
                               entry.id, rt.router->routes().size()),
@@ -668,6 +670,13 @@ Response ExtensionHost::Impl::dispatch_extension(Entry& entry, Request& request,
   }
 
   auto loaded = ensure_loaded(entry);
+  if (!loaded && rest == "/health" && (request.method == "GET" || request.method == "HEAD") &&
+      loaded.error().code != "disabled") {
+    // Health checkers get the health shape (503, state) even when loading failed.
+    Response health = default_health(entry, nullptr);
+    host_counters.record(health.status, std::chrono::steady_clock::now() - started);
+    return health;
+  }
   if (!loaded) {
     const int status = loaded.error().code == "disabled" ? 404 : 503;
     host_counters.record(status, std::chrono::steady_clock::now() - started);

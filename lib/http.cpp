@@ -151,6 +151,7 @@ Router& Router::add(std::string method, std::string path, Handler handler, Route
   if (!handler) throw std::invalid_argument(fmt::format("route {} {}: handler is empty", method, path));
   Route route;
   route.segments = detail::split_path(path);
+  std::vector<std::string_view> param_names;
   for (std::size_t i = 0; i < route.segments.size(); ++i) {
     const std::string& seg = route.segments[i];
     if (seg.empty() && i + 1 != route.segments.size()) {
@@ -172,6 +173,11 @@ Router& Router::add(std::string method, std::string path, Handler handler, Route
     if (!valid_param_name(name)) {
       throw std::invalid_argument(fmt::format("route {} {}: bad parameter name \"{}\"", method, path, name));
     }
+    // Request::param() returns the first value only, so a repeat would be lost.
+    if (std::find(param_names.begin(), param_names.end(), name) != param_names.end()) {
+      throw std::invalid_argument(fmt::format("route {} {}: parameter {{{}}} appears twice", method, path, name));
+    }
+    param_names.push_back(name);
   }
   for (const Route& existing : routes_) {
     if (existing.method == method && existing.path == path) {

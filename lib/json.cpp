@@ -2,7 +2,11 @@
 // and the reason. RapidJSON 1.1.0 reports only the failing keyword and
 // pointers; explain() turns those into a sentence by looking at the schema and
 // the instance.
-#define RAPIDJSON_SCHEMA_USE_STDREGEX 1  // ECMAScript regexes, as JSON Schema specifies
+// ECMAScript regexes (std::regex), as JSON Schema specifies. RapidJSON 1.1.0
+// reads these macros backwards: defining INTERNALREGEX (to any value) turns the
+// internal engine off, and defining STDREGEX (to any value) turns std::regex
+// *off* too, which silently ignored every "pattern". So define only this one.
+// Every file that includes rapidjson/schema.h must do the same (ODR).
 #define RAPIDJSON_SCHEMA_USE_INTERNALREGEX 0
 
 #include "ordinaut/json.hpp"
@@ -18,16 +22,52 @@
 
 #include <regex>
 
+
 namespace ordinaut {
 inline namespace ORDINAUT_ABI_NAMESPACE {
 
+namespace {
+constexpr std::size_t kMaxJsonDepth = 512;
+constexpr std::size_t kMaxPatternInput = 1024;
+}  // namespace
+
 namespace json {
+
+namespace {
+
+// RapidJSON parses, validates and serialises recursively: a body of a million
+// '[' would exhaust the stack. Returns the offset where nesting passes
+// kMaxJsonDepth, or npos.
+std::size_t too_deep_at(std::string_view text) noexcept {
+  std::size_t depth = 0;
+  bool in_string = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxJsonDepth) return i;
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return std::string_view::npos;
+}
+
+}  // namespace
 
 Result<Json> parse(std::string_view text) {
   Json doc;
-  doc.Parse<rapidjson::kParseFullPrecisionFlag>(text.data(), text.size());
-  if (doc.HasParseError()) {
-    const std::size_t offset = doc.GetErrorOffset();
+  const std::size_t deep = too_deep_at(text);
+  if (deep == std::string_view::npos) doc.Parse<rapidjson::kParseFullPrecisionFlag>(text.data(), text.size());
+  if (deep != std::string_view::npos || doc.HasParseError()) {
+    const std::size_t offset = deep != std::string_view::npos ? deep : doc.GetErrorOffset();
     std::size_t line = 1, column = 1;
     for (std::size_t i = 0; i < offset && i < text.size(); ++i) {
       if (text[i] == '\n') {
@@ -39,7 +79,9 @@ Result<Json> parse(std::string_view text) {
     }
     Error e = make_error("invalid_json",
                          fmt::format("line {}, column {} (offset {}): {}", line, column, offset,
-                                     rapidjson::GetParseError_En(doc.GetParseError())));
+                                     deep != std::string_view::npos
+                                         ? fmt::format("nesting deeper than {} levels", kMaxJsonDepth).c_str()
+                                         : rapidjson::GetParseError_En(doc.GetParseError())));
     return e;
   }
   return doc;
@@ -120,6 +162,9 @@ std::string escape(std::string_view text) {
 
 namespace {
 
+constexpr const char* kNoAdditional = "x-ordinaut-no-additional";
+constexpr const char* kPatternLimit = "x-ordinaut-pattern-limit";
+
 std::string pointer_text(const rapidjson::Pointer& pointer) {
   rapidjson::StringBuffer plain;
   pointer.Stringify(plain);
@@ -156,7 +201,11 @@ Error explain(const JsonValue& schema_root, const JsonValue& instance_root,
     auto it = schema->FindMember(name);
     return it == schema->MemberEnd() ? nullptr : &it->value;
   };
-  if (const JsonValue* custom = member("x-error"); custom != nullptr && custom->IsString() &&
+  if (keyword == "maxLength" && member(kPatternLimit) != nullptr && instance != nullptr && instance->IsString()) {
+    reason = fmt::format("a string of {} characters is longer than {}, the limit for strings matched against a "
+                         "pattern",
+                         instance->GetStringLength(), kMaxPatternInput);
+  } else if (const JsonValue* custom = member("x-error"); custom != nullptr && custom->IsString() &&
                                                    keyword != "required" && keyword != "additionalProperties") {
     reason = custom->GetString();
   } else if (keyword == "required" && instance != nullptr && instance->IsObject()) {
@@ -170,26 +219,14 @@ Error explain(const JsonValue& schema_root, const JsonValue& instance_root,
         }
       }
     }
-  } else if (keyword == "additionalProperties" && instance != nullptr && instance->IsObject()) {
-    const JsonValue* props = member("properties");
-    const JsonValue* patterns = member("patternProperties");
-    for (auto& m : instance->GetObject()) {
-      bool known = props != nullptr && props->IsObject() && props->HasMember(m.name);
-      if (!known && patterns != nullptr && patterns->IsObject()) {
-        for (auto& p : patterns->GetObject()) {
-          try {
-            if (std::regex_search(std::string(m.name.GetString()), std::regex(p.name.GetString()))) known = true;
-          } catch (const std::regex_error&) {
-          }
-        }
-      }
-      if (!known) {
-        pointer += "/";
-        pointer += m.name.GetString();
-        reason = fmt::format("property \"{}\" is not allowed", m.name.GetString());
-        break;
-      }
-    }
+  } else if (keyword == "additionalProperties" || (keyword == "not" && member(kNoAdditional) != nullptr)) {
+    // RapidJSON appends the key before checking it: the pointer ends with the
+    // offending property.
+    const std::size_t n = instance_ptr.GetTokenCount();
+    const std::string name = n > 0 ? std::string(instance_ptr.GetTokens()[n - 1].name,
+                                                 instance_ptr.GetTokens()[n - 1].length)
+                                   : std::string();
+    reason = fmt::format("property \"{}\" is not allowed", name);
   } else if (keyword == "type" && instance != nullptr) {
     std::string expected;
     if (const JsonValue* t = member("type"); t != nullptr) {
@@ -226,9 +263,84 @@ Error explain(const JsonValue& schema_root, const JsonValue& instance_root,
 }  // namespace
 
 struct JsonSchema::Impl {
-  Json source;
+  Json source;           // as given, returned by document()
+  Json compiled_source;  // what RapidJSON compiled (see prepare_schema)
+  bool has_pattern_properties = false;
   std::unique_ptr<rapidjson::SchemaDocument> compiled;
 };
+
+namespace {
+
+// Prepares a schema for RapidJSON 1.1.0 and returns the pointer of a bad
+// regular expression, if any (RapidJSON would silently ignore it).
+//  - It validates the value of a key matched only by "patternProperties"
+//    against a stale schema when "additionalProperties" is false. {"not": {}}
+//    means the same and takes a code path without that bug; the marker lets
+//    explain() word the error as for additionalProperties.
+//  - std::regex backtracks recursively, about 300 bytes of stack per
+//    character: a string checked against a "pattern" is capped at
+//    kMaxPatternInput characters (an added maxLength, marked for explain()),
+//    and property names matched by "patternProperties" are checked in
+//    validate().
+std::optional<std::string> prepare_schema(JsonValue& schema, Json::AllocatorType& a, const std::string& at,
+                                          bool& has_pattern_properties) {
+  if (!schema.IsObject()) return std::nullopt;
+  auto check_regex = [](const char* text, std::size_t length) {
+    try {
+      std::regex re(text, length, std::regex_constants::ECMAScript);
+      return true;
+    } catch (const std::regex_error&) {
+      return false;
+    }
+  };
+  for (auto& m : schema.GetObject()) {
+    std::string_view key(m.name.GetString(), m.name.GetStringLength());
+    const std::string here = at + "/" + std::string(key);
+    std::optional<std::string> bad;
+    if (key == "pattern" && m.value.IsString()) {
+      if (!check_regex(m.value.GetString(), m.value.GetStringLength())) return here;
+    } else if (key == "properties" || key == "patternProperties" || key == "definitions" || key == "dependencies") {
+      if (m.value.IsObject()) {
+        for (auto& sub : m.value.GetObject()) {
+          const std::string sub_at = here + "/" + std::string(sub.name.GetString(), sub.name.GetStringLength());
+          if (key == "patternProperties" && !check_regex(sub.name.GetString(), sub.name.GetStringLength())) {
+            return sub_at;
+          }
+          if ((bad = prepare_schema(sub.value, a, sub_at, has_pattern_properties))) return bad;
+        }
+      }
+    } else if (key == "items" || key == "allOf" || key == "anyOf" || key == "oneOf") {
+      if (m.value.IsArray()) {
+        for (rapidjson::SizeType i = 0; i < m.value.Size(); ++i) {
+          if ((bad = prepare_schema(m.value[i], a, here + "/" + std::to_string(i), has_pattern_properties))) return bad;
+        }
+      } else if ((bad = prepare_schema(m.value, a, here, has_pattern_properties))) {
+        return bad;
+      }
+    } else if (key == "additionalProperties" || key == "additionalItems" || key == "not") {
+      if ((bad = prepare_schema(m.value, a, here, has_pattern_properties))) return bad;
+    }
+  }
+  if (schema.HasMember("patternProperties")) has_pattern_properties = true;
+  if (auto pattern = schema.FindMember("pattern"); pattern != schema.MemberEnd() && pattern->value.IsString()) {
+    auto max = schema.FindMember("maxLength");
+    if (max == schema.MemberEnd() || !max->value.IsUint64() || max->value.GetUint64() > kMaxPatternInput) {
+      if (max != schema.MemberEnd()) schema.RemoveMember(max);
+      schema.AddMember("maxLength", static_cast<std::uint64_t>(kMaxPatternInput), a);
+      schema.AddMember(rapidjson::StringRef(kPatternLimit), true, a);
+    }
+  }
+  auto additional = schema.FindMember("additionalProperties");
+  if (additional != schema.MemberEnd() && additional->value.IsFalse() && schema.HasMember("patternProperties")) {
+    JsonValue replacement(rapidjson::kObjectType);
+    replacement.AddMember("not", JsonValue(rapidjson::kObjectType), a);
+    replacement.AddMember(rapidjson::StringRef(kNoAdditional), true, a);
+    additional->value = replacement;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
 
 JsonSchema::JsonSchema(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 JsonSchema::JsonSchema(JsonSchema&&) noexcept = default;
@@ -251,9 +363,14 @@ Result<JsonSchema> JsonSchema::compile(const JsonValue& schema) {
   } else {
     impl->source.CopyFrom(schema, impl->source.GetAllocator());
   }
+  impl->compiled_source.CopyFrom(impl->source, impl->compiled_source.GetAllocator());
+  if (auto bad = prepare_schema(impl->compiled_source, impl->compiled_source.GetAllocator(), "",
+                                impl->has_pattern_properties)) {
+    return make_error("invalid_schema", fmt::format("schema {}: not a valid ECMAScript regular expression", *bad));
+  }
   try {
-    impl->compiled = std::make_unique<rapidjson::SchemaDocument>(impl->source);
-  } catch (const std::exception& e) {  // std::regex_error for a bad "pattern"
+    impl->compiled = std::make_unique<rapidjson::SchemaDocument>(impl->compiled_source);
+  } catch (const std::exception& e) {
     return make_error("invalid_schema", fmt::format("schema could not be compiled: {}", e.what()));
   }
   return JsonSchema(std::move(impl));
@@ -270,10 +387,62 @@ Result<JsonSchema> JsonSchema::compile(std::string_view schema_text) {
   return compile(static_cast<const JsonValue&>(doc.value()));
 }
 
+namespace {
+
+// First object (by pointer) holding a property name too long for a
+// patternProperties regex; false when there is none.
+bool find_long_name(const JsonValue& v, std::string& pointer, std::size_t& length) {
+  if (v.IsObject()) {
+    for (auto& m : v.GetObject()) {
+      if (m.name.GetStringLength() > kMaxPatternInput) {
+        length = m.name.GetStringLength();
+        return true;
+      }
+    }
+    for (auto& m : v.GetObject()) {
+      const std::size_t size = pointer.size();
+      pointer += '/';
+      for (const char* c = m.name.GetString(); *c != '\0'; ++c) {
+        if (*c == '~') {
+          pointer += "~0";
+        } else if (*c == '/') {
+          pointer += "~1";
+        } else {
+          pointer += *c;
+        }
+      }
+      if (find_long_name(m.value, pointer, length)) return true;
+      pointer.resize(size);
+    }
+  } else if (v.IsArray()) {
+    for (rapidjson::SizeType i = 0; i < v.Size(); ++i) {
+      const std::size_t size = pointer.size();
+      pointer += '/' + std::to_string(i);
+      if (find_long_name(v[i], pointer, length)) return true;
+      pointer.resize(size);
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
 Result<void> JsonSchema::validate(const JsonValue& instance) const {
+  if (impl_->has_pattern_properties) {
+    std::string pointer;
+    std::size_t length = 0;
+    if (find_long_name(instance, pointer, length)) {
+      Error e = make_error("schema_violation",
+                           fmt::format("{}: a property name of {} characters is longer than {}, the limit for names "
+                                       "matched against patternProperties",
+                                       pointer.empty() ? "/" : pointer, length, kMaxPatternInput));
+      e.pointer = pointer;
+      return e;
+    }
+  }
   rapidjson::SchemaValidator validator(*impl_->compiled);
   if (instance.Accept(validator)) return {};
-  return explain(impl_->source, instance, validator.GetInvalidSchemaPointer(),
+  return explain(impl_->compiled_source, instance, validator.GetInvalidSchemaPointer(),
                  validator.GetInvalidSchemaKeyword(), validator.GetInvalidDocumentPointer());
 }
 
