@@ -2,6 +2,7 @@
 // with the listener example, reading metrics, running promtool, reading SSE.
 #pragma once
 
+#include <signal.h>
 #include <sys/wait.h>
 
 #include <algorithm>
@@ -15,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <set>
 #include <sstream>
 #include <string>
@@ -127,6 +129,34 @@ struct SseEvent {
   std::string data;
 };
 
+/// Consumes the complete blocks ("...\n\n") at the front of `buffer`: events
+/// go to `events`, comment lines (": ...") to `comments`.
+inline void parse_sse(std::string& buffer, std::vector<SseEvent>& events, std::vector<std::string>& comments) {
+  std::size_t end;
+  while ((end = buffer.find("\n\n")) != std::string::npos) {
+    std::istringstream in(buffer.substr(0, end));
+    buffer.erase(0, end + 2);
+    SseEvent e;
+    bool any = false;
+    for (std::string line; std::getline(in, line);) {
+      if (line.rfind(":", 0) == 0) {
+        comments.push_back(line);
+      } else if (line.rfind("id: ", 0) == 0) {
+        e.id = line.substr(4);
+        any = true;
+      } else if (line.rfind("event: ", 0) == 0) {
+        e.event = line.substr(7);
+        any = true;
+      } else if (line.rfind("data: ", 0) == 0) {
+        if (!e.data.empty()) e.data += '\n';
+        e.data += line.substr(6);
+        any = true;
+      }
+    }
+    if (any) events.push_back(std::move(e));
+  }
+}
+
 /// Reads a text/event-stream in a thread with cpp-httplib's client until
 /// stop() (the receiver then returns false: the client leaves).
 class SseReader {
@@ -200,31 +230,8 @@ class SseReader {
   void feed(std::string_view bytes) {
     std::lock_guard lock(mutex_);
     buffer_.append(bytes);
-    std::size_t end;
-    while ((end = buffer_.find("\n\n")) != std::string::npos) {
-      std::string block = buffer_.substr(0, end);
-      buffer_.erase(0, end + 2);
-      SseEvent e;
-      bool any = false;
-      std::istringstream in(block);
-      for (std::string line; std::getline(in, line);) {
-        if (line.rfind(":", 0) == 0) {
-          ++comments_;
-          comment_lines_.push_back(line);
-        } else if (line.rfind("id: ", 0) == 0) {
-          e.id = line.substr(4);
-          any = true;
-        } else if (line.rfind("event: ", 0) == 0) {
-          e.event = line.substr(7);
-          any = true;
-        } else if (line.rfind("data: ", 0) == 0) {
-          if (!e.data.empty()) e.data += '\n';
-          e.data += line.substr(6);
-          any = true;
-        }
-      }
-      if (any) events_.push_back(std::move(e));
-    }
+    parse_sse(buffer_, events_, comment_lines_);
+    comments_ = static_cast<int>(comment_lines_.size());
     changed_.notify_all();
   }
 
@@ -253,5 +260,44 @@ inline bool eventually(const std::function<bool()>& fn, std::chrono::millisecond
   }
   return fn();
 }
+
+// redis-server on a free loopback port, without persistence, for one test.
+class RedisProcess {
+ public:
+  RedisProcess() {
+    for (int attempt = 0; attempt < 5 && pid_ < 0; ++attempt) {
+      port_ = 20000 + static_cast<int>(std::random_device{}() % 40000);
+      pid_t pid = ::fork();
+      if (pid == 0) {
+        std::freopen("/dev/null", "w", stdout);
+        ::execlp("redis-server", "redis-server", "--port", std::to_string(port_).c_str(), "--bind", "127.0.0.1",
+                 "--save", "", "--appendonly", "no", static_cast<char*>(nullptr));
+        ::_exit(127);
+      }
+      // Ready when it answers PING; gone when the port was taken.
+      if (eventually([&] {
+            server_test::RawConnection c(port_);
+            return c.connected() && c.send("PING\r\n") && c.receive(500ms, "\r\n").find("+PONG") == 0;
+          }, 5s)) {
+        pid_ = pid;
+      } else {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, nullptr, 0);
+      }
+    }
+    if (pid_ < 0) throw std::runtime_error("could not start redis-server on a loopback port");
+  }
+  ~RedisProcess() {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+  }
+  RedisProcess(const RedisProcess&) = delete;
+  RedisProcess& operator=(const RedisProcess&) = delete;
+  std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_) + "/0"; }
+
+ private:
+  pid_t pid_ = -1;
+  int port_ = 0;
+};
 
 }  // namespace obs_test

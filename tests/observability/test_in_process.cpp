@@ -17,11 +17,16 @@
 #include <ordinaut/extension.hpp>
 #include <ordinaut/host.hpp>
 #include <ordinaut/json.hpp>
+#include <ordinaut/redis_bus.hpp>
 #include <ordinaut/testing.hpp>
+
+#include "obs_support.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
+using obs_test::eventually;
+using obs_test::value_of;
 using ordinaut::Capability;
 
 std::string env(const char* name) {
@@ -50,25 +55,6 @@ std::string metrics(ordinaut::ExtensionHost& host) {
   REQUIRE(r.status == 200);
   CHECK(r.headers.get("Content-Type") == "text/plain; version=0.0.4; charset=utf-8");
   return r.body;
-}
-
-// Value of `series` (name{labels}) in an exposition; -1 when absent.
-double value_of(const std::string& body, const std::string& series) {
-  std::size_t at = 0;
-  while ((at = body.find(series + " ", at)) != std::string::npos) {
-    if (at == 0 || body[at - 1] == '\n') return std::strtod(body.c_str() + at + series.size() + 1, nullptr);
-    at += series.size();
-  }
-  return -1;
-}
-
-bool eventually(const std::function<bool()>& fn, std::chrono::milliseconds timeout = 5s) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (fn()) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return fn();
 }
 
 // Scrapes until `series` has the value `expected` (deliveries are asynchronous)
@@ -179,8 +165,9 @@ struct Fixture {
   std::shared_ptr<ordinaut::EventBus> bus;
   std::unique_ptr<ordinaut::ExtensionHost> host;
 
-  explicit Fixture(ordinaut::MemoryBusOptions bus_options = {}) {
-    bus = ordinaut::make_memory_event_bus(bus_options);
+  explicit Fixture(ordinaut::MemoryBusOptions bus_options = {})
+      : Fixture(ordinaut::make_memory_event_bus(bus_options)) {}
+  explicit Fixture(std::shared_ptr<ordinaut::EventBus> event_bus) : bus(std::move(event_bus)) {
     ordinaut::HostOptions o;
     o.read_environment = false;
     o.use_registered_extensions = false;
@@ -558,4 +545,86 @@ TEST_CASE("streams end when events_demo shuts down") {
   client->host().shutdown();
   CHECK(eventually([&] { return ended.load(); }, 3s));  // well before the 60 s heartbeat
   producer.join();
+}
+
+namespace {
+
+// A Redis Streams bus on a fresh redis-server, with short waits for tests.
+std::shared_ptr<ordinaut::EventBus> redis_bus(const obs_test::RedisProcess& redis) {
+  ordinaut::RedisBusOptions options;
+  options.url = redis.url();
+  options.block_timeout = 200ms;
+  options.discovery_interval = 100ms;
+  options.stats_interval = 100ms;
+  auto bus = ordinaut::make_redis_event_bus(options);
+  REQUIRE_MESSAGE(bus.ok(), (bus.ok() ? "" : bus.error().message));
+  return *bus;
+}
+
+}  // namespace
+
+TEST_CASE("on the Redis Streams bus an SSE stream gets every event in publish order with valid JSON") {
+  obs_test::RedisProcess redis;
+  auto bus = redis_bus(redis);
+  {
+    auto owned = events_demo_client(bus, kAllGrants);
+    auto response = owned->get("/stream/redis.order?heartbeat=0.2");
+    REQUIRE(response.status == 200);
+    FakeSink sink;
+    std::thread producer([&] { response.stream(sink); });
+    REQUIRE(eventually([&] { return !sink.text().empty(); }));
+    std::vector<std::string> ids;
+    for (int i = 0; i < 100; ++i) {
+      auto r = owned->post("/publish/redis.order", R"({"n":)" + std::to_string(i) + "}");
+      REQUIRE(r.status == 200);
+      ids.push_back(payload(r.body)["id"].GetString());
+    }
+    REQUIRE(eventually([&] { return sink.text().find("id: " + ids.back() + "\n") != std::string::npos; }, 15s));
+    sink.leave();
+    producer.join();
+    response = {};
+    std::string text = sink.text();
+    std::vector<obs_test::SseEvent> events;
+    std::vector<std::string> comments;
+    obs_test::parse_sse(text, events, comments);
+    REQUIRE(events.size() == ids.size());
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      CHECK(events[i].id == ids[i]);
+      CHECK(events[i].event == "events_demo.redis.order");
+      auto data = ordinaut::json::parse(events[i].data);
+      REQUIRE_MESSAGE(data.ok(), events[i].data);
+      CHECK(std::string((*data)["id"].GetString()) == ids[i]);
+      CHECK(std::string((*data)["source"].GetString()) == "events_demo");
+      CHECK((*data)["payload"]["n"].GetUint64() == i);
+    }
+    CHECK(bus->subscriber_health("events_demo").Size() == 1);  // the stream's subscription is gone
+  }
+  bus->shutdown();
+}
+
+TEST_CASE("on the Redis Streams bus observability exports the bus, and the listener hears events_demo") {
+  obs_test::RedisProcess redis;
+  auto bus = redis_bus(redis);
+  {
+    Fixture f(bus);
+    // The pattern subscriptions (events_demo's history, the listener) find the
+    // new topic within their discovery interval.
+    std::string id;
+    REQUIRE(eventually([&] {
+      auto r = send(*f.host, "POST", "/ext/events_demo/publish/over_redis", R"({"via":"redis"})");
+      REQUIRE(r.status == 200);
+      if (id.empty()) id = payload(r.body)["id"].GetString();
+      return send(*f.host, "GET", "/ext/listener/received").body.find("over_redis") != std::string::npos;
+    }, 15s));
+    const std::string body = metrics(*f.host);
+    CHECK(value_of(body, R"(ordinaut_event_bus_connected{bus="redis"})") == 1);
+    CHECK(value_of(body, R"(ordinaut_events_published_total{bus="redis"})") >= 1);
+    CHECK(value_of(body, R"(ordinaut_event_bus_reconnects_total{bus="redis"})") >= 0);
+    CHECK(value_of(body, R"(ordinaut_event_publish_errors_total{bus="redis"})") == 0);
+    CHECK(value_of(body, R"(ordinaut_events_delivered_total{extension="listener"})") >= 0);
+    auto lint = obs_test::run_with_input("promtool check metrics", body);
+    CHECK_MESSAGE(lint.exit_code == 0, lint.output);
+    CHECK_MESSAGE(lint.output.empty(), lint.output);
+  }
+  bus->shutdown();
 }

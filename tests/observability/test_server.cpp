@@ -3,7 +3,6 @@
 // groups, resume, the listener example, and the same SSE test on Redis.
 #include <atomic>
 #include <map>
-#include <random>
 #include <regex>
 #include <set>
 #include <string>
@@ -63,45 +62,6 @@ void check_stream_order(int port, SseReader& reader, const std::string& name, in
     CHECK((*data)["payload"]["n"].GetInt() == i);
   }
 }
-
-// redis-server on a free loopback port, without persistence, for one test.
-class RedisProcess {
- public:
-  RedisProcess() {
-    for (int attempt = 0; attempt < 5 && pid_ < 0; ++attempt) {
-      port_ = 20000 + static_cast<int>(std::random_device{}() % 40000);
-      pid_t pid = ::fork();
-      if (pid == 0) {
-        std::freopen("/dev/null", "w", stdout);
-        ::execlp("redis-server", "redis-server", "--port", std::to_string(port_).c_str(), "--bind", "127.0.0.1",
-                 "--save", "", "--appendonly", "no", static_cast<char*>(nullptr));
-        ::_exit(127);
-      }
-      // Ready when it answers PING; gone when the port was taken.
-      if (eventually([&] {
-            server_test::RawConnection c(port_);
-            return c.connected() && c.send("PING\r\n") && c.receive(500ms, "\r\n").find("+PONG") == 0;
-          }, 5s)) {
-        pid_ = pid;
-      } else {
-        ::kill(pid, SIGKILL);
-        ::waitpid(pid, nullptr, 0);
-      }
-    }
-    if (pid_ < 0) throw std::runtime_error("could not start redis-server on a loopback port");
-  }
-  ~RedisProcess() {
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
-  }
-  RedisProcess(const RedisProcess&) = delete;
-  RedisProcess& operator=(const RedisProcess&) = delete;
-  std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_) + "/0"; }
-
- private:
-  pid_t pid_ = -1;
-  int port_ = 0;
-};
 
 bool server_supports_redis() {
   if (std::getenv("ORDINAUT_SERVER_BIN") == nullptr) return false;

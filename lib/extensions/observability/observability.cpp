@@ -25,6 +25,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <tuple>
 
 #include <ordinaut/extension.hpp>
 #include <ordinaut/host.hpp>
@@ -460,10 +461,14 @@ class Observability final : public ordinaut::Extension {
     w.family("ordinaut_events_published_total", "Events published on the bus (the bus does not count per topic).",
              MetricType::counter);
     w.sample("ordinaut_events_published_total").label("bus", kind).value(number_field(bus, "published"));
-    if (bus.IsObject() && bus.HasMember("reconnects")) {
-      w.family("ordinaut_event_bus_reconnects_total", "Reconnections of the event bus to its server.",
-               MetricType::counter);
-      w.sample("ordinaut_event_bus_reconnects_total").label("bus", kind).value(number_field(bus, "reconnects"));
+    // Counters only some buses keep (Redis): exported when the bus reports them.
+    for (auto [field, name, help] : {std::tuple{"reconnects", "ordinaut_event_bus_reconnects_total",
+                                                "Reconnections of the event bus to its server."},
+                                     std::tuple{"publish_errors", "ordinaut_event_publish_errors_total",
+                                                "Publishes the event bus refused or could not deliver to its server."}}) {
+      if (!bus.IsObject() || !bus.HasMember(field)) continue;
+      w.family(name, help, MetricType::counter);
+      w.sample(name).label("bus", kind).value(number_field(bus, field));
     }
 
     std::vector<SubscriptionTotals::Totals> totals;
