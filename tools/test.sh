@@ -119,16 +119,28 @@ run_variant() {
     fi
   fi
   echo "== $name: build"
-  if ! ninja -C "$dir" -j "$jobs" "${build_targets[@]}"; then
+  # -k 0: build everything that can be built, so that one broken file does not
+  # hide the results of every other test; the failure still counts.
+  local selected=() missing=() kind test_name
+  if ! ninja -C "$dir" -j "$jobs" -k 0 "${build_targets[@]}"; then
     record "$name (build failed)" 0 1
-    return
+    # Meson refuses to run anything when one program is missing: run the
+    # tests that were built by name, and count the others as failed.
+    while read -r kind test_name; do
+      if [[ "$kind" == RUN ]]; then selected+=("$test_name"); else missing+=("$test_name"); fi
+    done < <(python3 "$root/tools/testlog.py" runnable "$dir" "$suite")
+    echo "== $name: BUILD FAILED; ${#missing[@]} tests were not built: ${missing[*]}"
+    if [[ ${#selected[@]} -eq 0 ]]; then
+      record "$name (tests not built)" 0 "${#missing[@]}"
+      return
+    fi
   fi
   echo "== $name: test"
   local args=(-C "$dir" --no-rebuild --print-errorlogs --timeout-multiplier "$multiplier")
   [[ -n "$suite" ]] && args+=(--suite "$suite")
   [[ "$name" == tsan ]] && tsan_wrapper args
   rm -f "$dir/meson-logs/testlog.json"
-  meson test "${args[@]}" "${extra[@]}"
+  meson test "${args[@]}" "${extra[@]}" "${selected[@]}"
   local counts
   counts="$(python3 "$root/tools/testlog.py" count "$dir/meson-logs/testlog.json" --label "$name" \
             --json "$dir/meson-logs/case-counts.json")"
@@ -141,6 +153,7 @@ run_variant() {
     echo "== $name: meson test produced no results"
     f=$((f + 1))
   fi
+  f=$((f + ${#missing[@]}))  # tests whose programs did not build
   record "$name ($((SECONDS - started)) s)" "$p" "$f"
 }
 

@@ -11,6 +11,11 @@ the build targets a Meson test suite needs.
       a crash, a sanitizer report at exit, a timeout -- counts one more failed
       case, so a failure is never hidden. SKIP counts neither way.
 
+  testlog.py runnable BUILDDIR [SUITE]
+      After a failed build: prints "RUN <test>" for each test (of SUITE, if
+      given) whose program and declared dependencies exist, and "MISSING
+      <test>" for the others, which cannot run.
+
   testlog.py targets BUILDDIR SUITE
       Prints, one per line, the ninja targets (paths relative to BUILDDIR) of
       the tests in SUITE and everything those tests declare in `depends`, plus
@@ -113,6 +118,19 @@ def targets(builddir, suite):
     return sorted(set(files))
 
 
+def runnable(builddir, suite):
+    by_id = {t["id"]: t for t in introspect(builddir, "--targets")}
+    for test in introspect(builddir, "--tests"):
+        suites = [s.split(":", 1)[-1] for s in test.get("suite", [])]
+        if suite and suite not in suites:
+            continue
+        needed = [test["cmd"][0]] if test.get("cmd") else []
+        for target_id in test.get("depends", []):
+            needed += by_id.get(target_id, {}).get("filename", [])
+        ok = all(os.path.exists(f) for f in needed)
+        print(("RUN " if ok else "MISSING ") + test["name"])
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -120,6 +138,9 @@ def main():
     c.add_argument("testlog")
     c.add_argument("--label", default="tests")
     c.add_argument("--json", help="also write the counts to this file")
+    r = sub.add_parser("runnable")
+    r.add_argument("builddir")
+    r.add_argument("suite", nargs="?", default="")
     t = sub.add_parser("targets")
     t.add_argument("builddir")
     t.add_argument("suite")
@@ -136,6 +157,9 @@ def main():
         if args.json:
             with open(args.json, "w", encoding="utf-8") as out:
                 json.dump(r, out)
+        return 0
+    if args.command == "runnable":
+        runnable(args.builddir, args.suite)
         return 0
     for f in targets(args.builddir, args.suite):
         print(f)
