@@ -459,6 +459,31 @@ TEST_CASE("body limit: 413") {
   CHECK(rpc(server.port(), session, big).status == 413);
 }
 
+TEST_CASE("a silent slow call turns into a stream with keep-alives") {
+  Server server({}, {{"ORDINAUT_MCP_KEEPALIVE_MS", "200"}});
+  const std::string session = open_session(server.port());
+  auto quick = rpc(server.port(), session, call_body(1, "sleep", R"({"ms":0})"));
+  CHECK(quick.header("content-type") == "application/json");
+  auto slow = rpc(server.port(), session, call_body(2, "sleep", R"({"ms":900})"));
+  CHECK(slow.header("content-type") == "text/event-stream");
+  CHECK(slow.body.find(": keepalive") != std::string::npos);
+  CHECK(slow.body.find(R"("id":2,"result":{"content":[{"type":"text","text":"slept"}]})") != std::string::npos);
+}
+
+TEST_CASE("session cap (503) and idle expiry") {
+  Server server({}, {{"ORDINAUT_MCP_MAX_SESSIONS", "2"}, {"ORDINAUT_MCP_SESSION_IDLE_S", "1"}});
+  const int port = server.port();
+  const std::string first = open_session(port);
+  open_session(port);
+  auto full = request(port, "POST", kPath, rpc_headers({}, {}), init_body());
+  CHECK(full.status == 503);
+  CHECK(full.header("mcp-session-id").empty());
+  std::this_thread::sleep_for(1500ms);  // both idle past the limit: the next initialize expires them
+  const std::string third = open_session(port);
+  CHECK(rpc(port, first, R"({"jsonrpc":"2.0","id":1,"method":"ping"})").status == 404);
+  CHECK(rpc(port, third, R"({"jsonrpc":"2.0","id":1,"method":"ping"})").status == 200);
+}
+
 TEST_CASE("REST companion") {
   const int port = shared_server().port();
   auto r = request(port, "GET", "/ext/mcp_http/tools", {});

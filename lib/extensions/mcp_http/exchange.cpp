@@ -59,7 +59,9 @@ bool Exchange::has_requests() const {
 
 Response Exchange::finish() {
   std::unique_lock lock(mutex_);
-  changed_.wait(lock, [&] { return outstanding_ == 0 || streamed_; });
+  // A call that stays silent past the keep-alive interval is answered as a
+  // stream too, so that keep-alive comments can hold the connection open.
+  if (!changed_.wait_for(lock, keepalive_, [&] { return outstanding_ == 0 || streamed_; })) streamed_ = true;
   if (!streamed_ && !queue_.empty()) {
     over_ = true;
     if (!batch_) return Response::json_text(200, std::move(queue_.front()));

@@ -41,7 +41,8 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   bool has_requests() const;
 
   /// Waits until every expected request is answered (→ JSON) or something was
-  /// emitted (→ SSE). REQUIRES: has_requests(); called once, by the HTTP handler.
+  /// emitted or the keep-alive interval passed (→ SSE). REQUIRES:
+  /// has_requests(); called once, by the HTTP handler.
   Response finish();
 
  private:

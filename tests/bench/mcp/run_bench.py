@@ -74,8 +74,8 @@ def wrk(url, session, path, seconds, connections, threads):
                          capture_output=True, text=True, timeout=seconds + 60).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     bad = int(re.search(r"bad_responses (\d+)", out).group(1))
-    p50 = re.search(r"50%\s+(\S+)", out).group(1)
-    p99 = re.search(r"99%\s+(\S+)", out).group(1)
+    p50 = re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1)
+    p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1)
     errors = re.search(r"Socket errors:.*|Non-2xx.*", out)
     return rps, bad, p50, p99, errors.group(0) if errors else ""
 
@@ -109,6 +109,7 @@ def main():
             "TypeScript SDK": (f"http://127.0.0.1:{sdk_port}", "/mcp"),
         }
         sessions = {name: open_session(base + path) for name, (base, path) in targets.items()}
+        print(f"load average before: {os.getloadavg()[0]:.1f} (other work on this machine skews both sides)")
         print(f"wrk -t{args.threads} -c{args.connections} -d{args.seconds}s, tools/call echo, one session each")
         results = {}
         for name in ["ordinaut-server", "TypeScript SDK", "ordinaut-server"]:

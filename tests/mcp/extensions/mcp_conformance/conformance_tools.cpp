@@ -211,6 +211,15 @@ class McpConformance final : public Extension {
                .function = [](const JsonValue&, ToolContext&) {
                  return parse(fmt::format(R"({{"count":{}}})", g_cancellations.load()));
                }});
+    // A silent slow tool: its reply turns into a stream after the keep-alive interval.
+    tools.add({.name = p + "sleep",
+               .description = "Sleeps for ms milliseconds, then answers",
+               .input_schema = R"({"type":"object","properties":{"ms":{"type":"integer","minimum":0,"maximum":5000}},)"
+                               R"("required":["ms"]})",
+               .function = [](const JsonValue& in, ToolContext&) {
+                 std::this_thread::sleep_for(std::chrono::milliseconds(in["ms"].GetInt()));
+                 return text_result("slept");
+               }});
     tools.add({.name = p + "json_schema_2020_12_tool",
                .description = "Tool with JSON Schema 2020-12 features",
                .input_schema = R"({"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object",)"
