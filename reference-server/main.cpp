@@ -25,6 +25,7 @@
 #include "log_writer.hpp"
 #include "ordinaut/host.hpp"
 #include "ordinaut/json.hpp"
+#include "ordinaut/redis_bus.hpp"
 #include "ordinaut/version.hpp"
 #include "server_config.hpp"
 #include "stream_watcher.hpp"
@@ -99,6 +100,16 @@ int main(int argc, char** argv) {
   for (const auto& p : config.ext_paths) options.extension_paths.emplace_back(p);
   if (config.require_scopes) options.require_scopes = true;
   options.max_body_bytes = config.max_body;
+  if (!config.redis_url.empty()) {  // else the host's in-memory bus
+    ordinaut::RedisBusOptions bus_options;
+    bus_options.url = config.redis_url;
+    auto bus = ordinaut::make_redis_event_bus(bus_options);
+    if (!bus) {
+      std::fprintf(stderr, "ordinaut-server: --redis-url/REDIS_URL: %s\n", bus.error().message.c_str());
+      return 2;
+    }
+    options.event_bus = *bus;
+  }
 
   auto host = std::make_unique<ordinaut::ExtensionHost>(std::move(options));
   if (auto started = host->start(); !started) {

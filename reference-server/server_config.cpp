@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "ordinaut/redis_bus.hpp"
 #include "ordinaut/version.hpp"
 
 namespace ordinaut_server {
@@ -40,6 +41,8 @@ options:
   --stream-keepalive S     seconds of producer silence before an SSE stream gets a
                            ": keepalive" comment (default 15; fractions allowed; 0 = off)
   --shutdown-timeout S     seconds in-flight requests get after SIGTERM/SIGINT (default 10)
+  --redis-url URL          event bus on Redis Streams, redis://[:password@]host:port/db
+                           (default: REDIS_URL; unset: in-memory bus, this process only)
   --help                   this text
   --version                print the version
 
@@ -47,7 +50,7 @@ The server prints "ordinaut-server listening on http://HOST:PORT" on stdout once
 it accepts connections; logs go to stderr.
 
 environment: ORDINAUT_EXT_PATHS, ORDINAUT_EXT_ENTRY_GRANTS, ORDINAUT_EXT_ENTRY_EAGER,
-             ORDINAUT_REQUIRE_SCOPES
+             ORDINAUT_REQUIRE_SCOPES, REDIS_URL
 )";
 
 [[noreturn]] void usage_error(const std::string& message) {
@@ -134,9 +137,16 @@ ServerConfig parse_command_line(int argc, char** argv) {
           static_cast<long long>(std::llround(parse_seconds("--stream-keepalive", value(), 3600) * 1000)));
     } else if (name == "--shutdown-timeout") {
       c.shutdown_timeout_s = static_cast<int>(parse_integer("--shutdown-timeout", value(), 0, 3600));
+    } else if (name == "--redis-url") {
+      c.redis_url = value();
+      if (auto url = ordinaut::parse_redis_url(c.redis_url); !url) usage_error("--redis-url: " + url.error().message);
     } else {
       usage_error("unknown option " + arg);
     }
+  }
+  if (const char* env = std::getenv("REDIS_URL"); c.redis_url.empty() && env != nullptr && *env != '\0') {
+    c.redis_url = env;
+    if (auto url = ordinaut::parse_redis_url(c.redis_url); !url) usage_error("REDIS_URL: " + url.error().message);
   }
   return c;
 }

@@ -25,6 +25,7 @@ struct ServerConfig {
   int write_timeout_s = 30;
   int keep_alive_timeout_s = 30;
   std::chrono::milliseconds stream_keepalive{15000};
+  std::string redis_url;  // --redis-url, else REDIS_URL; empty: the in-memory event bus
 };
 
 /// Parses argv. Prints usage and exits 0 for --help/--version; prints a
