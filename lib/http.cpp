@@ -1,7 +1,9 @@
 #include "ordinaut/http.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cctype>
+#include <span>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -203,7 +205,7 @@ namespace {
 
 // Matches one route's segments against the request's raw segments. Fills
 // params (decoded) on success.
-bool match_segments(const Route& route, const std::vector<std::string_view>& parts, PathParams& params) {
+bool match_segments(const Route& route, std::span<const std::string_view> parts, PathParams& params) {
   const auto& segs = route.segments;
   params.clear();
   std::size_t i = 0;
@@ -238,7 +240,29 @@ bool match_segments(const Route& route, const std::vector<std::string_view>& par
 
 Router::Match Router::match(std::string_view method, std::string_view path, PathParams& params) const {
   Match result;
-  std::vector<std::string_view> parts = detail::split_path_view(path);
+  // Request paths rarely have more than a handful of segments: split them on
+  // the stack and allocate only for unusually deep paths.
+  std::array<std::string_view, 16> inline_parts;
+  std::vector<std::string_view> heap_parts;
+  std::size_t count = 0;
+  if (!path.empty() && path.front() == '/') path.remove_prefix(1);
+  for (std::size_t start = 0; !path.empty();) {
+    const std::size_t slash = path.find('/', start);
+    const std::string_view part =
+        path.substr(start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
+    if (count < inline_parts.size()) {
+      inline_parts[count] = part;
+    } else {
+      if (heap_parts.empty()) heap_parts.assign(inline_parts.begin(), inline_parts.end());
+      heap_parts.push_back(part);
+    }
+    ++count;
+    if (slash == std::string_view::npos) break;
+    start = slash + 1;
+  }
+  const std::span<const std::string_view> parts =
+      heap_parts.empty() ? std::span<const std::string_view>(inline_parts.data(), count)
+                         : std::span<const std::string_view>(heap_parts);
   const bool head = method == "HEAD";
   for (std::size_t r = 0; r < routes_.size(); ++r) {
     const Route& route = routes_[r];

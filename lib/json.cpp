@@ -20,7 +20,9 @@
 
 #include <fmt/format.h>
 
+#include <mutex>
 #include <regex>
+#include <vector>
 
 
 namespace ordinaut {
@@ -29,6 +31,7 @@ inline namespace ORDINAUT_ABI_NAMESPACE {
 namespace {
 constexpr std::size_t kMaxJsonDepth = 512;
 constexpr std::size_t kMaxPatternInput = 1024;
+constexpr std::size_t kValidatorPoolSize = 16;  // per schema; more concurrent callers construct their own
 }  // namespace
 
 namespace json {
@@ -266,6 +269,11 @@ struct JsonSchema::Impl {
   Json source;           // as given, returned by document()
   Json compiled_source;  // what RapidJSON compiled (see prepare_schema)
   bool has_pattern_properties = false;
+  // Validators ready for reuse: constructing one (and growing its stacks)
+  // costs more than validating a small input. Taken and returned under the
+  // mutex, so concurrent validations each use their own.
+  std::mutex pool_mutex;
+  std::vector<std::unique_ptr<rapidjson::SchemaValidator>> pool;
   std::unique_ptr<rapidjson::SchemaDocument> compiled;
 };
 
@@ -440,10 +448,28 @@ Result<void> JsonSchema::validate(const JsonValue& instance) const {
       return e;
     }
   }
-  rapidjson::SchemaValidator validator(*impl_->compiled);
-  if (instance.Accept(validator)) return {};
-  return explain(impl_->compiled_source, instance, validator.GetInvalidSchemaPointer(),
-                 validator.GetInvalidSchemaKeyword(), validator.GetInvalidDocumentPointer());
+  std::unique_ptr<rapidjson::SchemaValidator> validator;
+  {
+    std::lock_guard lock(impl_->pool_mutex);
+    if (!impl_->pool.empty()) {
+      validator = std::move(impl_->pool.back());
+      impl_->pool.pop_back();
+    }
+  }
+  if (!validator) validator = std::make_unique<rapidjson::SchemaValidator>(*impl_->compiled);
+  Result<void> result;
+  try {
+    if (!instance.Accept(*validator)) {
+      result = explain(impl_->compiled_source, instance, validator->GetInvalidSchemaPointer(),
+                       validator->GetInvalidSchemaKeyword(), validator->GetInvalidDocumentPointer());
+    }
+  } catch (const std::exception& e) {  // std::regex gives up on some inputs (error_complexity)
+    return make_error("schema_violation", fmt::format("/: the value could not be checked: {}", e.what()));
+  }
+  validator->Reset();
+  std::lock_guard lock(impl_->pool_mutex);
+  if (impl_->pool.size() < kValidatorPoolSize) impl_->pool.push_back(std::move(validator));
+  return result;
 }
 
 const JsonValue& JsonSchema::document() const { return impl_->source; }
