@@ -178,7 +178,7 @@ Response McpServer::post(Request& request) {
       if (request.headers.has(kSessionHeader) && sessions_.find(request.header(kSessionHeader))) {
         return http_error(400, kInvalidRequest, "Invalid Request: Server already initialized", m.id);
       }
-      return initialize(request, m);
+      return initialize(m);
     }
   }
   if (!batch && messages.front().kind == MessageKind::invalid) {
@@ -218,8 +218,7 @@ Response McpServer::post(Request& request) {
   return response;
 }
 
-Response McpServer::initialize(const Request& request, const Message& m) {
-  (void)request;
+Response McpServer::initialize(const Message& m) {
   const JsonValue* version = member(m.params, "protocolVersion");
   const JsonValue* caps = member(m.params, "capabilities");
   const JsonValue* client = member(m.params, "clientInfo");

@@ -66,7 +66,7 @@ class McpServer : public std::enable_shared_from_this<McpServer> {
   Response post(Request& request);
   Response get(Request& request);
   Response del(Request& request);
-  Response initialize(const Request& request, const Message& message);
+  Response initialize(const Message& message);
   /// Checks the session header; on failure `error` holds the 400/404 reply.
   std::shared_ptr<Session> session_of(const Request& request, Response& error);
 
