@@ -14,6 +14,7 @@
 
 #include "ordinaut/introspection.hpp"
 #include "ordinaut/manifest.hpp"
+#include "background_supervisor.hpp"
 #include "module_loader.hpp"
 #include "openapi.hpp"
 #include "static_files.hpp"
@@ -113,11 +114,20 @@ struct Runtime {
   // Lives as long as the runtime, so handles an extension keeps by reference
   // (tools(), logger(), ...) stay valid after setup() returns.
   std::unique_ptr<SetupContext> context;
+  // Set when a thread running this runtime's code was abandoned (a hung
+  // on_startup/on_shutdown or task): the runtime is then never freed.
+  std::atomic<bool> abandoned{false};
+  // With BACKGROUND_TASKS. Last member: destroyed first, so every task has
+  // stopped before the extension it runs is freed.
+  std::unique_ptr<detail::TaskSupervisor> tasks;
 };
 
 struct Entry {
   std::string id;
   std::string source;  // builtin | path | linked
+  // manifest, approved, eager and enabled change at run time (reload, enable,
+  // disable) only with both load_mutex and info_mutex held: read them holding
+  // either one.
   std::optional<Manifest> manifest;
   ExtensionFactory factory;  // linked-in only
   CapabilitySet approved;
@@ -132,6 +142,7 @@ struct Entry {
   mutable std::mutex info_mutex;  // guards the fields below
   std::string last_error;
   std::string error_phase;
+  std::string state_reason;  // why it is disabled or stopped
   double load_ms = 0;
 };
 
@@ -185,7 +196,7 @@ class HostSetupContext final : public SetupContext {
   }
   BackgroundTasks& background() override {
     require(Capability::BACKGROUND_TASKS);
-    throw std::logic_error("background tasks are not available in this build of the host yet");
+    return *runtime_.tasks;  // made by load_locked() for every runtime granted BACKGROUND_TASKS
   }
   const std::filesystem::path& static_dir() override {
     require(Capability::STATIC);
@@ -229,7 +240,7 @@ struct ExtensionHost::Impl {
   bool require_scopes = false;
   ScopeResolver scope_resolver;
   bool started = false;
-  bool shut_down = false;
+  std::atomic<bool> shut_down{false};  // set once by shutdown(); no load after it
 
   std::vector<std::pair<std::string, ExtensionFactory>> pending_linked;
   std::map<std::string, std::optional<CapabilitySet>> linked_approved;
@@ -283,7 +294,10 @@ struct ExtensionHost::Impl {
                    fmt::format(R"({{"first":"{}","second":"{}"}})", json::escape(first_where), json::escape(where)));
       return;
     }
-    if (!entry->enabled) entry->state.store(ExtensionState::disabled);
+    if (!entry->enabled) {
+      entry->state.store(ExtensionState::disabled);
+      entry->state_reason = "its manifest says \"enabled\": false";
+    }
     by_id.emplace(entry->id, entry.get());
     entries.push_back(std::move(entry));
   }
@@ -400,6 +414,13 @@ struct ExtensionHost::Impl {
     return paths;
   }
 
+  // REQUIRES: entry.info_mutex held.
+  static void clear_reasons(Entry& entry) {
+    entry.last_error.clear();
+    entry.error_phase.clear();
+    entry.state_reason.clear();
+  }
+
   void record_failure(Entry& entry, std::string phase, std::string reason) {
     {
       std::lock_guard lock(entry.info_mutex);
@@ -410,10 +431,12 @@ struct ExtensionHost::Impl {
     extension_logger(entry.id).error("extension_failed", reason, fmt::format(R"({{"phase":"{}"}})", phase));
   }
 
-  // Removes what a half-set-up extension registered.
-  void release(Entry& entry) {
-    tools->remove_owner(entry.id);
+  // Stops and removes what a runtime started and registered: its background
+  // tasks (bounded by the lifecycle timeout), event subscriptions and tools.
+  void release(Entry& entry, Runtime& rt) {
+    if (rt.tasks && !rt.tasks->stop_all().empty()) rt.abandoned.store(true);
     bus->unsubscribe_all(entry.id);
+    tools->remove_owner(entry.id);
   }
 
   // REQUIRES: entry.load_mutex held.
@@ -423,16 +446,23 @@ struct ExtensionHost::Impl {
       return {};
     }
     switch (entry.state.load()) {
-      case ExtensionState::disabled:
-        return make_error("disabled", fmt::format("extension '{}' is disabled", entry.id));
+      case ExtensionState::disabled: {
+        std::lock_guard lock(entry.info_mutex);
+        return make_error("disabled", fmt::format("extension '{}' is disabled: {}", entry.id, entry.state_reason));
+      }
       case ExtensionState::error: {
         std::lock_guard lock(entry.info_mutex);
         return make_error("load_failed", fmt::format("extension '{}' failed ({}): {}", entry.id, entry.error_phase,
                                                      entry.last_error));
       }
-      case ExtensionState::stopped:
-        return make_error("stopped", fmt::format("extension '{}' is stopped", entry.id));
+      case ExtensionState::stopped: {
+        std::lock_guard lock(entry.info_mutex);
+        return make_error("stopped", fmt::format("extension '{}' is stopped: {}", entry.id, entry.state_reason));
+      }
       default: break;
+    }
+    if (shut_down.load()) {
+      return make_error("stopped", fmt::format("extension '{}' is not loaded: the host has shut down", entry.id));
     }
     const auto started = std::chrono::steady_clock::now();
     entry.state.store(ExtensionState::loading);
@@ -494,13 +524,23 @@ struct ExtensionHost::Impl {
     // 4. Setup and startup.
     Runtime& rt = *runtime;
     entry.runtimes.push_back(std::move(runtime));
+    if (rt.granted.contains(Capability::BACKGROUND_TASKS)) {
+      rt.tasks = std::make_unique<detail::TaskSupervisor>(
+          entry.id, log, detail::SupervisorLimits{options.max_tasks_per_extension, options.lifecycle_timeout});
+    }
+    std::string setup_error;
     try {
       rt.context = std::make_unique<HostSetupContext>(*this, entry, rt);
       rt.router = rt.extension->setup(*rt.context);
     } catch (const std::exception& e) {
-      release(entry);
-      record_failure(entry, "setup", fmt::format("setup() threw: {}", e.what()));
-      return make_error("load_failed", fmt::format("extension '{}': setup() threw: {}", entry.id, e.what()));
+      setup_error = e.what();
+    } catch (...) {
+      setup_error = "a non-standard exception";
+    }
+    if (!setup_error.empty()) {
+      release(entry, rt);
+      record_failure(entry, "setup", fmt::format("setup() threw: {}", setup_error));
+      return make_error("load_failed", fmt::format("extension '{}': setup() threw: {}", entry.id, setup_error));
     }
     if (rt.router && !rt.granted.contains(Capability::ROUTES)) {
       // A requested-but-unapproved ROUTES was audited with the grants above:
@@ -519,24 +559,30 @@ struct ExtensionHost::Impl {
         if (route.path == "/health" && (route.method == "GET" || route.method == "*")) rt.has_health_route = true;
       }
     }
-    try {
-      rt.extension->on_startup();
-    } catch (const std::exception& e) {
-      release(entry);
-      record_failure(entry, "startup", fmt::format("on_startup() threw: {}", e.what()));
-      return make_error("load_failed", fmt::format("extension '{}': on_startup() threw: {}", entry.id, e.what()));
+    // On its own thread, so that a hung on_startup() holds this load (and the
+    // requests waiting for it) no longer than the lifecycle timeout.
+    auto startup = detail::run_bounded([ext = rt.extension.get()] { ext->on_startup(); }, options.lifecycle_timeout);
+    if (startup.outcome != detail::BoundedRun::Outcome::returned) {
+      std::string reason = startup.outcome == detail::BoundedRun::Outcome::threw
+                               ? fmt::format("on_startup() threw: {}", startup.error)
+                               : fmt::format("on_startup() did not return within {} ms and was abandoned",
+                                             options.lifecycle_timeout.count());
+      if (startup.outcome == detail::BoundedRun::Outcome::timed_out) rt.abandoned.store(true);
+      release(entry, rt);
+      record_failure(entry, "startup", reason);
+      return make_error("load_failed", fmt::format("extension '{}': {}", entry.id, reason));
     }
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
     {
       std::lock_guard lock(entry.info_mutex);
       entry.load_ms = ms;
-      entry.last_error.clear();
-      entry.error_phase.clear();
+      clear_reasons(entry);
     }
     entry.runtime.store(&rt, std::memory_order_release);
     entry.state.store(ExtensionState::active);
     {
       std::lock_guard lock(order_mutex);
+      std::erase(load_order, &entry);  // a reload moves it to the end
       load_order.push_back(&entry);
     }
     log.info("extension_loaded", fmt::format("loaded {} {} in {:.2f} ms", entry.id, rt.info.version, ms),
@@ -572,6 +618,12 @@ struct ExtensionHost::Impl {
   Json status() const;
   Json openapi() const;
   void shutdown_entry(Entry& entry);
+  // Lifecycle management; `actor` says who asked, for reasons and logs.
+  void stop_locked(Entry& entry, ExtensionState next, const std::string& reason);
+  Result<void> disable(Entry& entry, const std::string& actor);
+  Result<void> enable(Entry& entry, const std::string& actor);
+  Result<void> reload(Entry& entry, const std::string& actor);
+  Response handle_admin(Request& request, std::string_view rest);
 };
 
 HostSetupContext::HostSetupContext(ExtensionHost::Impl& host, Entry& entry, Runtime& runtime)
@@ -599,7 +651,16 @@ class HostIntrospectionView final : public HostIntrospection {
   std::vector<ToolStats> tool_stats() const override { return impl_.tools->stats(); }
   Json event_bus_health() const override { return impl_.bus->health(); }
   Json subscriber_health(std::string_view id) const override { return impl_.bus->subscriber_health(id); }
-  std::vector<ExtensionTasks> background_tasks() const override { return {}; }  // no supervisor yet
+  std::vector<ExtensionTasks> background_tasks() const override {
+    std::vector<ExtensionTasks> out;
+    for (const auto& e : impl_.entries) {
+      Runtime* rt = e->runtime.load(std::memory_order_acquire);
+      if (rt == nullptr || !rt->tasks) continue;
+      auto tasks = rt->tasks->list();
+      if (!tasks.empty()) out.push_back(ExtensionTasks{e->id, std::move(tasks)});
+    }
+    return out;
+  }
   const MetricsRegistry& metrics() const override { return impl_.metrics; }
 
  private:
@@ -645,6 +706,7 @@ Response ExtensionHost::Impl::handle(Request& request) {
     }
     return finish(Response::json(200, openapi()));
   }
+  if (id == "_admin") return finish(handle_admin(request, rest));  // no extension id starts with '_'
   auto it = by_id.find(id);
   if (it == by_id.end()) {
     std::string shown(id.substr(0, 80));
@@ -683,8 +745,15 @@ Response ExtensionHost::Impl::dispatch_extension(Entry& entry, Request& request,
   if (!loaded) {
     const int status = loaded.error().code == "disabled" ? 404 : 503;
     host_counters.record(status, std::chrono::steady_clock::now() - started);
+    const ExtensionState state = entry.state.load();
+    std::string reason;
+    {
+      std::lock_guard lock(entry.info_mutex);
+      reason = state == ExtensionState::error ? entry.error_phase + ": " + entry.last_error : entry.state_reason;
+    }
     return Response::error(status, status == 404 ? "not_found" : "unavailable", loaded.error().message,
-                           fmt::format(R"({{"extension":"{}","state":"{}"}})", entry.id, to_string(entry.state.load())));
+                           fmt::format(R"({{"extension":"{}","state":"{}","reason":"{}"}})", entry.id, to_string(state),
+                                       json::escape(reason)));
   }
   Runtime& rt = **loaded;
   if (rest.empty()) {
@@ -805,6 +874,17 @@ Response ExtensionHost::Impl::default_health(Entry& entry, Runtime* runtime) {
       c.AddMember("error", JsonValue(e.what(), a), a);
       checks.AddMember("health_checks", c, a);
     }
+    // One check per background task, "task:{name}": running or ended cleanly
+    // is "ok"; backing off, failed or abandoned degrades the extension.
+    if (runtime->tasks) {
+      for (const auto& t : runtime->tasks->list()) {
+        const bool ok = !t.abandoned && (t.state == TaskState::running || t.state == TaskState::stopped);
+        if (!ok) status = "degraded";
+        JsonValue c = detail::task_status_json(t, a);
+        c.AddMember("status", JsonValue(ok ? "ok" : t.abandoned ? "abandoned" : to_string(t.state), a), a);
+        checks.AddMember(JsonValue(("task:" + t.name).c_str(), a), c, a);
+      }
+    }
     // "events": the bus's state and this extension's subscriptions (streams,
     // groups, pending, lag); a disconnected bus degrades its users.
     if (runtime->granted.contains(Capability::EVENTS_PUB) || runtime->granted.contains(Capability::EVENTS_SUB)) {
@@ -829,7 +909,13 @@ Response ExtensionHost::Impl::default_health(Entry& entry, Runtime* runtime) {
   checks.AddMember("extension", st, a);
   doc.AddMember("status", JsonValue(status.c_str(), a), a);
   doc.AddMember("timestamp", JsonValue(detail::rfc3339(detail::now_ms()).c_str(), a), a);
-  std::string version = runtime ? runtime->info.version : entry.manifest ? entry.manifest->version : "";
+  std::string version;
+  if (runtime != nullptr) {
+    version = runtime->info.version;
+  } else {
+    std::lock_guard lock(entry.info_mutex);  // the manifest may be replaced by reload()
+    version = entry.manifest ? entry.manifest->version : "";
+  }
   doc.AddMember("version", JsonValue(version.c_str(), a), a);
   doc.AddMember("checks", checks, a);
   return Response::json(status == "unavailable" ? 503 : 200, doc);
@@ -849,10 +935,13 @@ Json ExtensionHost::Impl::openapi() const {
       x.description = rt->info.description;
       x.router = rt->router ? &*rt->router : nullptr;
       x.has_health_route = rt->has_health_route;
-    } else if (e->manifest) {
-      x.name = e->manifest->name;
-      x.version = e->manifest->version;
-      x.description = e->manifest->description;
+    } else {
+      std::lock_guard lock(e->info_mutex);  // the manifest may be replaced by reload()
+      if (e->manifest) {
+        x.name = e->manifest->name;
+        x.version = e->manifest->version;
+        x.description = e->manifest->description;
+      }
     }
     list.push_back(std::move(x));
   }
@@ -871,6 +960,8 @@ Json ExtensionHost::Impl::status() const {
     if (state == ExtensionState::error) ++failed;
     JsonValue x(rapidjson::kObjectType);
     x.AddMember("state", JsonValue(to_string(state), a), a);
+    // Held up to the error fields: reload and enable change the manifest fields.
+    std::unique_lock info_lock(e->info_mutex);
     JsonValue info(rapidjson::kObjectType);
     if (rt != nullptr) {
       info.AddMember("id", JsonValue(rt->info.id.c_str(), a), a);
@@ -900,7 +991,6 @@ Json ExtensionHost::Impl::status() const {
     x.AddMember("eager", e->eager, a);
     x.AddMember("enabled", e->enabled, a);
     {
-      std::lock_guard lock(e->info_mutex);
       if (rt != nullptr && state == ExtensionState::active) {
         x.AddMember("loaded_ms", e->load_ms, a);
       } else {
@@ -908,6 +998,9 @@ Json ExtensionHost::Impl::status() const {
       }
       x.AddMember("last_error", e->last_error.empty() ? JsonValue(rapidjson::kNullType) : JsonValue(e->last_error.c_str(), a), a);
       x.AddMember("error_phase", e->error_phase.empty() ? JsonValue(rapidjson::kNullType) : JsonValue(e->error_phase.c_str(), a), a);
+      // Why it is disabled or stopped ("disabled through the admin API ...").
+      x.AddMember("reason", e->state_reason.empty() ? JsonValue(rapidjson::kNullType) : JsonValue(e->state_reason.c_str(), a), a);
+      info_lock.unlock();
     }
     JsonValue metrics(rapidjson::kObjectType);
     std::uint64_t requests = 0, errors = 0;
@@ -947,6 +1040,11 @@ Json ExtensionHost::Impl::status() const {
       metrics.AddMember("subscriptions", JsonValue(subs, a), a);
     }
     x.AddMember("metrics", metrics, a);
+    JsonValue tasks(rapidjson::kArrayType);
+    if (rt != nullptr && rt->tasks) {
+      for (const auto& t : rt->tasks->list()) tasks.PushBack(detail::task_status_json(t, a), a);
+    }
+    x.AddMember("tasks", tasks, a);
     exts.AddMember(JsonValue(e->id.c_str(), a), x, a);
   }
   doc.AddMember("extensions", exts, a);
@@ -970,16 +1068,214 @@ Json ExtensionHost::Impl::status() const {
 
 void ExtensionHost::Impl::shutdown_entry(Entry& entry) {
   std::lock_guard lock(entry.load_mutex);
+  if (entry.state.load() != ExtensionState::active) return;
+  stop_locked(entry, ExtensionState::stopped, "the host is shutting down");
+}
+
+// ---- Lifecycle management ------------------------------------------------------
+
+// Takes an active runtime down in the order of R6: on_shutdown() (bounded by
+// the lifecycle timeout), background tasks (stop requested, bounded wait, then
+// abandoned), event subscriptions, tools, and last the routes: the state
+// leaves `active`, so the next request gets the host's answer with `reason`.
+// The Runtime itself stays alive (entry.runtimes) for requests still in it.
+// REQUIRES: entry.load_mutex held.
+void ExtensionHost::Impl::stop_locked(Entry& entry, ExtensionState next, const std::string& reason) {
+  Logger log = extension_logger(entry.id);
   Runtime* rt = entry.runtime.load(std::memory_order_acquire);
-  if (rt == nullptr || entry.state.load() != ExtensionState::active) return;
-  try {
-    rt->extension->on_shutdown();
-  } catch (const std::exception& e) {
-    extension_logger(entry.id).error("shutdown_failed", fmt::format("on_shutdown() threw: {}", e.what()));
+  const bool active = rt != nullptr && entry.state.load() == ExtensionState::active;
+  std::string problem;
+  if (active) {
+    auto outcome = detail::run_bounded([ext = rt->extension.get()] { ext->on_shutdown(); }, options.lifecycle_timeout);
+    if (outcome.outcome == detail::BoundedRun::Outcome::threw) {
+      problem = fmt::format("on_shutdown() threw: {}", outcome.error);
+      log.error("shutdown_failed", problem);
+    } else if (outcome.outcome == detail::BoundedRun::Outcome::timed_out) {
+      rt->abandoned.store(true);
+      problem = fmt::format("on_shutdown() did not return within {} ms and was abandoned",
+                            options.lifecycle_timeout.count());
+      log.error("shutdown_timeout", problem,
+                fmt::format(R"({{"timeout_ms":{}}})", options.lifecycle_timeout.count()));
+    }
+    release(entry, *rt);
   }
-  release(entry);
-  entry.state.store(ExtensionState::stopped);
-  extension_logger(entry.id).info("extension_stopped", "on_shutdown() done; routes unmounted");
+  {
+    std::lock_guard lock(entry.info_mutex);
+    entry.state_reason = reason;
+    if (!problem.empty()) {
+      entry.last_error = problem;
+      entry.error_phase = "shutdown";
+    }
+  }
+  entry.state.store(next);
+  if (next != ExtensionState::stopped) {
+    std::lock_guard lock(order_mutex);
+    std::erase(load_order, &entry);
+  }
+  if (active) {
+    log.info("extension_stopped", fmt::format("{}: on_shutdown() run, tasks stopped, subscriptions and tools "
+                                              "removed, routes unmounted", reason),
+             fmt::format(R"({{"state":"{}"}})", to_string(next)));
+  }
+}
+
+Result<void> ExtensionHost::Impl::disable(Entry& entry, const std::string& actor) {
+  std::lock_guard lock(entry.load_mutex);
+  if (shut_down.load()) return make_error("host_stopped", "the host has shut down; extensions can no longer change");
+  if (entry.state.load() == ExtensionState::disabled) return {};
+  stop_locked(entry, ExtensionState::disabled, "disabled by " + actor);
+  std::lock_guard info(entry.info_mutex);
+  entry.enabled = false;
+  return {};
+}
+
+// Back to the state it has after start(): eager extensions load now, lazy ones
+// on their next use. Also the way to retry an extension in `error`.
+Result<void> ExtensionHost::Impl::enable(Entry& entry, const std::string& actor) {
+  std::lock_guard lock(entry.load_mutex);
+  if (shut_down.load()) return make_error("host_stopped", "the host has shut down; extensions can no longer change");
+  if (entry.state.load() == ExtensionState::active) return {};
+  bool eager = false;
+  {
+    std::lock_guard info(entry.info_mutex);
+    entry.enabled = true;
+    eager = entry.eager;
+    clear_reasons(entry);
+  }
+  entry.runtime.store(nullptr, std::memory_order_release);  // the old one lives on in entry.runtimes
+  entry.state.store(ExtensionState::discovered);
+  extension_logger(entry.id).info("extension_enabled", "enabled by " + actor);
+  if (eager) return load_locked(entry);
+  return {};
+}
+
+// Re-reads the manifest and sets the extension up again with it. A manifest
+// that cannot be read or is invalid changes nothing: the running extension
+// keeps serving and the error is returned. A valid one replaces the old
+// runtime: on failure the extension is in `error` with the phase and reason.
+Result<void> ExtensionHost::Impl::reload(Entry& entry, const std::string& actor) {
+  std::lock_guard lock(entry.load_mutex);
+  if (shut_down.load()) return make_error("host_stopped", "the host has shut down; extensions can no longer change");
+  Logger log = extension_logger(entry.id);
+  std::optional<Manifest> fresh;
+  if (entry.manifest) {
+    auto m = load_manifest(entry.manifest->file);
+    if (!m) {
+      Error e = m.error();
+      e.message = fmt::format("reload of '{}' refused, nothing changed: {}", entry.id, m.error().message);
+      log.error("reload_refused", e.describe(), fmt::format(R"({{"code":"{}"}})", e.code));
+      return e;
+    }
+    if (m->id != entry.id) {
+      Error e = make_error("invalid_manifest",
+                           fmt::format("reload of '{}' refused, nothing changed: the manifest's id is now '{}'; an "
+                                       "extension keeps its id (add it as a new extension instead)",
+                                       entry.id, m->id));
+      e.file = entry.manifest->file.string();
+      e.pointer = "/id";
+      log.error("reload_refused", e.describe());
+      return e;
+    }
+    fresh = std::move(m).value();
+  }
+  stop_locked(entry, ExtensionState::loading, "reloading, asked by " + actor);
+  bool enabled = true;
+  {
+    std::lock_guard info(entry.info_mutex);
+    if (fresh) {
+      entry.approved = fresh->grants;
+      entry.eager = fresh->eager;
+      entry.enabled = fresh->enabled;
+      entry.manifest = std::move(fresh);
+    } else {
+      entry.enabled = true;
+    }
+    enabled = entry.enabled;
+    clear_reasons(entry);
+  }
+  entry.runtime.store(nullptr, std::memory_order_release);  // the old one lives on in entry.runtimes
+  if (!enabled) {
+    {
+      std::lock_guard info(entry.info_mutex);
+      entry.state_reason = "its manifest says \"enabled\": false (read at reload)";
+    }
+    entry.state.store(ExtensionState::disabled);
+    log.info("extension_reloaded", "manifest re-read; it is disabled there, so it stays unloaded");
+    return {};
+  }
+  entry.state.store(ExtensionState::discovered);
+  auto loaded = load_locked(entry);
+  if (loaded) log.info("extension_reloaded", "manifest re-read and extension set up again by " + actor);
+  return loaded;
+}
+
+Response ExtensionHost::Impl::handle_admin(Request& request, std::string_view rest) {
+  static constexpr std::string_view kUsage = "POST /ext/_admin/extensions/{id}/enable|disable|reload";
+  const std::string remote = json::escape(request.remote_addr);
+  if (require_scopes) {
+    auto scopes = scopes_of(request);
+    if (std::find(scopes.begin(), scopes.end(), "ext:admin") == scopes.end()) {
+      logger.audit("admin_denied", fmt::format("{} {} without scope ext:admin", request.method, request.path),
+                   fmt::format(R"({{"required_scope":"ext:admin","remote":"{}"}})", remote));
+      return Response::error(403, "forbidden", "missing scope ext:admin", R"({"required_scope":"ext:admin"})");
+    }
+  }
+  auto parts = detail::split_path_view(rest);
+  if (parts.size() != 3 || parts[0] != "extensions" ||
+      (parts[2] != "enable" && parts[2] != "disable" && parts[2] != "reload")) {
+    return Response::error(404, "not_found",
+                           fmt::format("no admin endpoint {}; use {}", json::escape(request.path.substr(0, 200)), kUsage));
+  }
+  const std::string_view action = parts[2];
+  if (request.method != "POST") {
+    Response r = Response::error(405, "method_not_allowed",
+                                 fmt::format("{} is not allowed on {}; use POST", request.method, request.path));
+    r.headers.set("Allow", "POST");
+    return r;
+  }
+  auto it = by_id.find(parts[1]);
+  if (it == by_id.end()) {
+    std::string shown(parts[1].substr(0, 80));
+    return Response::error(404, "not_found", fmt::format("no extension '{}' is discovered", json::escape(shown)),
+                           fmt::format(R"({{"extension":"{}"}})", json::escape(shown)));
+  }
+  Entry& entry = *it->second;
+  const std::string actor = fmt::format("the admin API (from {})", request.remote_addr.empty() ? "in-process"
+                                                                                                : request.remote_addr);
+  Result<void> result = action == "enable" ? enable(entry, actor) : action == "disable" ? disable(entry, actor)
+                                                                                          : reload(entry, actor);
+  const ExtensionState state = entry.state.load();
+  std::string reason, last_error, phase;
+  {
+    std::lock_guard lock(entry.info_mutex);
+    reason = entry.state_reason;
+    last_error = entry.last_error;
+    phase = entry.error_phase;
+  }
+  logger.audit("admin_action",
+               fmt::format("{} of extension '{}' {}", action, entry.id,
+                           result ? "done" : "failed: " + result.error().message),
+               fmt::format(R"({{"action":"{}","extension":"{}","remote":"{}","ok":{},"code":"{}","state":"{}"}})",
+                           action, entry.id, remote, result.ok(), result ? "" : json::escape(result.error().code),
+                           to_string(state)));
+  if (!result) {
+    const Error& e = result.error();
+    int status = 409;  // the extension could not be brought to the state asked for
+    if (e.code == "invalid_json" || e.code == "invalid_manifest" || e.code == "unreadable_manifest") status = 422;
+    return Response::error(status, e.code, e.message,
+                           fmt::format(R"({{"extension":"{}","action":"{}","state":"{}","file":"{}","pointer":"{}"}})",
+                                       entry.id, action, to_string(state), json::escape(e.file),
+                                       json::escape(e.pointer)));
+  }
+  Json doc = json::object();
+  auto& a = doc.GetAllocator();
+  doc.AddMember("extension", JsonValue(entry.id.c_str(), a), a);
+  doc.AddMember("action", JsonValue(std::string(action).c_str(), a), a);
+  doc.AddMember("state", JsonValue(to_string(state), a), a);
+  doc.AddMember("reason", reason.empty() ? JsonValue(rapidjson::kNullType) : JsonValue(reason.c_str(), a), a);
+  doc.AddMember("last_error", last_error.empty() ? JsonValue(rapidjson::kNullType) : JsonValue(last_error.c_str(), a), a);
+  doc.AddMember("error_phase", phase.empty() ? JsonValue(rapidjson::kNullType) : JsonValue(phase.c_str(), a), a);
+  return Response::json(200, doc);
 }
 
 // ---- Public API --------------------------------------------------------------
@@ -999,6 +1295,13 @@ ExtensionHost::~ExtensionHost() {
   shutdown();
   impl_->tools->set_resolver(nullptr);
   if (!impl_->options.event_bus) impl_->bus->shutdown();
+  // A runtime whose code may still run on an abandoned thread (a hung
+  // on_startup/on_shutdown or task) is leaked on purpose, never freed under it.
+  for (auto& entry : impl_->entries) {
+    for (auto& rt : entry->runtimes) {
+      if (rt->abandoned.load() || (rt->tasks && rt->tasks->has_abandoned())) (void)rt.release();
+    }
+  }
 }
 
 void ExtensionHost::add_linked(std::string id, ExtensionFactory factory, std::optional<CapabilitySet> approved,
@@ -1070,14 +1373,35 @@ Result<void> ExtensionHost::start() {
 
 void ExtensionHost::shutdown() {
   Impl& h = *impl_;
-  if (!h.started || h.shut_down) return;
-  h.shut_down = true;
+  if (!h.started || h.shut_down.exchange(true)) return;
+  h.logger.info("host_stopping", "shutting extensions down in reverse load order");
   std::vector<Entry*> order;
   {
     std::lock_guard lock(h.order_mutex);
     order = h.load_order;
   }
   for (auto it = order.rbegin(); it != order.rend(); ++it) h.shutdown_entry(**it);
+  // A lazy load that was under way while the order was copied has finished by
+  // now (shutdown_entry waits for its lock); no load starts after shut_down.
+  for (auto& entry : h.entries) h.shutdown_entry(*entry);
+}
+
+Result<void> ExtensionHost::enable(std::string_view id) {
+  auto it = impl_->by_id.find(id);
+  if (it == impl_->by_id.end()) return make_error("not_found", fmt::format("no extension '{}' is discovered", id));
+  return impl_->enable(*it->second, "the host application");
+}
+
+Result<void> ExtensionHost::disable(std::string_view id) {
+  auto it = impl_->by_id.find(id);
+  if (it == impl_->by_id.end()) return make_error("not_found", fmt::format("no extension '{}' is discovered", id));
+  return impl_->disable(*it->second, "the host application");
+}
+
+Result<void> ExtensionHost::reload(std::string_view id) {
+  auto it = impl_->by_id.find(id);
+  if (it == impl_->by_id.end()) return make_error("not_found", fmt::format("no extension '{}' is discovered", id));
+  return impl_->reload(*it->second, "the host application");
 }
 
 Response ExtensionHost::handle(Request& request) {
@@ -1106,15 +1430,17 @@ std::vector<ExtensionSnapshot> ExtensionHost::snapshot() const {
     s.id = e->id;
     s.state = e->state.load();
     s.source = e->source;
-    s.path = e->manifest ? e->manifest->file.string() : "";
     Runtime* rt = e->runtime.load(std::memory_order_acquire);
-    s.version = rt ? rt->info.version : e->manifest ? e->manifest->version : "";
     {
-      std::lock_guard lock(e->info_mutex);
+      std::lock_guard lock(e->info_mutex);  // the manifest may be replaced by reload()
+      s.path = e->manifest ? e->manifest->file.string() : "";
+      s.version = rt ? rt->info.version : e->manifest ? e->manifest->version : "";
       s.load_ms = e->load_ms;
       s.last_error = e->last_error;
       s.error_phase = e->error_phase;
+      s.state_reason = e->state_reason;
     }
+    if (rt != nullptr && rt->tasks) s.tasks = rt->tasks->list();
     if (rt != nullptr) {
       if (rt->router) {
         for (std::size_t i = 0; i < rt->router->routes().size(); ++i) {

@@ -94,9 +94,12 @@ class Extension {
   /// Builds the extension: registers tools, subscribes, starts tasks, and
   /// returns the routes to mount (or nullopt for none).
   virtual std::optional<Router> setup(SetupContext& context) = 0;
-  /// Called once after setup() succeeded.
+  /// Called once after setup() succeeded, on a thread of its own; the host
+  /// waits HostOptions::lifecycle_timeout at most, then marks the extension
+  /// `error` (phase "startup") and abandons the call.
   virtual void on_startup() {}
-  /// Called once at shutdown or before a reload; must return promptly.
+  /// Called once when the extension is taken down (shutdown, disable, reload),
+  /// before its tasks are stopped; must return promptly (same timeout).
   virtual void on_shutdown() {}
   /// Extra health checks, a JSON object name → {"status": "ok"|..., ...}. Any
   /// status other than "ok" makes the extension's health "degraded".

@@ -2,11 +2,27 @@
 //
 // A host application creates one ExtensionHost, calls start(), and hands every
 // request whose path starts with "/ext" to handle(). The host answers
-//   GET /ext/status          discovered extensions, state, grants, metrics
+//   GET /ext/status          discovered extensions, state, grants, metrics, tasks
 //   GET /ext/{id}/health     the extension's health (a default when it has none)
 //   *   /ext/{id}/...        the extension's routes (and static/ with STATIC)
+//   POST /ext/_admin/extensions/{id}/enable|disable|reload
+//                            management at run time (no extension id starts
+//                            with '_'); needs scope ext:admin when scopes are
+//                            required, and every call is audit-logged
 // and loads a lazy extension on its first request (or first call of one of its
 // tools), serving that request itself.
+//
+// Lifecycle of an extension (state in /ext/status): discovered → loading →
+// active; `error` (with the phase and reason) when loading, setup() or
+// on_startup() fails; `disabled` by its manifest or by disable(); `stopped`
+// after shutdown(). on_startup() and on_shutdown() run on their own thread and
+// are abandoned after HostOptions::lifecycle_timeout. Taking an extension down
+// (disable, reload, shutdown) runs, in this order: on_shutdown(), stop of its
+// background tasks, cancellation of its event subscriptions, removal of its
+// tools, unmounting of its routes. Requests that were already inside the
+// extension finish on the objects they started with: runtimes are kept until
+// the host is destroyed (and forever when a thread running their code was
+// abandoned).
 //
 // Discovery sources, in order: the built-in folders, ORDINAUT_EXT_PATHS and
 // HostOptions::extension_paths (each a folder holding extension.json, or a
@@ -17,10 +33,13 @@
 // Modules are loaded with dlopen and never unloaded. A host that loads modules
 // must link the shared libordinaut, so that host and modules share one copy.
 //
-// Thread safety: handle(), status() and load() are safe from many threads;
-// start() and shutdown() must not run concurrently with each other.
+// Thread safety: handle(), status(), snapshot(), load(), enable(), disable()
+// and reload() are safe from many threads; start() and shutdown() must not run
+// concurrently with each other, and the host must not be destroyed while
+// another thread is inside one of its methods.
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -30,6 +49,7 @@
 #include <string_view>
 #include <vector>
 
+#include "ordinaut/background.hpp"
 #include "ordinaut/capability.hpp"
 #include "ordinaut/events.hpp"
 #include "ordinaut/extension.hpp"
@@ -76,6 +96,12 @@ struct HostOptions {
   std::size_t max_body_bytes = 1 << 20;
   /// Include registrations made with ORDINAUT_REGISTER_EXTENSION.
   bool use_registered_extensions = true;
+  /// How long on_startup(), on_shutdown() and the stop of an extension's
+  /// background tasks may take each before the host stops waiting and abandons
+  /// them. Zero or less waits without limit.
+  std::chrono::milliseconds lifecycle_timeout{5000};
+  /// Live background tasks one extension may run ("task_limit" beyond).
+  std::size_t max_tasks_per_extension = 32;
 };
 
 /// Per-route counters as reported in /ext/status and to observability.
@@ -99,7 +125,9 @@ struct ExtensionSnapshot {
   std::string version;
   double load_ms = 0;
   std::string last_error;
-  std::string error_phase;  ///< "load", "setup", "startup", "request", ...
+  std::string error_phase;  ///< "load", "setup", "startup", "shutdown", "request", ...
+  std::string state_reason;  ///< why it is disabled or stopped, "" otherwise
+  std::vector<TaskStatus> tasks;  ///< background tasks of its current (or last) runtime
   std::uint64_t requests = 0;
   std::uint64_t errors = 0;
   std::vector<RouteMetrics> routes;
@@ -126,16 +154,37 @@ class ExtensionHost {
   /// code "invalid_configuration"); a broken extension is reported in status().
   Result<void> start();
 
-  /// Runs on_shutdown() of every loaded extension in reverse load order and
-  /// unmounts them. Idempotent.
+  /// Takes every loaded extension down in reverse load order (on_shutdown(),
+  /// tasks, subscriptions, tools, routes; see above); they end `stopped` and
+  /// nothing loads afterwards. Each step waits at most the lifecycle timeout.
+  /// Idempotent.
   void shutdown();
 
   /// Serves one request under /ext. Never throws.
   Response handle(Request& request);
 
   /// Loads extension `id` now (no-op when loaded). Error codes "not_found",
-  /// "disabled", "load_failed" with the reason.
+  /// "disabled", "load_failed", "stopped" with the reason.
   Result<void> load(std::string_view id);
+
+  /// Takes extension `id` down (when loaded) and marks it `disabled`; its
+  /// requests get 404 with the reason. Not persisted: the manifest is
+  /// unchanged. No-op when already disabled. Errors: "not_found",
+  /// "host_stopped" (after shutdown()).
+  Result<void> disable(std::string_view id);
+  /// Makes a disabled (or failed) extension available again, as after start():
+  /// an eager one loads now (its load error is returned), a lazy one on its
+  /// next use. No-op when active. Errors: "not_found", "host_stopped", load errors.
+  Result<void> enable(std::string_view id);
+  /// Re-reads the extension's manifest, takes it down and sets it up again with
+  /// the manifest's grants, eagerness and `enabled` (a linked-in extension is
+  /// made again by its factory with the same grants). A manifest that is
+  /// unreadable, invalid or has another id changes nothing (codes
+  /// "unreadable_manifest", "invalid_json", "invalid_manifest"); a valid one
+  /// whose extension then fails to load leaves it in `error` ("load_failed").
+  /// Modules are never unloaded: the code of a module file already loaded is
+  /// not replaced (give a new build a new file name in `module`).
+  Result<void> reload(std::string_view id);
 
   /// The GET /ext/status document.
   Json status() const;
