@@ -7,6 +7,7 @@
 // asynchronous bus must not do).
 #pragma once
 
+#include <cstddef>
 #include <memory>
 #include <string_view>
 
@@ -14,6 +15,30 @@
 #include "ordinaut/result.hpp"
 
 namespace ordinaut::detail {
+
+/// A payload document and the pool it lives in (an inline buffer first, so a
+/// small payload needs no allocation of its own). Neither copyable nor movable:
+/// embed it, and hand the document out through an aliasing shared_ptr.
+class PayloadStorage {
+ public:
+  /// `chunk`: bytes of each further pool chunk (see copy_size()).
+  explicit PayloadStorage(std::size_t chunk);
+  PayloadStorage(const PayloadStorage&) = delete;
+  PayloadStorage& operator=(const PayloadStorage&) = delete;
+
+  /// Pool bytes a deep copy of `value` takes at most.
+  static std::size_t copy_size(const JsonValue& value);
+  /// Makes the document a deep copy of `value`, strings included.
+  void copy_from(const JsonValue& value);
+  /// Parses `text` into the document ("invalid_json" on failure).
+  Result<void> parse(std::string_view text);
+  const Json& doc() const { return doc_; }
+
+ private:
+  alignas(16) char inline_buffer_[192];  // before pool_: the pool uses it
+  rapidjson::MemoryPoolAllocator<> pool_;
+  Json doc_;
+};
 
 /// A deep, self-contained copy of `value`.
 std::shared_ptr<const Json> share_payload(const JsonValue& value);

@@ -5,11 +5,14 @@
 #include <atomic>
 #include <charconv>
 #include <condition_variable>
+#include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <map>
 #include <mutex>
 #include <shared_mutex>
 #include <thread>
+#include <utility>
 
 #include <rapidjson/error/en.h>
 #include <fmt/format.h>
@@ -109,17 +112,6 @@ rapidjson::CrtAllocator& crt_allocator() {
   return allocator;
 }
 
-// Owns a payload and the pool it lives in; handed out through an aliasing
-// shared_ptr so that one allocation carries both. Small payloads fit in the
-// inline buffer and need no further allocation.
-struct PayloadBox {
-  explicit PayloadBox(std::size_t chunk)
-      : pool(inline_buffer, sizeof inline_buffer, chunk, &crt_allocator()), doc(&pool, 256, &crt_allocator()) {}
-  alignas(16) char inline_buffer[192];  // first: the pool uses it
-  rapidjson::MemoryPoolAllocator<> pool;
-  Json doc;
-};
-
 // Upper bound of the pool bytes a copy of `v` takes (rapidjson keeps strings of
 // up to 13 bytes inside the value itself).
 std::size_t pool_bytes(const JsonValue& v) {
@@ -165,6 +157,44 @@ struct CopyStrings {
   bool EndArray(rapidjson::SizeType n) { return out.EndArray(n); }
 };
 
+// The stack rapidjson builds a document on: a per-thread buffer instead of a
+// malloc and free for every copy (rapidjson's StackAllocator concept).
+class ScratchAllocator {
+ public:
+  static constexpr bool kNeedFree = true;
+  void* Malloc(std::size_t size) {
+    if (size == 0) return nullptr;
+    if (!in_use_ && size <= sizeof buffer_) {
+      in_use_ = true;
+      return buffer_;
+    }
+    return std::malloc(size);
+  }
+  void* Realloc(void* old, std::size_t old_size, std::size_t new_size) {
+    if (old != buffer_) return std::realloc(old, new_size);
+    if (new_size <= sizeof buffer_) return old;
+    void* grown = std::malloc(new_size);
+    if (grown != nullptr) std::memcpy(grown, old, old_size);
+    in_use_ = false;
+    return grown;
+  }
+  static void Free(void* p) {
+    if (p == buffer_) {
+      in_use_ = false;
+    } else {
+      std::free(p);
+    }
+  }
+
+ private:
+  alignas(16) static thread_local char buffer_[4096];
+  static thread_local bool in_use_;
+};
+alignas(16) thread_local char ScratchAllocator::buffer_[4096];
+thread_local bool ScratchAllocator::in_use_ = false;
+
+using ScratchDocument = rapidjson::GenericDocument<rapidjson::UTF8<>, rapidjson::MemoryPoolAllocator<>, ScratchAllocator>;
+
 struct CopyGenerator {
   const JsonValue& source;
   template <typename Handler>
@@ -176,23 +206,42 @@ struct CopyGenerator {
 
 }  // namespace
 
-std::shared_ptr<const Json> share_payload(const JsonValue& value) {
-  auto box = std::make_shared<PayloadBox>(std::max<std::size_t>(pool_bytes(value), 64));
+PayloadStorage::PayloadStorage(std::size_t chunk)
+    : pool_(inline_buffer_, sizeof inline_buffer_, std::max<std::size_t>(chunk, 64), &crt_allocator()),
+      doc_(&pool_, 256, &crt_allocator()) {}
+
+std::size_t PayloadStorage::copy_size(const JsonValue& value) { return pool_bytes(value); }
+
+void PayloadStorage::copy_from(const JsonValue& value) {
+  // Built on a scratch stack, in this storage's pool; then the root moves in.
+  ScratchAllocator scratch;
+  ScratchDocument builder(&pool_, 1024, &scratch);
   CopyGenerator generator{value};
-  box->doc.Populate(generator);
-  return std::shared_ptr<const Json>(box, &box->doc);
+  builder.Populate(generator);
+  static_cast<JsonValue&>(doc_) = std::move(static_cast<JsonValue&>(builder));
+}
+
+Result<void> PayloadStorage::parse(std::string_view text) {
+  doc_.Parse<rapidjson::kParseFullPrecisionFlag>(text.data(), text.size());
+  if (doc_.HasParseError()) {
+    return make_error("invalid_json", fmt::format("payload is not JSON (offset {}): {}", doc_.GetErrorOffset(),
+                                                  rapidjson::GetParseError_En(doc_.GetParseError())));
+  }
+  return {};
+}
+
+std::shared_ptr<const Json> share_payload(const JsonValue& value) {
+  auto box = std::make_shared<PayloadStorage>(PayloadStorage::copy_size(value));
+  box->copy_from(value);
+  return std::shared_ptr<const Json>(box, &box->doc());
 }
 
 Result<std::shared_ptr<const Json>> parse_payload(std::string_view text) {
   // Parsed values take at most ~8 pool bytes per input byte (e.g. "[1,1,...]");
   // typical payloads take less, and the pool grows by further chunks if needed.
-  auto box = std::make_shared<PayloadBox>(std::max<std::size_t>(text.size() * 2, 64));
-  box->doc.Parse<rapidjson::kParseFullPrecisionFlag>(text.data(), text.size());
-  if (box->doc.HasParseError()) {
-    return make_error("invalid_json", fmt::format("payload is not JSON (offset {}): {}", box->doc.GetErrorOffset(),
-                                                  rapidjson::GetParseError_En(box->doc.GetParseError())));
-  }
-  return std::shared_ptr<const Json>(box, &box->doc);
+  auto box = std::make_shared<PayloadStorage>(text.size() * 2);
+  if (auto parsed = box->parse(text); !parsed) return parsed.error();
+  return std::shared_ptr<const Json>(box, &box->doc());
 }
 
 }  // namespace detail
@@ -203,7 +252,47 @@ inline namespace ORDINAUT_ABI_NAMESPACE {
 
 namespace {
 
-using EventPtr = std::shared_ptr<const Event>;
+// One allocation per published event: the event, its payload and the pool the
+// payload lives in. The payload's shared_ptr aliases the box's own control
+// block, so a handler may keep a copy of the Event (or of its payload) for as
+// long as it likes. That self-reference is what keeps the box alive while
+// queues hold it (`holds`, one per queue plus the publisher's); the last
+// EventRef to let go drops it, and the box goes when no copy is left.
+struct EventBox {
+  explicit EventBox(std::size_t chunk) : payload(chunk) {}
+  Event event;
+  std::atomic<int> holds{1};
+  detail::PayloadStorage payload;
+};
+
+// One hold on an EventBox (move-only).
+class EventRef {
+ public:
+  EventRef() = default;
+  explicit EventRef(EventBox* box) : box_(box) {}  // adopts a hold already counted
+  EventRef(EventRef&& other) noexcept : box_(std::exchange(other.box_, nullptr)) {}
+  EventRef& operator=(EventRef&& other) noexcept {
+    if (this != &other) {
+      reset();
+      box_ = std::exchange(other.box_, nullptr);
+    }
+    return *this;
+  }
+  EventRef(const EventRef&) = delete;
+  EventRef& operator=(const EventRef&) = delete;
+  ~EventRef() { reset(); }
+
+  const Event& operator*() const { return box_->event; }
+  void reset() {
+    EventBox* box = std::exchange(box_, nullptr);
+    if (box != nullptr && box->holds.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      auto last = std::move(box->event.payload);  // may free the box on leaving this scope
+    }
+  }
+
+ private:
+  EventBox* box_ = nullptr;
+};
 
 struct Counters {
   std::atomic<std::uint64_t> delivered{0}, failed{0}, dropped{0}, retried{0};
@@ -220,14 +309,16 @@ struct Queue {
   std::condition_variable idle;   // queue empty and no member holds a batch
   std::condition_variable stopping;  // a member must stop (ends a retry pause)
   // Guarded by mutex:
-  std::deque<EventPtr> items;
+  std::deque<EventRef> items;
   int members = 0;
   int sleeping = 0;  // members waiting on `ready`; publishers notify only then
   int busy = 0;      // members delivering a batch taken from `items`
   bool closed = false;
   std::string last_error;
-  std::atomic<std::size_t> size_hint{0};  // items.size() as last stored; read while spinning
-  Counters counters;
+  // Written by publishers per event: on its own cache line, away from the
+  // counters the worker updates.
+  alignas(64) std::atomic<std::size_t> size_hint{0};  // items.size() as last stored; read while spinning
+  alignas(64) Counters counters;
 };
 
 void cpu_relax() noexcept {
@@ -241,7 +332,7 @@ void cpu_relax() noexcept {
 // How long an idle worker spins before it sleeps. A publisher in a burst
 // refills the queue within a microsecond, and a futex wake-up per event costs
 // more than the event itself.
-constexpr auto kSpinBeforeSleep = std::chrono::microseconds(20);
+constexpr auto kSpinBeforeSleep = std::chrono::microseconds(10);
 
 struct Member {
   std::uint64_t id = 0;
@@ -266,18 +357,22 @@ class MemoryEventBus final : public EventBus {
   Result<std::string> publish(std::string_view topic, std::string_view source, const JsonValue& payload) override {
     if (auto v = validate_topic(topic); !v) return v.error();
     if (stopped_.load(std::memory_order_acquire)) return make_error("bus_stopped", "the event bus is shut down");
-    auto event = std::make_shared<Event>();
-    event->time_ms = detail::now_ms();
+    auto owner = std::make_shared<EventBox>(detail::PayloadStorage::copy_size(payload));
+    EventBox* box = owner.get();
+    box->payload.copy_from(payload);
+    Event& event = box->event;
+    event.payload = std::shared_ptr<const Json>(std::move(owner), &box->payload.doc());  // the box's only owner
+    EventRef publisher_hold(box);
+    event.time_ms = detail::now_ms();
     char id[48];
-    auto end = std::to_chars(id, id + 24, event->time_ms).ptr;
+    auto end = std::to_chars(id, id + 24, event.time_ms).ptr;
     *end++ = '-';
     end = std::to_chars(end, id + sizeof id, sequence_.fetch_add(1, std::memory_order_relaxed)).ptr;
-    event->id.assign(id, end);
-    event->topic = topic;
-    event->source = source;
-    event->payload = detail::share_payload(payload);
+    event.id.assign(id, end);
+    event.topic = topic;
+    event.source = source;
+    std::string event_id = event.id;  // the box may be gone once the queues are done with it
     published_.fetch_add(1, std::memory_order_relaxed);
-    EventPtr shared = std::move(event);
     std::shared_lock lock(mutex_);
     for (const auto& queue : queues_) {
       if (!topic_matches(queue->pattern, topic)) continue;
@@ -287,13 +382,14 @@ class MemoryEventBus final : public EventBus {
         queue->items.pop_front();
         queue->counters.dropped.fetch_add(1, std::memory_order_relaxed);
       }
-      queue->items.push_back(shared);
+      box->holds.fetch_add(1, std::memory_order_relaxed);
+      queue->items.emplace_back(box);
       queue->size_hint.store(queue->items.size(), std::memory_order_relaxed);
       const bool wake = queue->sleeping > 0;
       ql.unlock();
       if (wake) queue->ready.notify_one();
     }
-    return shared->id;
+    return event_id;
   }
 
   Result<std::uint64_t> subscribe(std::string_view subscriber, std::string_view pattern, EventHandler handler,
@@ -512,7 +608,7 @@ class MemoryEventBus final : public EventBus {
   void run(Member& m) {
     tls_worker_bus = this;
     Queue& q = *m.queue;
-    std::deque<EventPtr> batch;
+    std::deque<EventRef> batch;
     while (true) {
       {
         std::unique_lock ql(q.mutex);
@@ -544,8 +640,11 @@ class MemoryEventBus final : public EventBus {
         q.size_hint.store(q.items.size(), std::memory_order_relaxed);
         ++q.busy;
       }
-      std::size_t done = 0;
-      for (; done < batch.size() && !m.stop.load(std::memory_order_relaxed); ++done) deliver(m, *batch[done]);
+      std::size_t done = 0, delivered = 0;
+      for (; done < batch.size() && !m.stop.load(std::memory_order_relaxed); ++done) {
+        delivered += deliver(m, *batch[done]) ? 1 : 0;
+      }
+      q.counters.delivered.fetch_add(delivered, std::memory_order_relaxed);
       if (done < batch.size()) q.counters.dropped.fetch_add(batch.size() - done, std::memory_order_relaxed);
       batch.clear();
       std::lock_guard ql(q.mutex);
@@ -553,15 +652,15 @@ class MemoryEventBus final : public EventBus {
     }
   }
 
-  void deliver(Member& m, const Event& event) {
+  // Returns whether the handler succeeded (the caller counts deliveries per batch).
+  bool deliver(Member& m, const Event& event) {
     Queue& q = *m.queue;
     auto delay = options_.retry_delay;
     for (int attempt = 1;; ++attempt) {
       std::string error;
       try {
         m.handler(event);
-        q.counters.delivered.fetch_add(1, std::memory_order_relaxed);
-        return;
+        return true;
       } catch (const std::exception& e) {
         error = e.what();
       } catch (...) {
@@ -571,7 +670,7 @@ class MemoryEventBus final : public EventBus {
       q.last_error = fmt::format("event {} on {}: {}", event.id, event.topic, error);
       if (attempt >= options_.max_attempts || m.stop.load()) {
         q.counters.failed.fetch_add(1, std::memory_order_relaxed);
-        return;
+        return false;
       }
       q.counters.retried.fetch_add(1, std::memory_order_relaxed);
       q.stopping.wait_for(ql, delay, [&] { return m.stop.load(); });

@@ -101,9 +101,14 @@ class EventBus {
   virtual void unsubscribe(std::uint64_t subscription_id) = 0;
   /// Cancels every subscription of `subscriber`.
   virtual void unsubscribe_all(std::string_view subscriber) = 0;
-  /// The bus's own state, e.g. {"kind":"memory","published":...}.
+  /// The bus's own state: at least {"kind": "memory"|"redis", "connected":
+  /// bool, "published", "delivered", "failed", "retried", "dropped",
+  /// "subscriptions"}; the Redis bus adds url, reconnects, last_error.
   virtual Json health() const = 0;
-  /// One subscriber's subscriptions with their counters.
+  /// One subscriber's subscriptions: an array of {"id", "pattern", "group",
+  /// "consumer", "pending" (not yet handled), "lag", "delivered", "failed",
+  /// "retried", "dropped", "last_error"}; the Redis bus adds its streams with
+  /// the group's pending count and lag each.
   virtual Json subscriber_health(std::string_view subscriber) const = 0;
   /// Stops accepting publishes and subscriptions and stops the workers, after
   /// the drain the bus documents; undelivered events are counted "dropped".

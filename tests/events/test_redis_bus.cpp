@@ -37,29 +37,34 @@ std::shared_ptr<EventBus> make_bus(const RedisBusOptions& options) {
   return *bus;
 }
 
+// Collects what a handler saw. The handler shares the state, so a bus that
+// outlives the collector never writes into freed memory.
 struct Collector {
-  std::mutex mutex;
-  std::vector<Event> events;
+  struct State {
+    std::mutex mutex;
+    std::vector<Event> events;
+  };
+  std::shared_ptr<State> state = std::make_shared<State>();
+
   EventHandler handler() {
-    return [this](const Event& e) {
-      std::lock_guard lock(mutex);
-      events.push_back(e);
+    return [state = state](const Event& e) {
+      std::lock_guard lock(state->mutex);
+      state->events.push_back(e);
     };
   }
-  std::size_t size() {
-    std::lock_guard lock(mutex);
-    return events.size();
+  std::vector<Event> events() {
+    std::lock_guard lock(state->mutex);
+    return state->events;
   }
+  std::size_t size() { return events().size(); }
   std::vector<std::string> topics() {
-    std::lock_guard lock(mutex);
     std::vector<std::string> out;
-    for (const auto& e : events) out.push_back(e.topic);
+    for (const auto& e : events()) out.push_back(e.topic);
     return out;
   }
   std::vector<std::int64_t> numbers() {
-    std::lock_guard lock(mutex);
     std::vector<std::int64_t> out;
-    for (const auto& e : events) out.push_back((*e.payload)["n"].GetInt64());
+    for (const auto& e : events()) out.push_back((*e.payload)["n"].GetInt64());
     return out;
   }
 };
@@ -146,7 +151,7 @@ TEST_CASE("an event is one stream entry per topic; its id is the stream id") {
   CHECK(redis.command({"SISMEMBER", "t:topics", "order.created"}).integer == 1);
 
   REQUIRE(wait_until([&] { return c.size() == 1; }));
-  const Event e = c.events[0];
+  const Event e = c.events()[0];
   CHECK(e.id == *id);
   CHECK(e.source == "shop");
   CHECK(e.topic == "order.created");
@@ -242,10 +247,10 @@ TEST_CASE("a throwing handler's event is redelivered, then acknowledged; a hopel
   RedisServer redis;
   auto options = fast_options(redis);
   options.max_attempts = 3;
-  auto bus = make_bus(options);
   std::mutex mutex;
   std::map<std::int64_t, int> attempts;
   Collector ok;
+  auto bus = make_bus(options);
   REQUIRE(bus->subscribe("s", "flaky", [&](const Event& e) {
     const auto n = (*e.payload)["n"].GetInt64();
     {
@@ -437,8 +442,9 @@ TEST_CASE("batched publish pipelines, keeps order, and trims streams approximate
 
 TEST_CASE("unsubscribe removes a private group; cancel from inside a handler works") {
   RedisServer redis;
-  auto bus = make_bus(fast_options(redis));
+  std::atomic<int> calls{0};
   Collector c;
+  auto bus = make_bus(fast_options(redis));
   auto id = bus->subscribe("s", "private", c.handler(), {});
   REQUIRE(id);
   REQUIRE(bus->publish("private", "p", number(1)));
@@ -449,7 +455,6 @@ TEST_CASE("unsubscribe removes a private group; cancel from inside a handler wor
   CHECK(std::chrono::steady_clock::now() - t0 < 400ms);  // does not wait out XREADGROUP BLOCK
   CHECK(redis.command({"XINFO", "GROUPS", "t:events:private"}).elements.empty());
 
-  std::atomic<int> calls{0};
   auto self = std::make_shared<Subscription>();
   EventSubscriber subscriber(bus, "self");
   auto sub = subscriber.subscribe("self.cancel", [&, self](const Event&) {
@@ -519,9 +524,10 @@ TEST_CASE("two processes on one Redis see each other's events") {
   CHECK(::pclose(pub) == 0);
   REQUIRE(peer_ids.size() == 25);
   REQUIRE(wait_until([&] { return c.size() == 25; }));
+  const auto received_here = c.events();
   for (std::size_t i = 0; i < 25; ++i) {
-    CHECK(c.events[i].id == peer_ids[i]);
-    CHECK(c.events[i].source == "peer_pub");
+    CHECK(received_here[i].id == peer_ids[i]);
+    CHECK(received_here[i].source == "peer_pub");
   }
   // This process publishes; the other receives.
   const std::string subscribe_cmd = std::string(EVENT_PEER) + " subscribe " + redis.url() + " x: 10 10000";
