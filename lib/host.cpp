@@ -60,20 +60,22 @@ struct RouteCounters {
   std::atomic<std::uint64_t> requests{0};
   std::atomic<std::uint64_t> errors{0};
   std::array<std::atomic<std::uint64_t>, 6> status_class{};
-  std::atomic<std::uint64_t> nanos{0};
-  std::array<std::atomic<std::uint64_t>, kBucketCount> buckets{};  // non-cumulative
+  // Latency per status class (index = status / 100), so that readers can give
+  // a histogram per class or, summed, per route.
+  std::array<std::atomic<std::uint64_t>, 6> nanos{};
+  std::array<std::array<std::atomic<std::uint64_t>, kBucketCount>, 6> buckets{};  // non-cumulative
 
   void record(int status, std::chrono::nanoseconds elapsed) {
     requests.fetch_add(1, std::memory_order_relaxed);
     if (status >= 500) errors.fetch_add(1, std::memory_order_relaxed);
-    int cls = std::clamp(status / 100, 0, 5);
-    status_class[static_cast<std::size_t>(cls)].fetch_add(1, std::memory_order_relaxed);
-    nanos.fetch_add(static_cast<std::uint64_t>(elapsed.count()), std::memory_order_relaxed);
+    const auto cls = static_cast<std::size_t>(std::clamp(status / 100, 0, 5));
+    status_class[cls].fetch_add(1, std::memory_order_relaxed);
+    nanos[cls].fetch_add(static_cast<std::uint64_t>(elapsed.count()), std::memory_order_relaxed);
     const double seconds = static_cast<double>(elapsed.count()) / 1e9;
     const auto& bounds = latency_buckets();
     for (std::size_t i = 0; i < kBucketCount; ++i) {
       if (seconds <= bounds[i]) {
-        buckets[i].fetch_add(1, std::memory_order_relaxed);
+        buckets[cls][i].fetch_add(1, std::memory_order_relaxed);
         break;
       }
     }
@@ -85,12 +87,18 @@ struct RouteCounters {
     m.route = std::move(route);
     m.requests = requests.load(std::memory_order_relaxed);
     m.errors = errors.load(std::memory_order_relaxed);
-    for (std::size_t i = 0; i < 6; ++i) m.status_class[i] = status_class[i].load(std::memory_order_relaxed);
-    m.seconds_total = static_cast<double>(nanos.load(std::memory_order_relaxed)) / 1e9;
-    std::uint64_t cumulative = 0;
-    for (std::size_t i = 0; i < kBucketCount; ++i) {
-      cumulative += buckets[i].load(std::memory_order_relaxed);
-      m.buckets.push_back(cumulative);
+    m.buckets.assign(kBucketCount, 0);
+    for (std::size_t c = 0; c < 6; ++c) {
+      m.status_class[c] = status_class[c].load(std::memory_order_relaxed);
+      m.class_seconds[c] = static_cast<double>(nanos[c].load(std::memory_order_relaxed)) / 1e9;
+      m.seconds_total += m.class_seconds[c];
+      if (m.status_class[c] == 0) continue;
+      std::uint64_t cumulative = 0;
+      for (std::size_t i = 0; i < kBucketCount; ++i) {
+        cumulative += buckets[c][i].load(std::memory_order_relaxed);
+        m.class_buckets[c].push_back(cumulative);
+        m.buckets[i] += cumulative;
+      }
     }
     return m;
   }

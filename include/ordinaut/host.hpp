@@ -114,6 +114,10 @@ struct RouteMetrics {
   double seconds_total = 0;
   /// Cumulative counts per latency bucket, upper bounds in latency_buckets().
   std::vector<std::uint64_t> buckets;
+  /// The same split by status class (index = status / 100): seconds, and
+  /// cumulative bucket counts (empty for a class with no response).
+  double class_seconds[6] = {0, 0, 0, 0, 0, 0};
+  std::vector<std::uint64_t> class_buckets[6];
 };
 
 /// A snapshot of one extension as reported by status().

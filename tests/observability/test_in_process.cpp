@@ -154,6 +154,25 @@ class Probe final : public ordinaut::Extension {
   ordinaut::Subscription slow_;
 };
 
+// Runs one healthy task and one that always throws.
+class Worker final : public ordinaut::Extension {
+ public:
+  ordinaut::ExtensionInfo info() const override { return {"worker", "Worker", "1.0.0", "background tasks"}; }
+  ordinaut::CapabilitySet requested_capabilities() const override { return {Capability::BACKGROUND_TASKS}; }
+  std::optional<ordinaut::Router> setup(ordinaut::SetupContext& context) override {
+    auto& tasks = context.background();
+    ordinaut::TaskOptions fast;
+    fast.initial_backoff = 5ms;
+    fast.max_backoff = 20ms;
+    auto steady = tasks.start("steady", [](std::stop_token stop) {
+      while (!stop.stop_requested()) std::this_thread::sleep_for(5ms);
+    });
+    auto flaky = tasks.start_periodic("flaky", 5ms, [](std::stop_token) { throw std::runtime_error("flaky"); }, fast);
+    if (!steady || !flaky) throw std::runtime_error("cannot start the tasks");
+    return std::nullopt;
+  }
+};
+
 class Broken final : public ordinaut::Extension {
  public:
   ordinaut::ExtensionInfo info() const override { return {"broken", "Broken", "1.0.0", "setup throws"}; }
@@ -180,6 +199,8 @@ struct Fixture {
                      ordinaut::CapabilitySet{Capability::ROUTES, Capability::TOOLS, Capability::EVENTS_SUB}, true);
     host->add_linked("broken", [] { return std::make_unique<Broken>(); }, ordinaut::CapabilitySet{Capability::ROUTES},
                      true);
+    host->add_linked("worker", [] { return std::make_unique<Worker>(); },
+                     ordinaut::CapabilitySet{Capability::BACKGROUND_TASKS}, true);
     REQUIRE(host->start().ok());
   }
   ~Fixture() {
@@ -247,12 +268,13 @@ TEST_CASE("HTTP metrics carry route templates, status classes and errors, never 
         1);
   CHECK(value_of(body, R"m(ordinaut_http_requests_total{extension="(host)",method="*",route="(host)",status_class="4xx"})m") ==
         1);
-  CHECK(value_of(body,
-                 R"(ordinaut_http_request_duration_seconds_count{extension="probe",method="GET",route="/items/{id}"})") ==
-        3);
-  CHECK(value_of(body,
-                 R"(ordinaut_http_request_duration_seconds_bucket{extension="probe",method="GET",route="/items/{id}",le="+Inf"})") ==
-        3);
+  const std::string items = R"(extension="probe",method="GET",route="/items/{id}",status_class="2xx")";
+  CHECK(value_of(body, "ordinaut_http_request_duration_seconds_count{" + items + "}") == 3);
+  CHECK(value_of(body, "ordinaut_http_request_duration_seconds_bucket{" + items + ",le=\"+Inf\"}") == 3);
+  CHECK(value_of(body, "ordinaut_http_request_duration_seconds_bucket{" + items + ",le=\"10\"}") == 3);
+  const std::string fail = R"(extension="probe",method="GET",route="/fail")";
+  CHECK(value_of(body, "ordinaut_http_request_duration_seconds_count{" + fail + ",status_class=\"5xx\"}") == 1);
+  CHECK(value_of(body, "ordinaut_http_request_duration_seconds_count{" + fail + ",status_class=\"2xx\"}") == -1);
   CHECK(value_of(body, R"(ordinaut_extension_requests_total{extension="probe"})") == 5);
   CHECK(value_of(body, R"(ordinaut_extension_errors_total{extension="probe"})") == 1);
   CHECK(value_of(body, R"(ordinaut_extension_request_duration_seconds_count{extension="probe"})") == 5);
@@ -287,6 +309,25 @@ TEST_CASE("extension state, load time, tools and business metrics are exported")
   CHECK(value_of(body, "process_threads") >= 2);
   CHECK(value_of(body, "process_open_fds") > 2);
   CHECK(value_of(body, "process_start_time_seconds") > 1.6e9);
+}
+
+TEST_CASE("background tasks' state and restarts are exported") {
+  Fixture f;
+  const std::string flaky = R"(extension="worker",task="flaky")";
+  std::string body;
+  REQUIRE(eventually([&] {
+    body = metrics(*f.host);
+    return value_of(body, "ordinaut_background_task_restarts_total{" + flaky + "}") >= 2;
+  }));
+  CHECK(value_of(body, R"(ordinaut_background_task_state{extension="worker",task="steady",state="running"})") == 1);
+  CHECK(value_of(body, R"(ordinaut_background_task_state{extension="worker",task="steady",state="failed"})") == 0);
+  CHECK(value_of(body, R"(ordinaut_background_task_restarts_total{extension="worker",task="steady"})") == 0);
+  double flaky_states = 0;
+  for (const char* state : {"running", "backing_off", "failed", "stopped"}) {
+    flaky_states += value_of(body, "ordinaut_background_task_state{" + flaky + ",state=\"" + state + "\"}");
+  }
+  CHECK(flaky_states == 1);  // exactly one state is current
+  CHECK(value_of(body, R"(ordinaut_extension_state{extension="worker",state="active"})") == 1);
 }
 
 TEST_CASE("event delivery, drops and lag are exported per extension and never go down") {

@@ -20,6 +20,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <cstring>
@@ -374,16 +375,27 @@ class Observability final : public ordinaut::Extension {
       }
     });
     w.family("ordinaut_http_request_duration_seconds",
-             "Time to produce the response (streams: until the stream starts), by extension, method and route "
-             "template.",
+             "Time to produce the response (streams: until the stream starts), by extension, method, route "
+             "template and status class.",
              MetricType::histogram);
+    std::string with_class;
     each_route([&](const std::string& labels, const ordinaut::RouteMetrics& r) {
-      write_latency(w, "ordinaut_http_request_duration_seconds", r.buckets, r.requests, r.seconds_total, labels);
+      for (std::size_t c = 1; c < kStatusClasses.size(); ++c) {
+        if (r.status_class[c] == 0) continue;
+        with_class = labels;
+        with_class += ",status_class=\"";
+        with_class += kStatusClasses[c];
+        with_class += '"';
+        write_latency(w, "ordinaut_http_request_duration_seconds", r.class_buckets[c], r.status_class[c],
+                      r.class_seconds[c], with_class);
+      }
     });
   }
 
   void write_latency(TextWriter& w, std::string_view name, const std::vector<std::uint64_t>& cumulative,
                      std::uint64_t count, double sum, std::string_view labels) {
+    // The counters are read one by one while requests go on: keep +Inf >= every bucket.
+    if (!cumulative.empty()) count = std::max(count, cumulative.back());
     for (std::size_t i = 0; i < latency_le_.size(); ++i) {
       w.sample(name, "_bucket").raw_labels(labels).label("le", latency_le_[i]).value(
           i < cumulative.size() ? cumulative[i] : count);
