@@ -304,6 +304,27 @@ TEST_CASE("entries left pending by a dead consumer are claimed and handled") {
   CHECK(counter(bus->health(), "reclaimed") == 3);
 }
 
+TEST_CASE("a consumer that comes back under its name first handles what it had read but not acknowledged") {
+  RedisServer redis;
+  auto options = fast_options(redis);  // claim_min_idle stays 30 s: this is not a reclaim
+  auto bus = make_bus(options);
+  for (int i = 0; i < 4; ++i) REQUIRE(bus->publish("jobs", "p", number(i)));
+  const std::string group = "t:group:svc:g:jobs";
+  REQUIRE(redis.command({"XGROUP", "CREATE", "t:events:jobs", group, "0"}).str == "OK");
+  // "worker-1" read two entries, then its process died.
+  auto taken = redis.command({"XREADGROUP", "GROUP", group, "worker-1", "COUNT", "2", "STREAMS", "t:events:jobs", ">"});
+  REQUIRE(taken.elements[0].elements[1].elements.size() == 2);
+  Collector c;
+  SubscribeOptions so;
+  so.group = "g";
+  so.consumer = "worker-1";
+  REQUIRE(bus->subscribe("svc", "jobs", c.handler(), so));
+  REQUIRE(wait_until([&] { return c.size() == 4; }, 3s));  // well before any claim
+  CHECK(c.numbers() == std::vector<std::int64_t>{0, 1, 2, 3});
+  REQUIRE(wait_until([&] { return redis.command({"XPENDING", "t:events:jobs", group}).elements[0].integer == 0; }));
+  CHECK(counter(bus->health(), "reclaimed") == 0);
+}
+
 TEST_CASE("publish fails fast while Redis is down; subscribers reconnect and lose no acknowledged event") {
   RedisServer redis({.durable = true, .password = ""});
   auto options = fast_options(redis);
