@@ -1142,7 +1142,15 @@ class RedisEventBus final : public EventBus {
   // than claim_min_idle (they died), and handles them.
   bool reclaim(RedisSubscription& s, redisContext* c) {
     const std::string min_idle = std::to_string(options_.claim_min_idle.count());
+    std::set<std::string> quiet;  // streams whose group has nothing pending (as of the last stats)
+    {
+      std::lock_guard lock(s.stats_mutex);
+      for (const auto& st : s.stats) {
+        if (st.pending == 0 && !st.last_delivered_id.empty()) quiet.insert(st.stream);
+      }
+    }
     for (const auto& [key, topic] : s.streams) {
+      if (quiet.count(key)) continue;
       auto r = run(c, Command{"XPENDING", key, s.group, "-", "+", "100"});
       if (std::holds_alternative<IoError>(r)) return false;
       const redisReply* list = std::get<0>(r).get();
@@ -1290,7 +1298,7 @@ class RedisEventBus final : public EventBus {
   // A private group goes with its subscription; a member of a named group
   // leaves it when it holds no pending entries (else others reclaim them).
   void cleanup(RedisSubscription& s) {
-    if (s.streams.empty()) return;
+    if (s.streams.empty() || !link_.connected()) return;  // down: do not make shutdown wait for it
     auto lease = pool_.acquire();
     if (!lease) return;
     std::vector<Command> commands;
