@@ -26,10 +26,12 @@ for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; slee
 url="redis://127.0.0.1:$port/0"
 flush() { redis-cli -p "$port" flushall >/dev/null; }
 
-# redis-benchmark --csv prints a header and "test","rps",...: the rps of the one test.
+# redis-benchmark --csv prints a header and "test","rps",... for the one test.
 rb_rps() {
+  # The test name (the command) may hold unescaped quotes and commas: count
+  # from the end of the line, where the 7 figures are.
   redis-benchmark -p "$port" --csv "$@" |
-    python3 -c 'import csv, sys; rows = list(csv.reader(sys.stdin)); print(rows[1][1])'
+    python3 -c 'import sys; line = sys.stdin.read().splitlines()[1]; print(line.rsplit(",", 7)[1].strip("\""))'
 }
 ratio() { python3 -c "import sys; print(f'{float(sys.argv[1]) / float(sys.argv[2]):.2f}')" "$1" "$2"; }
 field() { python3 -c "import json, sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
