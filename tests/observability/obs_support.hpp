@@ -2,6 +2,7 @@
 // with the listener example, reading metrics, running promtool, reading SSE.
 #pragma once
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -44,7 +45,7 @@ inline std::unique_ptr<ServerProcess> start_server(std::vector<std::string> extr
   std::vector<std::string> args = {"--port", "0", "--no-request-log", "--ext-path", listener_dir()};
   args.insert(args.end(), extra_args.begin(), extra_args.end());
   return std::make_unique<ServerProcess>(server_binary(), args,
-                                         std::vector<std::pair<std::string, std::string>>{{"ORDINAUT_EXT_PATHS", ""}});
+                                         std::vector<std::pair<std::string, std::string>>{{"ORDINAUT_EXT_PATHS", ""}, {"REDIS_URL", ""}});
 }
 
 inline std::unique_ptr<httplib::Client> client(int port) {
@@ -267,9 +268,11 @@ class RedisProcess {
   RedisProcess() {
     for (int attempt = 0; attempt < 5 && pid_ < 0; ++attempt) {
       port_ = 20000 + static_cast<int>(std::random_device{}() % 40000);
+      std::fflush(nullptr);  // or the child would write our buffered output again
       pid_t pid = ::fork();
       if (pid == 0) {
-        std::freopen("/dev/null", "w", stdout);
+        int null = ::open("/dev/null", O_WRONLY);
+        ::dup2(null, 1);
         ::execlp("redis-server", "redis-server", "--port", std::to_string(port_).c_str(), "--bind", "127.0.0.1",
                  "--save", "", "--appendonly", "no", static_cast<char*>(nullptr));
         ::_exit(127);

@@ -1,6 +1,7 @@
 // A real Prometheus server (Debian package `prometheus`) scrapes the real
 // ordinaut-server over loopback every second; its HTTP API must then return
 // series that observability exported.
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -57,11 +58,12 @@ class PrometheusProcess {
     const std::string listen = "--web.listen-address=127.0.0.1:" + std::to_string(port_);
     const std::string storage = "--storage.tsdb.path=" + (dir_ / "data").string();
     const std::string log = (dir_ / "prometheus.log").string();
+    std::fflush(nullptr);  // or the child would write our buffered output again
     pid_ = ::fork();
     if (pid_ == 0) {
-      FILE* out = std::freopen(log.c_str(), "w", stdout);
-      (void)out;
-      ::dup2(1, 2);
+      int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      ::dup2(out, 1);
+      ::dup2(out, 2);
       ::execlp("prometheus", "prometheus", config.c_str(), listen.c_str(), storage.c_str(), "--log.level=warn",
                static_cast<char*>(nullptr));
       ::_exit(127);

@@ -63,15 +63,6 @@ void check_stream_order(int port, SseReader& reader, const std::string& name, in
   }
 }
 
-bool server_supports_redis() {
-  if (std::getenv("ORDINAUT_SERVER_BIN") == nullptr) return false;
-  auto out = std::filesystem::temp_directory_path() / ("obs-help-" + std::to_string(::getpid()) + ".txt");
-  auto st = server_test::run_to_end(server_binary(), {"--help"}, out, out);
-  const bool supported = st.exited && server_test::read_text(out).find("--redis-url") != std::string::npos;
-  std::filesystem::remove(out);
-  return supported;
-}
-
 }  // namespace
 
 TEST_CASE("the metrics endpoint has the exact content type and promtool finds nothing to report") {
@@ -239,9 +230,7 @@ TEST_CASE("a stream resumes after Last-Event-ID from events_demo's history") {
   for (std::size_t i = 0; i < 4; ++i) CHECK(events[i].id == ids[7 + i]);
 }
 
-// Skipped (and counted as skipped) while the server has no --redis-url flag.
-TEST_CASE("an SSE client receives published events in order on the Redis Streams bus" *
-          doctest::skip(!server_supports_redis())) {
+TEST_CASE("an SSE client receives published events in order on the Redis Streams bus") {
   RedisProcess redis;
   auto server = start_server({"--redis-url", redis.url()});
   const int port = server->port();
