@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -129,6 +130,8 @@ class ServerProcess {
     kill(SIGKILL);
     throw std::runtime_error("server did not start; stdout: " + out + "\nstderr: " + log());
   }
+  // Ends the server. A sanitizer report in its log (sanitizer builds) fails
+  // the whole test program; otherwise the log is removed.
   ~ServerProcess() {
     if (pid_ > 0) {
       ::kill(pid_, SIGKILL);
@@ -136,6 +139,15 @@ class ServerProcess {
       ::waitpid(pid_, &status, 0);
     }
     if (stdout_fd_ >= 0) ::close(stdout_fd_);
+    const std::string text = read_text(log_file_);
+    for (const char* marker : {"AddressSanitizer", "LeakSanitizer", "runtime error:"}) {
+      if (text.find(marker) != std::string::npos) {
+        std::fprintf(stderr, "sanitizer report in the server log %s:\n%s\n", log_file_.c_str(), text.c_str());
+        std::abort();
+      }
+    }
+    std::error_code ec;
+    std::filesystem::remove(log_file_, ec);
   }
   ServerProcess(const ServerProcess&) = delete;
   ServerProcess& operator=(const ServerProcess&) = delete;
