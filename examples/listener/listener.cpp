@@ -7,8 +7,9 @@
 //   GET /ext/listener/received[?limit=N]
 //     → {"total": <events received>, "capacity": 100,
 //        "events": [<Event::to_json()>, ...]}   (oldest first, at most N)
-// It also counts what it hears as a business metric,
-// ext_listener_received_total{source="<publishing extension>"}.
+// The same list is the tool ext.listener.received ({"limit": 1..100}), so MCP
+// clients and webui pipelines can read it too. It also counts what it hears as
+// a business metric, ext_listener_received_total{source="<publishing extension>"}.
 #include <cstdlib>
 #include <deque>
 #include <map>
@@ -27,7 +28,7 @@ class Listener final : public ordinaut::Extension {
             "Subscribes to events_demo.* and shows what it received: extensions talking through events"};
   }
   ordinaut::CapabilitySet requested_capabilities() const override {
-    return {ordinaut::Capability::ROUTES, ordinaut::Capability::EVENTS_SUB};
+    return {ordinaut::Capability::ROUTES, ordinaut::Capability::EVENTS_SUB, ordinaut::Capability::TOOLS};
   }
 
   std::optional<ordinaut::Router> setup(ordinaut::SetupContext& context) override {
@@ -37,6 +38,21 @@ class Listener final : public ordinaut::Extension {
                                                      [this](const ordinaut::Event& e) { receive(e); });
     if (!sub) throw std::runtime_error("cannot subscribe to events_demo.*: " + sub.error().message);
     subscription_ = *sub;
+
+    if (context.granted(ordinaut::Capability::TOOLS)) {
+      context.tool_registrar().add(
+          {.name = "ext.listener.received",
+           .title = "Events the listener received",
+           .description = "The last events received from events_demo.* (oldest first), at most `limit` (default 100)",
+           .input_schema = R"({"type":"object","properties":{"limit":{"type":"integer","minimum":1,"maximum":100}},)"
+                           R"("additionalProperties":false})",
+           .output_schema = R"({"type":"object","required":["total","events"]})",
+           .function = [this](const ordinaut::JsonValue& input, ordinaut::ToolContext&) {
+             std::size_t limit = kKeep;
+             if (input.HasMember("limit")) limit = input["limit"].GetUint();
+             return std::move(ordinaut::json::parse(received_json(limit))).value();
+           }});
+    }
 
     ordinaut::Router router;
     router.get("/received", [this](ordinaut::Request& r) { return received(r); },
@@ -77,6 +93,11 @@ class Listener final : public ordinaut::Extension {
       }
       limit = static_cast<std::size_t>(n);
     }
+    return ordinaut::Response::json_text(200, received_json(limit));
+  }
+
+  // {"total", "capacity", "events"}: the last `limit` events, oldest first.
+  std::string received_json(std::size_t limit) {
     std::lock_guard lock(mutex_);
     std::string out = R"({"total":)" + std::to_string(total_) + R"(,"capacity":)" + std::to_string(kKeep) +
                       R"(,"events":[)";
@@ -86,7 +107,7 @@ class Listener final : public ordinaut::Extension {
       out += events_[i];
     }
     out += "]}";
-    return ordinaut::Response::json_text(200, std::move(out));
+    return out;
   }
 
   ordinaut::MetricsRegistry* metrics_ = nullptr;

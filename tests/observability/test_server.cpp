@@ -230,6 +230,44 @@ TEST_CASE("a stream resumes after Last-Event-ID from events_demo's history") {
   for (std::size_t i = 0; i < 4; ++i) CHECK(events[i].id == ids[7 + i]);
 }
 
+TEST_CASE("task runs of webui reach observability as task.* statistics") {
+  auto server = start_server();
+  const int port = server->port();
+  auto c = client(port);
+  auto create = [&](const std::string& body) {
+    auto r = c->Post("/ext/webui/api/tasks", body, "application/json");
+    REQUIRE(r);
+    REQUIRE_MESSAGE(r->status == 201, r->body);
+    return std::string(parse_json(r->body)["id"].GetString());
+  };
+  // The listener example's tool: limit 1 is fine, limit 0 fails its input schema when run.
+  const std::string ok = create(R"({"title":"read","steps":[{"tool":"ext.listener.received","arguments":{"limit":1}}]})");
+  const std::string bad =
+      create(R"({"title":"broken","steps":[{"tool":"ext.listener.received","arguments":{"limit":0}}]})");
+  for (const auto& [id, status] : {std::pair{ok, 200}, std::pair{ok, 200}, std::pair{bad, 422}}) {
+    auto r = c->Post(("/ext/webui/api/tasks/" + id + "/run").c_str(), "", "application/json");
+    REQUIRE(r);
+    CHECK(r->status == status);
+  }
+  std::string body;
+  REQUIRE(eventually([&] {
+    body = scrape(port);
+    return value_of(body, R"(ordinaut_task_runs_failed_total{source="webui"})") == 1;
+  }));
+  CHECK(value_of(body, R"(ordinaut_task_runs_started_total{source="webui"})") == 3);
+  CHECK(value_of(body, R"(ordinaut_task_runs_succeeded_total{source="webui"})") == 2);
+  CHECK(value_of(body, R"(ordinaut_task_run_duration_seconds_count{outcome="succeeded",source="webui"})") == 2);
+  CHECK(value_of(body, R"(ordinaut_task_run_duration_seconds_count{outcome="failed",source="webui"})") == 1);
+  CHECK(value_of(body, R"(ordinaut_task_events_total{kind="invalid"})") == 0);
+  // The tool calls themselves, per tool.
+  CHECK(value_of(body, R"(ordinaut_tool_calls_total{tool="ext.listener.received",owner="listener"})") == 3);
+  CHECK(value_of(body, R"(ordinaut_tool_errors_total{tool="ext.listener.received",owner="listener"})") == 1);
+  CHECK(value_of(body, R"(ordinaut_tool_call_duration_seconds_count{tool="ext.listener.received",owner="listener"})") ==
+        3);
+  // The task ids never become labels.
+  CHECK(body.find("task_id") == std::string::npos);
+}
+
 TEST_CASE("an SSE client receives published events in order on the Redis Streams bus") {
   RedisProcess redis;
   auto server = start_server({"--redis-url", redis.url()});
