@@ -173,8 +173,12 @@ IFS=',' read -r -a variants <<<"$only"
 for v in "${variants[@]}"; do
   case "$v" in
     normal) run_variant normal "$prefix" "" 1 ;;
-    asan) run_variant asan+ubsan "$prefix-asan" "" 3 -Db_sanitize=address,undefined -Db_lundef=false ;;
-    tsan) run_variant tsan "$prefix-tsan" "$TSAN_SUITE" 5 -Db_sanitize=thread -Db_lundef=false ;;
+    # Sanitizer builds at -O0 (buildtype=debug): GCC 12 compiles instrumented
+    # code about 7x faster than at -O2, which matters more on 2 cores than
+    # the tests' run time, mostly spent waiting on sockets and processes.
+    asan) run_variant asan+ubsan "$prefix-asan" "" 3 --buildtype=debug -Db_sanitize=address,undefined \
+            -Db_lundef=false ;;
+    tsan) run_variant tsan "$prefix-tsan" "$TSAN_SUITE" 5 --buildtype=debug -Db_sanitize=thread -Db_lundef=false ;;
     *) echo "tools/test.sh: unknown variant '$v' (normal, asan, tsan)" >&2; record "$v (unknown variant)" 0 1 ;;
   esac
 done
