@@ -6,7 +6,7 @@
 #     req/s on this endpoint; the target is >= 20x (7,660 req/s).
 #  2. POST /ext/events_demo/publish/{name} under wrk, against the bus's own
 #     publish rate in process (bench_publish: same bus type, the same
-#     events_demo.* subscriber, 1 and 2 publishing threads).
+#     events_demo.* subscriber, 1, 2 and CONNECTIONS publishing threads).
 #  3. With --redis-url support in the server and redis-server installed, 2. again
 #     on the Redis Streams bus.
 #
@@ -72,6 +72,8 @@ printf "  metrics: %.1fx the original's 383 req/s (target >= 20x)\n" "$(echo "$(
 
 publish_bench() {  # publish_bench LABEL BUS_ARGS...   (server already started; $port set)
   local label=$1; shift
+  # events_demo is lazy: load it before reading its counter.
+  curl -s -o /dev/null -XPOST -d '{"n":0}' "http://127.0.0.1:$port/ext/events_demo/publish/bench"
   local before; before=$(metric "$port" ext_events_demo_published_total)
   wrk_run "publish-$label" "http://127.0.0.1:$port/ext/events_demo/publish/bench" -s "$here/publish.lua"
   local after; after=$(metric "$port" ext_events_demo_published_total)
@@ -79,7 +81,7 @@ publish_bench() {  # publish_bench LABEL BUS_ARGS...   (server already started; 
   printf "  %-34s %8s req/s   p99 %7s us   (%s events published by the server)\n" \
     "POST /ext/events_demo/publish ($label)" "$http" "$(p99_us "$tmp/publish-$label.wrk")" \
     "$(echo "$after - $before" | bc)"
-  for t in 1 2; do
+  for t in 1 2 "$connections"; do
     local line; line=$("$bench" "$@" "$t" "$events")
     local rate; rate=$(echo "$line" | python3 -c 'import json,sys; print(json.load(sys.stdin)["publish_per_s"])')
     printf "  %-34s %8s publish/s   HTTP publish = %.3fx of it\n" "in-process $label publish, $t thread(s)" \
