@@ -130,6 +130,16 @@ struct Runtime {
   std::unique_ptr<detail::TaskSupervisor> tasks;
 };
 
+// Runtimes whose code may still run on an abandoned thread, kept for the rest
+// of the process. Deliberately never destroyed (no static destructor runs
+// while such a thread may still use them).
+void park_abandoned(std::unique_ptr<Runtime> runtime) {
+  static auto* mutex = new std::mutex;
+  static auto* parked = new std::vector<std::unique_ptr<Runtime>>;
+  std::lock_guard lock(*mutex);
+  parked->push_back(std::move(runtime));
+}
+
 struct Entry {
   std::string id;
   std::string source;  // builtin | path | linked
@@ -1304,10 +1314,12 @@ ExtensionHost::~ExtensionHost() {
   impl_->tools->set_resolver(nullptr);
   if (!impl_->options.event_bus) impl_->bus->shutdown();
   // A runtime whose code may still run on an abandoned thread (a hung
-  // on_startup/on_shutdown or task) is leaked on purpose, never freed under it.
+  // on_startup/on_shutdown or task) is never freed under it: it moves to a
+  // process-wide list that is never destroyed (modules are never unloaded
+  // either), so it stays reachable and valid for as long as that thread runs.
   for (auto& entry : impl_->entries) {
     for (auto& rt : entry->runtimes) {
-      if (rt->abandoned.load() || (rt->tasks && rt->tasks->has_abandoned())) (void)rt.release();
+      if (rt->abandoned.load() || (rt->tasks && rt->tasks->has_abandoned())) park_abandoned(std::move(rt));
     }
   }
 }
