@@ -113,7 +113,9 @@ class ToolRegistry {
   Result<void> add(ToolSpec spec, std::string_view owner = "core");
   /// Removes one tool; false when it did not exist.
   bool remove(std::string_view name);
-  /// Removes every tool of `owner`; returns how many.
+  /// Removes every tool of `owner`; returns how many. Works on a frozen
+  /// registry too: the host calls it when it stops an extension, whose tools
+  /// must not stay callable once its code is shut down.
   std::size_t remove_owner(std::string_view owner);
 
   std::vector<ToolInfo> list() const;
@@ -123,7 +125,8 @@ class ToolRegistry {
   /// "invalid_output", "tool_failed", or a ToolError's own code.
   Result<Json> call(std::string_view name, const JsonValue& input, ToolContext* context = nullptr) const;
 
-  /// After freeze() every add/remove fails with "registry_frozen".
+  /// After freeze() add() fails with "registry_frozen" and remove() returns
+  /// false; remove_owner() still works (see there).
   void freeze() noexcept;
   bool frozen() const noexcept;
 

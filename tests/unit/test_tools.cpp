@@ -292,6 +292,10 @@ TEST_CASE("tools: a frozen registry refuses changes but still calls") {
   CHECK_FALSE(registry.remove("math.add"));
   CHECK(registry.list().size() == 1);
   CHECK(registry.call("math.add", parse_json(R"({"a":1,"b":1})")).ok());
+  // A stopped extension's tools still go: the host relies on it.
+  REQUIRE_FALSE(registry.add(add_tool("ext.a.one"), "a").ok());
+  CHECK(registry.remove_owner("core") == 1);
+  CHECK(registry.list().empty());
 }
 
 TEST_CASE("tools: remove and remove_owner") {
