@@ -569,6 +569,18 @@ TEST_CASE("Last-Event-ID replays the recorded events after it, then goes on live
   REQUIRE(eventually([&] { return sink2.text().find("last-event-id 0-0 is not among") != std::string::npos; }));
   sink2.leave();
   producer2.join();
+
+  // The id is looked up among this stream's topics only: an id of another
+  // topic's event is not a position in this stream.
+  auto elsewhere = client.post("/publish/unrelated", "100");
+  const std::string elsewhere_id = payload(elsewhere.body)["id"].GetString();
+  REQUIRE(eventually([&] { return client.get("/recent").body.find(elsewhere_id) != std::string::npos; }));
+  auto other = client.request("GET", "/stream/r?heartbeat=0.1", {}, {{"Last-Event-ID", elsewhere_id}});
+  FakeSink sink3;
+  std::thread producer3([&] { other.stream(sink3); });
+  REQUIRE(eventually([&] { return sink3.text().find("is not among") != std::string::npos; }));
+  sink3.leave();
+  producer3.join();
 }
 
 TEST_CASE("streams end when events_demo shuts down") {

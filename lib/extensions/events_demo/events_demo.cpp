@@ -25,7 +25,10 @@
 // "events_demo.*", recorded by its own subscription. A stream opened with a
 // Last-Event-ID header (or `last_event_id` query parameter, for a first
 // EventSource connection) first replays the recorded events after that id
-// that match its pattern, then goes on live, without duplicates. An id no
+// that match its pattern, then goes on live, without duplicates. The id is
+// looked up among the events of the stream's own pattern only, and duplicates
+// are keyed by (topic, id): Redis stream ids are unique per topic, not across
+// topics. An id no
 // longer in the history is reported with a comment and the stream goes on
 // live. Streams in a group never replay: there the bus's consumer group is
 // what resumes (on Redis), and replaying would duplicate what other members
@@ -40,6 +43,7 @@
 #include <list>
 #include <mutex>
 #include <set>
+#include <utility>
 
 #include <fmt/format.h>
 #include <ordinaut/extension.hpp>
@@ -291,14 +295,17 @@ class EventsDemo final : public ordinaut::Extension {
   void run_stream(ordinaut::StreamSink& sink, StreamState& state, const std::string& pattern,
                   const std::string& last_id, std::chrono::milliseconds heartbeat) {
     if (!sink.write(fmt::format("retry: 2000\n: events_demo stream of {}\n\n", pattern))) return;
-    std::set<std::string> replayed;
+    std::set<std::pair<std::string, std::string>> replayed;  // (topic, id)
     if (!last_id.empty()) {
       std::vector<std::shared_ptr<const ordinaut::Event>> events;
       bool found = false;
       {
         std::lock_guard lock(history_mutex_);
         for (const auto& e : history_) {
-          if (found && ordinaut::topic_matches(pattern, e->topic)) events.push_back(e);
+          if (!ordinaut::topic_matches(pattern, e->topic)) continue;
+          // Only events this stream could have sent count: Redis ids are
+          // unique per topic's stream, not across topics.
+          if (found) events.push_back(e);
           if (e->id == last_id) found = true;
         }
       }
@@ -309,7 +316,7 @@ class EventsDemo final : public ordinaut::Extension {
         }
       }
       for (const auto& e : events) {
-        replayed.insert(e->id);
+        replayed.emplace(e->topic, e->id);
         if (!write_event(sink, *e)) return;
       }
     }
@@ -332,7 +339,7 @@ class EventsDemo final : public ordinaut::Extension {
         return;
       }
       for (const auto& e : batch) {
-        if (!replayed.empty() && replayed.count(e.id) > 0) continue;
+        if (!replayed.empty() && replayed.count({e.topic, e.id}) > 0) continue;
         if (!write_event(sink, e)) return;
       }
       batch.clear();
