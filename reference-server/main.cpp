@@ -100,6 +100,7 @@ int main(int argc, char** argv) {
   for (const auto& p : config.ext_paths) options.extension_paths.emplace_back(p);
   if (config.require_scopes) options.require_scopes = true;
   options.max_body_bytes = config.max_body;
+  options.lifecycle_timeout = config.lifecycle_timeout;
   if (!config.redis_url.empty()) {  // else the host's in-memory bus
     ordinaut::RedisBusOptions bus_options;
     bus_options.url = config.redis_url;

@@ -41,6 +41,9 @@ options:
   --stream-keepalive S     seconds of producer silence before an SSE stream gets a
                            ": keepalive" comment (default 15; fractions allowed; 0 = off)
   --shutdown-timeout S     seconds in-flight requests get after SIGTERM/SIGINT (default 10)
+  --lifecycle-timeout S    seconds an extension's on_startup/on_shutdown may take, and a
+                           stopping task gets, before it is abandoned (default 5;
+                           fractions allowed; 0 = wait without limit)
   --redis-url URL          event bus on Redis Streams, redis://[:password@]host:port/db
                            (default: REDIS_URL; unset: in-memory bus, this process only)
   --help                   this text
@@ -137,6 +140,9 @@ ServerConfig parse_command_line(int argc, char** argv) {
           static_cast<long long>(std::llround(parse_seconds("--stream-keepalive", value(), 3600) * 1000)));
     } else if (name == "--shutdown-timeout") {
       c.shutdown_timeout_s = static_cast<int>(parse_integer("--shutdown-timeout", value(), 0, 3600));
+    } else if (name == "--lifecycle-timeout") {
+      c.lifecycle_timeout = std::chrono::milliseconds(
+          static_cast<long long>(std::llround(parse_seconds("--lifecycle-timeout", value(), 3600) * 1000)));
     } else if (name == "--redis-url") {
       c.redis_url = value();
       if (auto url = ordinaut::parse_redis_url(c.redis_url); !url) usage_error("--redis-url: " + url.error().message);

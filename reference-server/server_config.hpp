@@ -25,6 +25,7 @@ struct ServerConfig {
   int write_timeout_s = 30;
   int keep_alive_timeout_s = 30;
   std::chrono::milliseconds stream_keepalive{15000};
+  std::chrono::milliseconds lifecycle_timeout{5000};  // HostOptions::lifecycle_timeout
   std::string redis_url;  // --redis-url, else REDIS_URL; empty: the in-memory event bus
 };
 

@@ -43,7 +43,8 @@ TEST_CASE("--help and --version exit 0") {
   CHECK(help.status.exited);
   CHECK(help.status.code == 0);
   for (const char* flag : {"--host", "--port", "--ext-path", "--builtin-dir", "--require-scopes", "--log-format",
-                           "--no-request-log", "--threads", "--max-body", "--shutdown-timeout", "--stream-keepalive"}) {
+                           "--no-request-log", "--threads", "--max-body", "--shutdown-timeout", "--stream-keepalive",
+                           "--lifecycle-timeout", "--redis-url"}) {
     CAPTURE(flag);
     CHECK(help.out.find(flag) != std::string::npos);
   }
@@ -64,6 +65,8 @@ TEST_CASE("bad flag values exit 2 with a message naming the flag") {
       {{"--log-format", "xml"}, "--log-format is json or text"},
       {{"--shutdown-timeout", "soon"}, "--shutdown-timeout"},
       {{"--stream-keepalive", "-1"}, "--stream-keepalive"},
+      {{"--lifecycle-timeout", "5s"}, "--lifecycle-timeout needs a number of seconds"},
+      {{"--lifecycle-timeout", "-0.5"}, "--lifecycle-timeout"},
       {{"--read-timeout", "0"}, "--read-timeout"},
       {{"--builtin-dir", "/nonexistent/ordinaut"}, "--builtin-dir /nonexistent/ordinaut: not a folder"},
       {{"--require-scopes=yes"}, "--require-scopes takes no value"},
@@ -267,4 +270,22 @@ TEST_CASE("a request that outlives --shutdown-timeout does not keep the server a
   CHECK(read_text(marker) == "srvtest on_shutdown\n");
   CHECK(!server->log_lines("\"event\":\"shutdown_timeout\"").empty());
   slow.join();
+}
+
+TEST_CASE("--lifecycle-timeout bounds a hung on_shutdown; the server still exits 0") {
+  test_support::TempDir tmp;
+  const fs::path marker = tmp.path() / "shutdown.txt";
+  auto server = start_server({"--lifecycle-timeout", "0.3"}, {{"ORDINAUT_TEST_SHUTDOWN_FILE", marker.string()},
+                                                               {"ORDINAUT_TEST_SHUTDOWN_HANG_MS", "20000"}});
+  REQUIRE(client(server->port())->Get("/ext/srvtest/hello"));  // loads srvtest
+  const auto signalled = Clock::now();
+  server->kill(SIGTERM);
+  auto exit = server->wait(10s);
+  REQUIRE(exit.has_value());
+  CHECK(exit->exited);
+  CHECK(exit->code == 0);
+  CHECK(Clock::now() - signalled < 5s);  // not the 20 s the hook sleeps
+  CHECK(read_text(marker) == "srvtest on_shutdown\n");
+  auto lines = server->log_lines("on_shutdown() did not return within 300 ms");
+  CHECK(lines.size() == 1);
 }

@@ -165,6 +165,10 @@ class SrvTest final : public ordinaut::Extension {
       std::fputs("srvtest on_shutdown\n", f);
       std::fclose(f);
     }
+    // A hung on_shutdown, for --lifecycle-timeout.
+    if (const char* hang = std::getenv("ORDINAUT_TEST_SHUTDOWN_HANG_MS"); hang != nullptr && *hang != '\0') {
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::atoll(hang)));
+    }
   }
 };
 
