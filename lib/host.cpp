@@ -750,6 +750,7 @@ Response ExtensionHost::Impl::dispatch_extension(Entry& entry, Request& request,
       return Response::error(403, "forbidden", fmt::format("missing scope {}", needed),
                              fmt::format(R"({{"required_scope":"{}"}})", needed));
     }
+    request.scopes = std::move(scopes);
   }
 
   auto loaded = ensure_loaded(entry);

@@ -64,6 +64,11 @@ struct Request {
   /// request and the route template that matched ("" when none did).
   std::string extension_id;
   std::string route_template;
+  /// Set by the host when it enforces scopes (HostOptions::require_scopes):
+  /// the caller's scopes as the host's ScopeResolver resolved them (by default
+  /// the X-Scopes header). Extensions that check finer scopes of their own
+  /// read them here, never from a header. Empty when scopes are not enforced.
+  std::vector<std::string> scopes;
 
   /// Decoded path parameter, "" when absent.
   std::string_view param(std::string_view name) const noexcept;

@@ -571,6 +571,37 @@ TEST_CASE("host: with scopes required /ext/{id}/ needs ext:{id}:routes") {
   }
 }
 
+TEST_CASE("host: a custom ScopeResolver decides access and its scopes reach the extension") {
+  Fixture f;
+  auto& host = f.start(
+      [](ordinaut::HostOptions& o) {
+        o.require_scopes = true;
+        // A verified token in a real host; here a fixed table. X-Scopes is ignored.
+        o.scope_resolver = [](const ordinaut::Request& r) -> std::vector<std::string> {
+          if (r.header("Authorization") == "Bearer alice") return {"ext:probe:routes", "probe:admin"};
+          return {};
+        };
+      },
+      [](ExtensionHost& h) {
+        h.add_linked("probe", probe_factory([](Probe& p) {
+          p.on_setup = [](ordinaut::SetupContext&) {
+            ordinaut::Router r;
+            r.get("/whoami", [](ordinaut::Request& req) {
+              std::string joined;
+              for (const auto& s : req.scopes) joined += s + ";";
+              return ordinaut::Response::text(200, joined);
+            });
+            return r;
+          };
+        }), ordinaut::CapabilitySet{Capability::ROUTES});
+      });
+  auto allowed = send(host, "GET", "/ext/probe/whoami", {}, {{"Authorization", "Bearer alice"}});
+  CHECK(allowed.status == 200);
+  CHECK(allowed.body == "ext:probe:routes;probe:admin;");
+  // A client cannot assert scopes the resolver did not give it.
+  expect_error(send(host, "GET", "/ext/probe/whoami", {}, {{"X-Scopes", "ext:probe:routes"}}), 403, "forbidden");
+}
+
 TEST_CASE("host: unknown extensions and paths outside /ext are 404 with the error shape") {
   LogCapture logs;
   ExtensionHost host(host_options(logs));

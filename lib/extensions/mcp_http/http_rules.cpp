@@ -99,17 +99,8 @@ std::string rebinding_problem(const Request& request, const Config& config) {
 
 Access Access::of(const Request& request, bool enforced) {
   if (!enforced) return Access();
-  std::vector<std::string> scopes;
-  std::string_view header = request.header("X-Scopes");
-  std::size_t start = 0;
-  while (start <= header.size()) {
-    std::size_t comma = header.find(',', start);
-    if (comma == std::string_view::npos) comma = header.size();
-    auto s = trim(header.substr(start, comma - start));
-    if (!s.empty()) scopes.emplace_back(s);
-    start = comma + 1;
-  }
-  return Access(true, std::move(scopes));
+  // Resolved by the host (its ScopeResolver), not read from a header here.
+  return Access(true, request.scopes);
 }
 
 bool Access::has(std::string_view scope) const {
