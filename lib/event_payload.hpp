@@ -32,6 +32,8 @@ class PayloadStorage {
   void copy_from(const JsonValue& value);
   /// Parses `text` into the document ("invalid_json" on failure).
   Result<void> parse(std::string_view text);
+  /// Empties the document and the pool (keeping the inline buffer), for reuse.
+  void reset();
   const Json& doc() const { return doc_; }
 
  private:

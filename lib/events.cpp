@@ -5,6 +5,7 @@
 #include <atomic>
 #include <charconv>
 #include <condition_variable>
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
@@ -13,6 +14,7 @@
 #include <shared_mutex>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include <rapidjson/error/en.h>
 #include <fmt/format.h>
@@ -210,6 +212,11 @@ PayloadStorage::PayloadStorage(std::size_t chunk)
     : pool_(inline_buffer_, sizeof inline_buffer_, std::max<std::size_t>(chunk, 64), &crt_allocator()),
       doc_(&pool_, 256, &crt_allocator()) {}
 
+void PayloadStorage::reset() {
+  doc_.SetNull();  // first: nothing may point into the chunks Clear() frees
+  pool_.Clear();
+}
+
 std::size_t PayloadStorage::copy_size(const JsonValue& value) { return pool_bytes(value); }
 
 void PayloadStorage::copy_from(const JsonValue& value) {
@@ -252,18 +259,119 @@ inline namespace ORDINAUT_ABI_NAMESPACE {
 
 namespace {
 
-// One allocation per published event: the event, its payload and the pool the
-// payload lives in. The payload's shared_ptr aliases the box's own control
-// block, so a handler may keep a copy of the Event (or of its payload) for as
-// long as it likes. That self-reference is what keeps the box alive while
-// queues hold it (`holds`, one per queue plus the publisher's); the last
-// EventRef to let go drops it, and the box goes when no copy is left.
+class BoxPool;
+
+// Everything one published event needs, in one object that is recycled: the
+// event, its payload, the pool the payload lives in, and the control block of
+// the payload's shared_ptr. That shared_ptr (event.payload) is the box's only
+// owner, so a handler may keep a copy of the Event (or of its payload) for as
+// long as it likes; the self-reference keeps the box alive while queues hold
+// it (`holds`, one per queue plus the publisher's), the last EventRef to let
+// go drops it, and when no copy is left the control block's deallocation
+// hands the box back to its BoxPool. A reused box keeps its strings' capacity
+// and its payload's inline buffer: publishing allocates nothing in a steady
+// state, and a worker thread frees nothing a publisher allocated (glibc's
+// allocator contends on exactly that pattern).
 struct EventBox {
-  explicit EventBox(std::size_t chunk) : payload(chunk) {}
+  EventBox(std::size_t chunk, std::shared_ptr<BoxPool> owner) : payload(chunk), pool(std::move(owner)) {}
   Event event;
   std::atomic<int> holds{1};
   detail::PayloadStorage payload;
+  std::shared_ptr<BoxPool> pool;  // where the box goes back to
+  EventBox* next_free = nullptr;  // in BoxPool's lists
+  alignas(std::max_align_t) std::byte control_block[64];  // of event.payload, see InBoxAllocator
 };
+
+// Free boxes of one bus, about kKeep at most; shared with the boxes, so it
+// outlives the bus while handlers still hold events. Boxes come back on any
+// thread (a worker, or whoever drops the last copy of an event) onto a
+// lock-free stack; publishers take the whole stack at once when their own
+// list runs dry, so neither side takes a lock per event that the other takes.
+class BoxPool {
+ public:
+  static constexpr std::size_t kKeep = 1024;
+  ~BoxPool() { delete_chain(returned_.exchange(nullptr)); }
+
+  EventBox* take() {
+    std::lock_guard lock(take_mutex_);
+    if (taken_ == nullptr) {
+      taken_ = returned_.exchange(nullptr, std::memory_order_acquire);
+      returned_count_.store(0, std::memory_order_relaxed);
+      if (taken_ == nullptr) return nullptr;
+    }
+    EventBox* box = taken_;
+    taken_ = box->next_free;
+    box->next_free = nullptr;
+    return box;
+  }
+
+  void give_back(EventBox* box) {
+    if (closed_.load() || returned_count_.fetch_add(1, std::memory_order_relaxed) >= kKeep) {
+      delete box;  // last: it may drop the last reference to this pool
+      return;
+    }
+    box->next_free = returned_.load(std::memory_order_relaxed);
+    while (!returned_.compare_exchange_weak(box->next_free, box, std::memory_order_release,
+                                            std::memory_order_relaxed)) {
+    }
+    // Came back while close() ran: collect what close() may have missed.
+    if (closed_.load()) delete_chain(returned_.exchange(nullptr));
+  }
+
+  // Frees the kept boxes; boxes still in use are freed when they come back.
+  void close() {
+    closed_.store(true);
+    EventBox* taken = nullptr;
+    {
+      std::lock_guard lock(take_mutex_);
+      taken = std::exchange(taken_, nullptr);
+    }
+    delete_chain(taken);
+    delete_chain(returned_.exchange(nullptr));
+  }
+
+ private:
+  static void delete_chain(EventBox* box);
+
+  std::mutex take_mutex_;
+  EventBox* taken_ = nullptr;  // guarded by take_mutex_
+  std::atomic<EventBox*> returned_{nullptr};
+  std::atomic<std::size_t> returned_count_{0};
+  std::atomic<bool> closed_{false};
+};
+
+// Allocator of event.payload's control block: the box's own storage, and on
+// deallocation (the very last use of the box: after the payload's owner and
+// every weak reference are gone) the box goes back to its pool.
+template <typename T>
+struct InBoxAllocator {
+  using value_type = T;
+  EventBox* box;
+  explicit InBoxAllocator(EventBox* b) noexcept : box(b) {}
+  template <typename U>
+  InBoxAllocator(const InBoxAllocator<U>& other) noexcept : box(other.box) {}
+  T* allocate(std::size_t n) {
+    if (n * sizeof(T) <= sizeof box->control_block && alignof(T) <= alignof(std::max_align_t)) {
+      return reinterpret_cast<T*>(box->control_block);
+    }
+    return static_cast<T*>(::operator new(n * sizeof(T)));
+  }
+  void deallocate(T* p, std::size_t) noexcept {
+    EventBox* b = box;
+    if (static_cast<void*>(p) != static_cast<void*>(b->control_block)) ::operator delete(p);
+    b->pool->give_back(b);
+  }
+  template <typename U>
+  bool operator==(const InBoxAllocator<U>& other) const noexcept {
+    return box == other.box;
+  }
+};
+
+void BoxPool::delete_chain(EventBox* box) {
+  // A box may hold the last reference to its pool: the caller must not touch
+  // the pool afterwards (every caller returns right away).
+  while (box != nullptr) delete std::exchange(box, box->next_free);
+}
 
 // One hold on an EventBox (move-only).
 class EventRef {
@@ -329,10 +437,26 @@ void cpu_relax() noexcept {
 #endif
 }
 
+// Locks a queue's mutex, spinning briefly first: its critical sections are a
+// few dozen nanoseconds, and a publisher and a worker meet on it per event;
+// sleeping in the kernel on every such meeting costs far more.
+void lock_spinning(std::unique_lock<std::mutex>& lock) {
+  for (int i = 0; i < 128; ++i) {
+    if (lock.try_lock()) return;
+    cpu_relax();
+  }
+  lock.lock();
+}
+
 // How long an idle worker spins before it sleeps. A publisher in a burst
 // refills the queue within a microsecond, and a futex wake-up per event costs
 // more than the event itself.
 constexpr auto kSpinBeforeSleep = std::chrono::microseconds(10);
+// How long a worker that saw an event arrive waits for more (at most
+// kGatherBatch) before it takes them: adds at most that much latency to a
+// lone event, and saves a lock round trip per event in a burst.
+constexpr auto kGather = std::chrono::microseconds(2);
+constexpr std::size_t kGatherBatch = 32;
 
 struct Member {
   std::uint64_t id = 0;
@@ -352,16 +476,30 @@ class MemoryEventBus final : public EventBus {
     options_.queue_capacity = std::max<std::size_t>(options_.queue_capacity, 1);
     options_.max_attempts = std::max(options_.max_attempts, 1);
   }
-  ~MemoryEventBus() override { shutdown(); }
+  ~MemoryEventBus() override {
+    shutdown();
+    boxes_->close();
+  }
 
   Result<std::string> publish(std::string_view topic, std::string_view source, const JsonValue& payload) override {
     if (auto v = validate_topic(topic); !v) return v.error();
     if (stopped_.load(std::memory_order_acquire)) return make_error("bus_stopped", "the event bus is shut down");
-    auto owner = std::make_shared<EventBox>(detail::PayloadStorage::copy_size(payload));
-    EventBox* box = owner.get();
-    box->payload.copy_from(payload);
+    EventBox* box = boxes_->take();
+    if (box != nullptr) {
+      box->payload.reset();
+      box->holds.store(1, std::memory_order_relaxed);
+    } else {
+      box = new EventBox(detail::PayloadStorage::copy_size(payload), boxes_);
+    }
+    try {
+      box->payload.copy_from(payload);
+    } catch (...) {
+      boxes_->give_back(box);
+      throw;
+    }
     Event& event = box->event;
-    event.payload = std::shared_ptr<const Json>(std::move(owner), &box->payload.doc());  // the box's only owner
+    // The box's only owner; the control block lives in the box.
+    event.payload = std::shared_ptr<const Json>(&box->payload.doc(), [](const Json*) {}, InBoxAllocator<Json>(box));
     EventRef publisher_hold(box);
     event.time_ms = detail::now_ms();
     char id[48];
@@ -376,7 +514,8 @@ class MemoryEventBus final : public EventBus {
     std::shared_lock lock(mutex_);
     for (const auto& queue : queues_) {
       if (!topic_matches(queue->pattern, topic)) continue;
-      std::unique_lock ql(queue->mutex);
+      std::unique_lock ql(queue->mutex, std::defer_lock);
+      lock_spinning(ql);
       if (queue->closed) continue;
       if (queue->items.size() >= queue->capacity) {
         queue->items.pop_front();
@@ -609,37 +748,38 @@ class MemoryEventBus final : public EventBus {
     tls_worker_bus = this;
     Queue& q = *m.queue;
     std::deque<EventRef> batch;
+    bool holding = false;  // a batch was taken (and counted in q.busy) last round
     while (true) {
-      {
-        std::unique_lock ql(q.mutex);
-        if (q.items.empty() && !m.stop.load()) {
-          ql.unlock();
-          const auto until = std::chrono::steady_clock::now() + kSpinBeforeSleep;
-          for (int i = 1; q.size_hint.load(std::memory_order_relaxed) == 0 && !m.stop.load(std::memory_order_relaxed);
-               ++i) {
-            cpu_relax();
-            if (i % 64 == 0 && std::chrono::steady_clock::now() >= until) break;
-          }
-          ql.lock();
-        }
-        while (!m.stop.load() && q.items.empty()) {
-          if (q.busy == 0) q.idle.notify_all();
-          ++q.sleeping;
-          q.ready.wait(ql);
-          --q.sleeping;
-        }
-        if (m.stop.load()) return;
-        if (q.members <= 1) {
-          batch.swap(q.items);
-        } else {
-          // Members of a group take turns: a slice each, so that they share the work.
-          const std::size_t take = std::min<std::size_t>(q.items.size(), 64);
-          std::move(q.items.begin(), q.items.begin() + static_cast<std::ptrdiff_t>(take), std::back_inserter(batch));
-          q.items.erase(q.items.begin(), q.items.begin() + static_cast<std::ptrdiff_t>(take));
-        }
-        q.size_hint.store(q.items.size(), std::memory_order_relaxed);
-        ++q.busy;
+      std::unique_lock ql(q.mutex, std::defer_lock);
+      lock_spinning(ql);
+      if (holding) {
+        holding = false;
+        if (--q.busy == 0 && q.items.empty()) q.idle.notify_all();
       }
+      if (q.items.empty() && !m.stop.load()) {
+        ql.unlock();
+        await_items(q, m);
+        lock_spinning(ql);
+      }
+      while (!m.stop.load() && q.items.empty()) {
+        if (q.busy == 0) q.idle.notify_all();
+        ++q.sleeping;
+        q.ready.wait(ql);
+        --q.sleeping;
+      }
+      if (m.stop.load()) return;
+      if (q.members <= 1) {
+        batch.swap(q.items);
+      } else {
+        // Members of a group take turns: a slice each, so that they share the work.
+        const std::size_t take = std::min<std::size_t>(q.items.size(), 64);
+        std::move(q.items.begin(), q.items.begin() + static_cast<std::ptrdiff_t>(take), std::back_inserter(batch));
+        q.items.erase(q.items.begin(), q.items.begin() + static_cast<std::ptrdiff_t>(take));
+      }
+      q.size_hint.store(q.items.size(), std::memory_order_relaxed);
+      ++q.busy;
+      holding = true;
+      ql.unlock();
       std::size_t done = 0, delivered = 0;
       for (; done < batch.size() && !m.stop.load(std::memory_order_relaxed); ++done) {
         delivered += deliver(m, *batch[done]) ? 1 : 0;
@@ -647,8 +787,26 @@ class MemoryEventBus final : public EventBus {
       q.counters.delivered.fetch_add(delivered, std::memory_order_relaxed);
       if (done < batch.size()) q.counters.dropped.fetch_add(batch.size() - done, std::memory_order_relaxed);
       batch.clear();
-      std::lock_guard ql(q.mutex);
-      if (--q.busy == 0 && q.items.empty()) q.idle.notify_all();
+    }
+  }
+
+  // Spins (without the lock) until the queue seems to hold events, for up to
+  // kSpinBeforeSleep; then, once the first event is there, up to kGather more
+  // for a batch to fill: taking one event per lock would make a publisher in a
+  // burst and this worker meet on the queue's mutex at every event.
+  static void await_items(Queue& q, const Member& m) {
+    using std::chrono::steady_clock;
+    const auto until = steady_clock::now() + kSpinBeforeSleep;
+    for (int i = 1; q.size_hint.load(std::memory_order_relaxed) == 0; ++i) {
+      if (m.stop.load(std::memory_order_relaxed)) return;
+      cpu_relax();
+      if (i % 64 == 0 && steady_clock::now() >= until) return;
+    }
+    const auto gathered = steady_clock::now() + kGather;
+    for (int i = 1; q.size_hint.load(std::memory_order_relaxed) < kGatherBatch; ++i) {
+      if (m.stop.load(std::memory_order_relaxed)) return;
+      cpu_relax();
+      if (i % 16 == 0 && steady_clock::now() >= gathered) return;
     }
   }
 
@@ -687,6 +845,7 @@ class MemoryEventBus final : public EventBus {
   Counters retired_;  // totals of queues that are gone
   std::mutex orphans_mutex_;
   std::vector<std::pair<std::thread, std::shared_ptr<Member>>> orphans_;
+  std::shared_ptr<BoxPool> boxes_ = std::make_shared<BoxPool>();
   std::atomic<std::uint64_t> sequence_{0};
   std::atomic<std::uint64_t> published_{0};
   std::atomic<bool> stopped_{false};

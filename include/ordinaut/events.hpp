@@ -175,8 +175,13 @@ struct MemoryBusOptions {
 /// has a bounded queue drained by its own worker thread, so one subscriber's
 /// events arrive in publish order and a slow subscriber never blocks a
 /// publisher; the members of a group take turns on their shared queue. The
-/// payload is copied once per publish and shared by every subscriber.
-/// Overflow policy: when a queue is full the *oldest* queued event is dropped
+/// payload is copied once per publish and shared by every subscriber; the
+/// storage of an event is reused once nothing refers to it any more (up to
+/// 1024 kept per bus), so steady publishing allocates nothing. A worker that
+/// finds its queue empty spins up to 10 µs before it sleeps, and when an event
+/// arrives waits up to 2 µs for more to take them as one batch: a lone event
+/// may reach its handler that much later, a burst costs one lock per batch
+/// instead of one per event. Overflow policy: when a queue is full the *oldest* queued event is dropped
 /// and counted in "dropped". A handler that throws is retried up to
 /// max_attempts times, then the event is counted in "failed" and skipped.
 /// unsubscribe() discards what the subscription still had queued (a group's

@@ -357,6 +357,76 @@ TEST_CASE("the payload is a deep copy: the publisher's memory may change afterwa
   CHECK(std::string(p["list"][39].GetString()) == "a-rather-long-string-value-beyond-inline");
 }
 
+TEST_CASE("events a handler keeps stay intact while the bus reuses its storage for later ones") {
+  // The bus recycles each event's storage once nothing refers to it; events
+  // (or just payloads) still held must never be the ones reused.
+  auto bus = make_memory_event_bus();
+  std::mutex mutex;
+  std::vector<Event> kept;                                // every 100th event, whole
+  std::vector<std::shared_ptr<const Json>> kept_payloads;  // every 100th + 50, payload only
+  std::atomic<int> seen{0};
+  REQUIRE(bus->subscribe("s", "r.*", [&](const Event& e) {
+    const auto n = (*e.payload)["n"].GetInt64();
+    if (n % 100 == 0) {
+      std::lock_guard lock(mutex);
+      kept.push_back(e);
+    } else if (n % 100 == 50) {
+      std::lock_guard lock(mutex);
+      kept_payloads.push_back(e.payload);
+    }
+    ++seen;
+  }, {}));
+  constexpr int kEvents = 5000;
+  std::vector<std::string> ids;
+  for (int i = 0; i < kEvents; ++i) {
+    // Sizes vary: some fit the inline buffer, some need pool chunks.
+    Json doc = number(i);
+    doc.AddMember("text", Json().SetString(std::string(static_cast<std::size_t>(i % 7) * 100, 'a' + static_cast<char>(i % 26)).c_str(), doc.GetAllocator()), doc.GetAllocator());
+    auto id = bus->publish(i % 2 ? "r.odd" : "r.even", "p", doc);
+    REQUIRE(id);
+    ids.push_back(*id);
+    if (i % 500 == 0) std::this_thread::sleep_for(1ms);  // let the worker catch up, so storage is reused
+  }
+  REQUIRE(wait_until([&] { return seen.load() == kEvents; }));
+  std::lock_guard lock(mutex);
+  REQUIRE(kept.size() == kEvents / 100);
+  REQUIRE(kept_payloads.size() == kEvents / 100);
+  for (std::size_t k = 0; k < kept.size(); ++k) {
+    const int i = static_cast<int>(k) * 100;
+    const Event& e = kept[k];
+    CHECK(e.id == ids[static_cast<std::size_t>(i)]);
+    CHECK(e.topic == (i % 2 ? "r.odd" : "r.even"));
+    CHECK(e.source == "p");
+    CHECK((*e.payload)["n"].GetInt64() == i);
+    CHECK(std::string((*e.payload)["text"].GetString()) ==
+          std::string(static_cast<std::size_t>(i % 7) * 100, 'a' + static_cast<char>(i % 26)));
+    const int j = i + 50;
+    const Json& p = *kept_payloads[k];
+    CHECK(p["n"].GetInt64() == j);
+    CHECK(std::string(p["text"].GetString()) ==
+          std::string(static_cast<std::size_t>(j % 7) * 100, 'a' + static_cast<char>(j % 26)));
+  }
+}
+
+TEST_CASE("events held after the bus is destroyed stay valid") {
+  std::vector<Event> kept;
+  {
+    auto bus = make_memory_event_bus();
+    std::mutex mutex;
+    REQUIRE(bus->subscribe("s", "x", [&](const Event& e) {
+      std::lock_guard lock(mutex);
+      kept.push_back(e);
+    }, {}));
+    for (int i = 0; i < 10; ++i) REQUIRE(bus->publish("x", "p", number(i)));
+    REQUIRE(wait_until([&] {
+      std::lock_guard lock(mutex);
+      return kept.size() == 10;
+    }));
+  }
+  for (int i = 0; i < 10; ++i) CHECK((*kept[static_cast<std::size_t>(i)].payload)["n"].GetInt64() == i);
+  kept.clear();  // the last references: their storage is freed now (ASan checks)
+}
+
 TEST_CASE("bad input is refused and changes nothing") {
   Sink sink;
   auto bus = make_memory_event_bus();

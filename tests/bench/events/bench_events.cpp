@@ -1,6 +1,7 @@
 // Event bus benchmarks (not tests): prints one JSON line per measurement.
 //
 //   bench_events memory [events] [publishers] [subscribers]
+//   bench_events memory-baseline [events]             a bare hand-off, for comparison
 //   bench_events redis-publish URL threads events     one publish() per event
 //   bench_events redis-batch URL batch events         publish_batch() of `batch`
 //   bench_events redis-latency URL events             publish → handler, one at a time
@@ -11,6 +12,11 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -66,6 +72,67 @@ int bench_memory(long events, int publishers, int subscribers) {
               R"("deliveries":%ld,"seconds":%.3f,"deliveries_per_s":%.0f,"publish_per_s":%.0f})" "\n",
               publishers, subscribers, per_publisher * publishers, total, s, total / s,
               per_publisher * publishers / publish_s);
+  return 0;
+}
+
+// Baseline for bench_memory: the simplest correct hand-off of the same work,
+// with none of the bus's features (topics, patterns, bounds, counters,
+// retries): one subscriber, an Event built with make_shared (its payload
+// shared, not copied: the baseline does less), a std::mutex + std::deque + condition_variable queue whose
+// worker takes everything queued at once and calls a std::function.
+int bench_memory_baseline(long events) {
+  struct Channel {
+    std::mutex mutex;
+    std::condition_variable ready;
+    std::deque<std::shared_ptr<const Event>> items;
+    bool done = false;
+  } channel;
+  std::atomic<long> handled{0};
+  std::function<void(const Event&)> handler = [&](const Event& e) {
+    if (e.payload) handled.fetch_add(1, std::memory_order_relaxed);
+  };
+  std::thread worker([&] {
+    std::deque<std::shared_ptr<const Event>> batch;
+    while (true) {
+      {
+        std::unique_lock lock(channel.mutex);
+        channel.ready.wait(lock, [&] { return !channel.items.empty() || channel.done; });
+        if (channel.items.empty()) return;
+        batch.swap(channel.items);
+      }
+      for (const auto& e : batch) handler(*e);
+      batch.clear();
+    }
+  });
+  const auto payload = std::make_shared<const Json>(small_payload(0));
+  std::uint64_t sequence = 0;
+  const auto start = Clock::now();
+  for (long i = 0; i < events; ++i) {
+    auto event = std::make_shared<Event>();
+    event->time_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::system_clock::now().time_since_epoch()).count();
+    event->id = fmt::format("{}-{}", event->time_ms, sequence++);
+    event->topic = "bench.event";
+    event->source = "bench";
+    event->payload = payload;
+    {
+      std::lock_guard lock(channel.mutex);
+      channel.items.push_back(std::move(event));
+    }
+    channel.ready.notify_one();
+  }
+  const double publish_s = seconds_since(start);
+  while (handled.load() < events) std::this_thread::yield();
+  const double s = seconds_since(start);
+  {
+    std::lock_guard lock(channel.mutex);
+    channel.done = true;
+  }
+  channel.ready.notify_one();
+  worker.join();
+  std::printf(R"({"bench":"baseline: mutex+deque+condvar hand-off","publishers":1,"subscribers":1,"events":%ld,)"
+              R"("deliveries":%ld,"seconds":%.3f,"deliveries_per_s":%.0f,"publish_per_s":%.0f})" "\n",
+              events, events, s, events / s, events / publish_s);
   return 0;
 }
 
@@ -158,6 +225,7 @@ int main(int argc, char** argv) {
   if (!args.empty() && args[0] == "memory") {
     return bench_memory(arg(1, 2000000), static_cast<int>(arg(2, 1)), static_cast<int>(arg(3, 1)));
   }
+  if (!args.empty() && args[0] == "memory-baseline") return bench_memory_baseline(arg(1, 2000000));
   if (args.size() >= 2 && args[0] == "redis-publish") {
     return bench_redis_publish(args[1], static_cast<int>(arg(2, 1)), arg(3, 100000));
   }
@@ -166,6 +234,7 @@ int main(int argc, char** argv) {
   }
   if (args.size() >= 2 && args[0] == "redis-latency") return bench_redis_latency(args[1], arg(2, 10000));
   std::fputs("usage: bench_events memory [events] [publishers] [subscribers]\n"
+             "       bench_events memory-baseline [events]\n"
              "       bench_events redis-publish URL threads events\n"
              "       bench_events redis-batch URL batch events\n"
              "       bench_events redis-latency URL events\n", stderr);
