@@ -36,6 +36,7 @@
 #include <fmt/format.h>
 
 #include "event_payload.hpp"
+#include "sigpipe.hpp"
 #include "strings.hpp"
 
 namespace ordinaut {
@@ -249,6 +250,7 @@ struct IoError {
 // Queues commands on `c` and reads their replies in order (one round trip).
 // Error replies are returned as replies; only I/O failures are errors.
 std::variant<std::vector<Reply>, IoError> pipeline(redisContext* c, const Wire& wire) {
+  detail::SigpipeGuard no_sigpipe;  // a reset connection must not end the process
   if (redisAppendFormattedCommand(c, wire.bytes().data(), wire.bytes().size()) != REDIS_OK) {
     return IoError{c->errstr[0] ? c->errstr : "cannot queue the command"};
   }
@@ -510,6 +512,7 @@ class GroupCommit {
     }
     redisContext* c = lease->context.get();
     std::optional<std::string> io_error;
+    detail::SigpipeGuard no_sigpipe;  // a reset connection must not end the process
     for (Request* r : batch) {
       const std::string& bytes = r->wire->bytes();
       if (redisAppendFormattedCommand(c, bytes.data(), bytes.size()) != REDIS_OK) {
@@ -1218,6 +1221,7 @@ class RedisEventBus final : public EventBus {
   }
 
   void worker(RedisSubscription& s) {
+    detail::block_sigpipe_in_this_thread();
     Context c;
     int failures = 0;
     bool need_setup = false, read_pending = true;
@@ -1325,6 +1329,7 @@ class RedisEventBus final : public EventBus {
 
   // Keeps health() current when nothing else talks to Redis.
   void monitor() {
+    detail::block_sigpipe_in_this_thread();
     Context c;
     int failures = 0;
     std::unique_lock lock(monitor_mutex_);
