@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Event bus benchmarks, side by side in one run (not a test; prints figures):
-#   1. in-memory bus, publish -> handler;
+#   1. in-memory bus, publish -> handler, beside a bare hand-off baseline;
 #   2. Redis bus publish() against redis-benchmark XADD at the same concurrency,
 #      both the plain `XADD key * f v` and the exact command the bus sends;
 #   3. Redis publish_batch() against pipelined redis-benchmark XADD;
@@ -37,8 +37,12 @@ ratio() { python3 -c "import sys; print(f'{float(sys.argv[1]) / float(sys.argv[2
 field() { python3 -c "import json, sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
 
 echo "# machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "# 1. in-memory bus, publish -> handler (target >= 2,000,000 events/s)"
-"$bench" memory "$memory_events" 1 1
+echo "# 1. in-memory bus, publish -> handler (target >= 2,000,000 events/s), beside a bare"
+echo "#    mutex+deque+condvar hand-off of the same events (no payload copy), alternating"
+for round in 1 2 3; do
+  "$bench" memory-baseline "$memory_events"
+  "$bench" memory "$memory_events" 1 1
+done
 "$bench" memory "$memory_events" 1 2
 
 # The exact command the bus sends for one event of bench_events.
