@@ -2,6 +2,8 @@
 
 #include <cctype>
 
+#include <fmt/format.h>
+
 #include "ordinaut/version.hpp"
 
 namespace ordinaut::detail {
@@ -186,6 +188,39 @@ JsonValue simple_get(std::string_view operation, std::string_view summary, const
   return op;
 }
 
+// POST /ext/_admin/extensions/{id}/{action}: run-time management.
+JsonValue admin_post(std::string_view action, std::string_view summary, bool require_scopes, Allocator& a) {
+  JsonValue op(rapidjson::kObjectType);
+  op.AddMember("operationId", text(fmt::format("admin_{}", action), a), a);
+  op.AddMember("summary", text(summary, a), a);
+  JsonValue tags(rapidjson::kArrayType);
+  tags.PushBack("_admin", a);
+  op.AddMember("tags", tags, a);
+  JsonValue parameters(rapidjson::kArrayType);
+  JsonValue p(rapidjson::kObjectType);
+  p.AddMember("name", "id", a);
+  p.AddMember("in", "path", a);
+  p.AddMember("required", true, a);
+  p.AddMember("description", "a discovered extension's id", a);
+  JsonValue schema(rapidjson::kObjectType);
+  schema.AddMember("type", "string", a);
+  p.AddMember("schema", schema, a);
+  parameters.PushBack(p, a);
+  op.AddMember("parameters", parameters, a);
+  JsonValue responses(rapidjson::kObjectType);
+  responses.AddMember("200", response_object("done: the extension's id, state and reason", JsonValue(rapidjson::kObjectType), a), a);
+  if (require_scopes) {
+    responses.AddMember("403", response_object("the request lacks scope ext:admin", ref("#/components/schemas/Error", a), a), a);
+  }
+  responses.AddMember("404", response_object("no such extension", ref("#/components/schemas/Error", a), a), a);
+  responses.AddMember("409", response_object("the extension could not be brought to that state", ref("#/components/schemas/Error", a), a), a);
+  responses.AddMember("422", response_object("reload: the manifest on disk is invalid (file, pointer)", ref("#/components/schemas/Error", a), a), a);
+  responses.AddMember("default", response_object("error", ref("#/components/schemas/Error", a), a), a);
+  op.AddMember("responses", responses, a);
+  if (require_scopes) op.AddMember("x-ordinaut-scope", "ext:admin", a);
+  return op;
+}
+
 }  // namespace
 
 Json openapi_document(const std::vector<OpenApiExtension>& extensions, bool require_scopes) {
@@ -207,6 +242,17 @@ Json openapi_document(const std::vector<OpenApiExtension>& extensions, bool requ
                 a);
   add_operation(path_item(paths, "/ext/openapi.json", a), "GET",
                 simple_get("host_openapi", "This document", nullptr, "", a), a);
+  add_operation(path_item(paths, "/ext/_admin/extensions/{id}/enable", a), "POST",
+                admin_post("enable", "Enable an extension (it loads as its manifest says: eager now, lazy on use)",
+                           require_scopes, a),
+                a);
+  add_operation(path_item(paths, "/ext/_admin/extensions/{id}/disable", a), "POST",
+                admin_post("disable", "Disable an extension: stop it and refuse its routes with 503", require_scopes, a),
+                a);
+  add_operation(path_item(paths, "/ext/_admin/extensions/{id}/reload", a), "POST",
+                admin_post("reload", "Reload an extension: stop it, re-read its manifest, load it again",
+                           require_scopes, a),
+                a);
 
   JsonValue tags(rapidjson::kArrayType);
   for (const OpenApiExtension& ext : extensions) {

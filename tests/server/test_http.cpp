@@ -272,6 +272,16 @@ TEST_CASE("GET /ext/openapi.json describes mounted routes and changes when a laz
   CHECK(doc["paths"].HasMember("/ext/status"));
   CHECK(doc["paths"].HasMember("/ext/srvtest/health"));
   CHECK(!doc["paths"].HasMember("/ext/srvtest/items/{id}"));
+  // The run-time management API is described too.
+  for (const char* action : {"enable", "disable", "reload"}) {
+    const std::string path = std::string("/ext/_admin/extensions/{id}/") + action;
+    CAPTURE(path);
+    REQUIRE(doc["paths"].HasMember(path.c_str()));
+    const auto& op = doc["paths"][path.c_str()]["post"];
+    CHECK(str(op["parameters"][0], "name") == "id");
+    CHECK(op["responses"].HasMember("200"));
+    CHECK(op["responses"].HasMember("404"));
+  }
 
   REQUIRE(c->Get("/ext/srvtest/hello"));
   auto after_res = c->Get("/ext/openapi.json");
