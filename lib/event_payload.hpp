@@ -34,10 +34,16 @@ class PayloadStorage {
   Result<void> parse(std::string_view text);
   /// Empties the document and the pool (keeping the inline buffer), for reuse.
   void reset();
+  /// Whether a payload of copy_size() `bytes` fits the inline buffer.
+  static constexpr bool fits_inline(std::size_t bytes) { return bytes <= kInlineBytes - 64; }
+  /// Whether only the inline buffer is in use (no pool chunk of its own), so
+  /// keeping the storage for reuse keeps no further memory.
+  bool reusable() const { return pool_.Capacity() <= kInlineBytes; }
   const Json& doc() const { return doc_; }
 
  private:
-  alignas(16) char inline_buffer_[192];  // before pool_: the pool uses it
+  static constexpr std::size_t kInlineBytes = 192;
+  alignas(16) char inline_buffer_[kInlineBytes];  // before pool_: the pool uses it
   rapidjson::MemoryPoolAllocator<> pool_;
   Json doc_;
 };

@@ -290,12 +290,20 @@ struct EventBox {
 class BoxPool {
  public:
   static constexpr std::size_t kKeep = 1024;
-  ~BoxPool() { delete_chain(returned_.exchange(nullptr)); }
+  ~BoxPool() {
+    EventBox* rest = returned_.exchange(nullptr);
+    if (rest != closed_mark()) delete_chain(rest);
+  }
 
   EventBox* take() {
     std::lock_guard lock(take_mutex_);
     if (taken_ == nullptr) {
-      taken_ = returned_.exchange(nullptr, std::memory_order_acquire);
+      EventBox* chain = returned_.exchange(nullptr, std::memory_order_acquire);
+      if (chain == closed_mark()) {  // cannot happen: nothing publishes on a closed bus
+        returned_.store(chain);
+        return nullptr;
+      }
+      taken_ = chain;
       returned_count_.store(0, std::memory_order_relaxed);
       if (taken_ == nullptr) return nullptr;
     }
@@ -305,39 +313,44 @@ class BoxPool {
     return box;
   }
 
+  // Once the CAS has pushed the box, only that box keeps this pool alive, and
+  // close() may free both at any moment: nothing here touches `this` after it.
   void give_back(EventBox* box) {
-    if (closed_.load() || returned_count_.fetch_add(1, std::memory_order_relaxed) >= kKeep) {
+    if (!box->payload.reusable() || returned_count_.fetch_add(1, std::memory_order_relaxed) >= kKeep) {
       delete box;  // last: it may drop the last reference to this pool
       return;
     }
-    box->next_free = returned_.load(std::memory_order_relaxed);
-    while (!returned_.compare_exchange_weak(box->next_free, box, std::memory_order_release,
-                                            std::memory_order_relaxed)) {
-    }
-    // Came back while close() ran: collect what close() may have missed.
-    if (closed_.load()) delete_chain(returned_.exchange(nullptr));
+    EventBox* head = returned_.load(std::memory_order_relaxed);
+    do {
+      if (head == closed_mark()) {
+        delete box;  // the bus is gone
+        return;
+      }
+      box->next_free = head;
+    } while (!returned_.compare_exchange_weak(head, box, std::memory_order_release, std::memory_order_relaxed));
   }
 
   // Frees the kept boxes; boxes still in use are freed when they come back.
   void close() {
-    closed_.store(true);
     EventBox* taken = nullptr;
     {
       std::lock_guard lock(take_mutex_);
       taken = std::exchange(taken_, nullptr);
     }
+    EventBox* returned = returned_.exchange(closed_mark(), std::memory_order_acquire);
     delete_chain(taken);
-    delete_chain(returned_.exchange(nullptr));
+    delete_chain(returned);
   }
 
  private:
+  // Stack head once closed: give_back() then frees instead of pushing.
+  static EventBox* closed_mark() noexcept { return reinterpret_cast<EventBox*>(alignof(EventBox)); }
   static void delete_chain(EventBox* box);
 
   std::mutex take_mutex_;
   EventBox* taken_ = nullptr;  // guarded by take_mutex_
   std::atomic<EventBox*> returned_{nullptr};
   std::atomic<std::size_t> returned_count_{0};
-  std::atomic<bool> closed_{false};
 };
 
 // Allocator of event.payload's control block: the box's own storage, and on
@@ -484,12 +497,14 @@ class MemoryEventBus final : public EventBus {
   Result<std::string> publish(std::string_view topic, std::string_view source, const JsonValue& payload) override {
     if (auto v = validate_topic(topic); !v) return v.error();
     if (stopped_.load(std::memory_order_acquire)) return make_error("bus_stopped", "the event bus is shut down");
-    EventBox* box = boxes_->take();
+    const std::size_t payload_bytes = detail::PayloadStorage::copy_size(payload);
+    // A kept box has only its inline buffer: larger payloads get a box sized for them.
+    EventBox* box = detail::PayloadStorage::fits_inline(payload_bytes) ? boxes_->take() : nullptr;
     if (box != nullptr) {
       box->payload.reset();
       box->holds.store(1, std::memory_order_relaxed);
     } else {
-      box = new EventBox(detail::PayloadStorage::copy_size(payload), boxes_);
+      box = new EventBox(payload_bytes, boxes_);
     }
     try {
       box->payload.copy_from(payload);
@@ -803,7 +818,8 @@ class MemoryEventBus final : public EventBus {
       if (i % 64 == 0 && steady_clock::now() >= until) return;
     }
     const auto gathered = steady_clock::now() + kGather;
-    for (int i = 1; q.size_hint.load(std::memory_order_relaxed) < kGatherBatch; ++i) {
+    const std::size_t enough = std::min(kGatherBatch, q.capacity);  // a small queue must not fill up meanwhile
+    for (int i = 1; q.size_hint.load(std::memory_order_relaxed) < enough; ++i) {
       if (m.stop.load(std::memory_order_relaxed)) return;
       cpu_relax();
       if (i % 16 == 0 && steady_clock::now() >= gathered) return;

@@ -132,12 +132,19 @@ struct Runtime {
 
 // Runtimes whose code may still run on an abandoned thread, kept for the rest
 // of the process. Deliberately never destroyed (no static destructor runs
-// while such a thread may still use them).
-void park_abandoned(std::unique_ptr<Runtime> runtime) {
+// while such a thread may still use them). What they keep is the extension
+// object, its module and what it owns; the handles into the host in their
+// SetupContext point into a host that is gone, so an abandoned hook must not
+// use them once the host is destroyed (docs/lifecycle.md says so).
+void park_abandoned(std::unique_ptr<Runtime> runtime) noexcept {
   static auto* mutex = new std::mutex;
   static auto* parked = new std::vector<std::unique_ptr<Runtime>>;
   std::lock_guard lock(*mutex);
-  parked->push_back(std::move(runtime));
+  try {
+    parked->push_back(std::move(runtime));
+  } catch (...) {
+    (void)runtime.release();  // out of memory: leak it rather than free it under the thread
+  }
 }
 
 struct Entry {

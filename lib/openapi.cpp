@@ -214,7 +214,11 @@ JsonValue admin_post(std::string_view action, std::string_view summary, bool req
   }
   responses.AddMember("404", response_object("no such extension", ref("#/components/schemas/Error", a), a), a);
   responses.AddMember("409", response_object("the extension could not be brought to that state", ref("#/components/schemas/Error", a), a), a);
-  responses.AddMember("422", response_object("reload: the manifest on disk is invalid (file, pointer)", ref("#/components/schemas/Error", a), a), a);
+  if (action == "reload") {
+    responses.AddMember("422", response_object("the manifest on disk is invalid (file, pointer)",
+                                               ref("#/components/schemas/Error", a), a), a);
+  }
+  responses.AddMember("405", response_object("any method but POST", ref("#/components/schemas/Error", a), a), a);
   responses.AddMember("default", response_object("error", ref("#/components/schemas/Error", a), a), a);
   op.AddMember("responses", responses, a);
   if (require_scopes) op.AddMember("x-ordinaut-scope", "ext:admin", a);

@@ -1221,7 +1221,8 @@ class RedisEventBus final : public EventBus {
   }
 
   void worker(RedisSubscription& s) {
-    detail::block_sigpipe_in_this_thread();
+    // Not blocked for good here: this thread runs handlers, and threads or
+    // processes they start would inherit the mask. pipeline() guards its I/O.
     Context c;
     int failures = 0;
     bool need_setup = false, read_pending = true;

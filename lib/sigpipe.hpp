@@ -4,8 +4,11 @@
 // server killed with clients' bytes unread, a proxy dropping it), write(2)
 // raises SIGPIPE, whose default action ends the process. A library must not
 // change process-wide signal handling, so:
-//  - the bus's own threads block SIGPIPE for good (block_sigpipe_in_this_thread);
-//  - any other thread (a publisher) holds a SigpipeGuard around hiredis I/O:
+//  - a bus thread that runs no user code blocks SIGPIPE for good
+//    (block_sigpipe_in_this_thread); threads that run handlers must not, since
+//    threads and processes a handler starts would inherit the mask;
+//  - any other thread (publishers, subscription workers) holds a SigpipeGuard
+//    around hiredis I/O:
 //    SIGPIPE is blocked in that thread only, one raised meanwhile is consumed,
 //    and the thread's mask is restored. The write then fails with EPIPE,
 //    which hiredis reports as an I/O error like any other.

@@ -141,8 +141,9 @@ ServerConfig parse_command_line(int argc, char** argv) {
     } else if (name == "--shutdown-timeout") {
       c.shutdown_timeout_s = static_cast<int>(parse_integer("--shutdown-timeout", value(), 0, 3600));
     } else if (name == "--lifecycle-timeout") {
+      // Up to the next millisecond: a tiny timeout must not become 0 ("no limit").
       c.lifecycle_timeout = std::chrono::milliseconds(
-          static_cast<long long>(std::llround(parse_seconds("--lifecycle-timeout", value(), 3600) * 1000)));
+          static_cast<long long>(std::ceil(parse_seconds("--lifecycle-timeout", value(), 3600) * 1000)));
     } else if (name == "--redis-url") {
       c.redis_url = value();
       if (auto url = ordinaut::parse_redis_url(c.redis_url); !url) usage_error("--redis-url: " + url.error().message);

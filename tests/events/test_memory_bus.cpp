@@ -427,6 +427,39 @@ TEST_CASE("events held after the bus is destroyed stay valid") {
   kept.clear();  // the last references: their storage is freed now (ASan checks)
 }
 
+TEST_CASE("the last copies of events may go on another thread while the bus is destroyed") {
+  // Event storage returns to its bus's pool when the last copy goes; that
+  // may race with the bus's destruction (run under ASan and TSan).
+  for (int round = 0; round < 30; ++round) {
+    std::mutex mutex;
+    std::vector<Event> copies;
+    std::atomic<bool> done{false};
+    std::thread dropper([&] {
+      while (!done.load()) {
+        std::vector<Event> dropped;
+        {
+          std::lock_guard lock(mutex);
+          dropped.swap(copies);
+        }
+        dropped.clear();  // outside the lock: the last references go here
+        std::this_thread::yield();
+      }
+    });
+    {
+      auto bus = make_memory_event_bus();
+      REQUIRE(bus->subscribe("s", "x", [&](const Event& e) {
+        std::lock_guard lock(mutex);
+        copies.push_back(e);
+      }, {}));
+      for (int i = 0; i < 200; ++i) REQUIRE(bus->publish("x", "p", number(i)));
+    }  // destroyed while the dropper still lets go of copies
+    done = true;
+    dropper.join();
+    std::lock_guard lock(mutex);
+    for (const auto& e : copies) CHECK(e.payload->IsObject());
+  }
+}
+
 TEST_CASE("bad input is refused and changes nothing") {
   Sink sink;
   auto bus = make_memory_event_bus();
