@@ -5,19 +5,14 @@
 #pragma once
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <signal.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <map>
 #include <optional>
 #include <sstream>
@@ -27,90 +22,41 @@
 #include <utility>
 #include <vector>
 
+#include "../server/server_process.hpp"  // ServerProcess, env_or_throw
+
 namespace mcp_test {
 
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 using HeaderList = std::vector<std::pair<std::string, std::string>>;
 
-inline std::string env_or_throw(const char* name) {
-  const char* v = std::getenv(name);
-  if (v == nullptr || *v == '\0') throw std::runtime_error(std::string(name) + " is not set (run through meson test)");
-  return v;
-}
+using server_test::env_or_throw;
 
-/// ordinaut-server with the test extensions (MCP_TEST_EXT_PATH), killed on destruction.
+/// ordinaut-server with the test extensions (MCP_TEST_EXT_PATH), killed on
+/// destruction (tests/server's ServerProcess, with the MCP tests' flags).
 class Server {
  public:
-  explicit Server(std::vector<std::string> args = {}, std::vector<std::pair<std::string, std::string>> env = {}) {
-    const std::string binary = env_or_throw("ORDINAUT_SERVER");
-    std::vector<std::string> argv_s = {binary, "--port", "0", "--ext-path", env_or_throw("MCP_TEST_EXT_PATH"),
-                                       "--no-request-log", "--threads", "32"};
-    for (auto& a : args) argv_s.push_back(std::move(a));
-    log_ = std::filesystem::temp_directory_path() /
-           ("mcp-protocol-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter()++) + ".log");
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      int err = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      ::dup2(fds[1], 1);
-      ::dup2(err, 2);
-      ::setenv("ORDINAUT_MCP_SHORT_NAMES", "mcp_conformance", 1);
-      for (const auto& [k, v] : env) ::setenv(k.c_str(), v.c_str(), 1);
-      std::vector<char*> argv;
-      for (auto& a : argv_s) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      ::execv(binary.c_str(), argv.data());
-      ::_exit(127);
-    }
-    ::close(fds[1]);
-    out_fd_ = fds[0];
-    std::string out;
-    const auto deadline = Clock::now() + 20s;
-    while (Clock::now() < deadline) {
-      pollfd p{out_fd_, POLLIN, 0};
-      if (::poll(&p, 1, 50) <= 0) continue;
-      char buf[256];
-      ssize_t n = ::read(out_fd_, buf, sizeof buf);
-      if (n <= 0) break;
-      out.append(buf, static_cast<std::size_t>(n));
-      auto at = out.find("listening on http://");
-      if (at != std::string::npos && out.find('\n', at) != std::string::npos) {
-        port_ = std::atoi(out.c_str() + out.rfind(':', out.find('\n', at)) + 1);
-        return;
-      }
-    }
-    throw std::runtime_error("ordinaut-server did not start: " + out + "\n" + log());
-  }
-  ~Server() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      int status = 0;
-      ::waitpid(pid_, &status, 0);
-    }
-    if (out_fd_ >= 0) ::close(out_fd_);
-  }
-  Server(const Server&) = delete;
-  Server& operator=(const Server&) = delete;
+  explicit Server(std::vector<std::string> args = {}, std::vector<std::pair<std::string, std::string>> env = {})
+      : process_(env_or_throw("ORDINAUT_SERVER"), arguments(std::move(args)), environment(std::move(env))) {}
 
-  int port() const { return port_; }
-  std::string log() const {
-    std::ifstream in(log_);
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
-  }
+  int port() const { return process_.port(); }
+  std::string log() const { return process_.log(); }
 
  private:
-  static int& counter() {
-    static int c = 0;
-    return c;
+  static std::vector<std::string> arguments(std::vector<std::string> extra) {
+    std::vector<std::string> args = {"--port", "0", "--ext-path", env_or_throw("MCP_TEST_EXT_PATH"),
+                                     "--no-request-log", "--threads", "32"};
+    for (auto& a : extra) args.push_back(std::move(a));
+    return args;
   }
-  std::filesystem::path log_;
-  pid_t pid_ = -1;
-  int out_fd_ = -1;
-  int port_ = -1;
+  // The conformance suite's fixed tool names; a test's own variables come after, so they may override it.
+  static std::vector<std::pair<std::string, std::string>> environment(
+      std::vector<std::pair<std::string, std::string>> env) {
+    env.insert(env.begin(), {"ORDINAUT_MCP_SHORT_NAMES", "mcp_conformance"});
+    return env;
+  }
+
+  server_test::ServerProcess process_;
 };
 
 struct HttpResponse {

@@ -151,6 +151,23 @@ TEST_CASE("sessions: 400 without, 404 unknown, DELETE ends them") {
   CHECK(request(port, "DELETE", kPath, rpc_headers()).status == 400);
 }
 
+TEST_CASE("an unsupported MCP-Protocol-Version header is refused on POST, GET and DELETE, naming it") {
+  const int port = shared_server().port();
+  const std::string session = open_session(port);
+  const std::string ping = R"({"jsonrpc":"2.0","id":"p","method":"ping"})";
+  HeaderList get_headers = {{"Accept", "text/event-stream"}, {"Mcp-Session-Id", session},
+                            {"MCP-Protocol-Version", "1999-01-01"}};
+  for (const auto& r : {request(port, "POST", kPath, rpc_headers(session, "1999-01-01"), ping),
+                        request(port, "GET", kPath, get_headers),
+                        request(port, "DELETE", kPath, rpc_headers(session, "1999-01-01"))}) {
+    CHECK(r.status == 400);
+    CHECK(error_code(parse(r.body)) == -32000);
+    CHECK(r.body.find("unsupported MCP-Protocol-Version \\\"1999-01-01\\\"") != std::string::npos);
+  }
+  // Nothing was done: the session still answers.
+  CHECK(rpc(port, session, ping).status == 200);
+}
+
 TEST_CASE("JSON-RPC envelopes and error codes") {
   const int port = shared_server().port();
   const std::string session = open_session(port);

@@ -151,11 +151,7 @@ Response McpServer::post(Request& request) {
     return http_error(413, kConnectionError,
                       fmt::format("Payload Too Large: the body exceeds {} bytes", config_.max_body));
   }
-  if (request.headers.has(kVersionHeader) && !supported_version(request.header(kVersionHeader))) {
-    return http_error(400, kConnectionError,
-                      fmt::format("Bad Request: unsupported MCP-Protocol-Version \"{}\" (supported: {})",
-                                  std::string(request.header(kVersionHeader).substr(0, 40)), supported_list()));
-  }
+  if (auto refused = refuse_version(request)) return std::move(*refused);
   auto doc = json::parse(request.body);
   if (!doc) return http_error(400, kParseError, "Parse error: " + doc.error().message);
 
@@ -430,14 +426,18 @@ void McpServer::tools_call(const std::shared_ptr<Session>& session, const Messag
 
 // ---- GET and DELETE -------------------------------------------------------------
 
+std::optional<Response> McpServer::refuse_version(const Request& request) const {
+  if (!request.headers.has(kVersionHeader) || supported_version(request.header(kVersionHeader))) return std::nullopt;
+  return http_error(400, kConnectionError,
+                    fmt::format("Bad Request: unsupported MCP-Protocol-Version \"{}\" (supported: {})",
+                                std::string(request.header(kVersionHeader).substr(0, 40)), supported_list()));
+}
+
 Response McpServer::get(Request& request) {
   if (!accepts(request.header("Accept"), "text/event-stream")) {
     return http_error(406, kConnectionError, "Not Acceptable: Accept must include text/event-stream");
   }
-  if (request.headers.has(kVersionHeader) && !supported_version(request.header(kVersionHeader))) {
-    return http_error(400, kConnectionError, fmt::format("Bad Request: unsupported MCP-Protocol-Version (supported: {})",
-                                                         supported_list()));
-  }
+  if (auto refused = refuse_version(request)) return std::move(*refused);
   Response error;
   auto session = session_of(request, error);
   if (!session) return error;
@@ -462,10 +462,7 @@ Response McpServer::get(Request& request) {
 }
 
 Response McpServer::del(Request& request) {
-  if (request.headers.has(kVersionHeader) && !supported_version(request.header(kVersionHeader))) {
-    return http_error(400, kConnectionError, fmt::format("Bad Request: unsupported MCP-Protocol-Version (supported: {})",
-                                                         supported_list()));
-  }
+  if (auto refused = refuse_version(request)) return std::move(*refused);
   Response error;
   auto session = session_of(request, error);
   if (!session) return error;

@@ -80,6 +80,9 @@ class McpServer : public std::enable_shared_from_this<McpServer> {
 
   /// A JSON-RPC error as an HTTP error reply.
   Response http_error(int status, int code, std::string_view message, std::string_view id = "null") const;
+  /// 400 when an MCP-Protocol-Version header names a version not supported;
+  /// nullopt when it is absent or supported.
+  std::optional<Response> refuse_version(const Request& request) const;
   /// Host/Origin check for every route; nullopt when the request passes.
   std::optional<Response> refuse_rebinding(const Request& request, bool json_rpc) const;
   void add_cors(const Request& request, Response& response) const;
