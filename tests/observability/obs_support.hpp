@@ -17,7 +17,6 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <random>
 #include <set>
 #include <sstream>
 #include <string>
@@ -29,6 +28,7 @@
 
 #include <ordinaut/json.hpp>
 
+#include "../events/redis_server.hpp"  // RedisServer
 #include "server_process.hpp"  // tests/server: ServerProcess, RawConnection
 
 namespace obs_test {
@@ -262,45 +262,8 @@ inline bool eventually(const std::function<bool()>& fn, std::chrono::millisecond
   return fn();
 }
 
-// redis-server on a free loopback port, without persistence, for one test.
-class RedisProcess {
- public:
-  RedisProcess() {
-    for (int attempt = 0; attempt < 5 && pid_ < 0; ++attempt) {
-      port_ = 20000 + static_cast<int>(std::random_device{}() % 40000);
-      std::fflush(nullptr);  // or the child would write our buffered output again
-      pid_t pid = ::fork();
-      if (pid == 0) {
-        int null = ::open("/dev/null", O_WRONLY);
-        ::dup2(null, 1);
-        ::execlp("redis-server", "redis-server", "--port", std::to_string(port_).c_str(), "--bind", "127.0.0.1",
-                 "--save", "", "--appendonly", "no", static_cast<char*>(nullptr));
-        ::_exit(127);
-      }
-      // Ready when it answers PING; gone when the port was taken.
-      if (eventually([&] {
-            server_test::RawConnection c(port_);
-            return c.connected() && c.send("PING\r\n") && c.receive(500ms, "\r\n").find("+PONG") == 0;
-          }, 5s)) {
-        pid_ = pid;
-      } else {
-        ::kill(pid, SIGKILL);
-        ::waitpid(pid, nullptr, 0);
-      }
-    }
-    if (pid_ < 0) throw std::runtime_error("could not start redis-server on a loopback port");
-  }
-  ~RedisProcess() {
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
-  }
-  RedisProcess(const RedisProcess&) = delete;
-  RedisProcess& operator=(const RedisProcess&) = delete;
-  std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_) + "/0"; }
-
- private:
-  pid_t pid_ = -1;
-  int port_ = 0;
-};
+// redis-server on a free loopback port, without persistence, for one test:
+// the event bus tests' own (tests/events/redis_server.hpp).
+using RedisServer = ordinaut_test::RedisServer;
 
 }  // namespace obs_test

@@ -603,7 +603,7 @@ TEST_CASE("streams end when events_demo shuts down") {
 namespace {
 
 // A Redis Streams bus on a fresh redis-server, with short waits for tests.
-std::shared_ptr<ordinaut::EventBus> redis_bus(const obs_test::RedisProcess& redis) {
+std::shared_ptr<ordinaut::EventBus> redis_bus(const obs_test::RedisServer& redis) {
   ordinaut::RedisBusOptions options;
   options.url = redis.url();
   options.block_timeout = 200ms;
@@ -617,7 +617,7 @@ std::shared_ptr<ordinaut::EventBus> redis_bus(const obs_test::RedisProcess& redi
 }  // namespace
 
 TEST_CASE("on the Redis Streams bus an SSE stream gets every event in publish order with valid JSON") {
-  obs_test::RedisProcess redis;
+  obs_test::RedisServer redis;
   auto bus = redis_bus(redis);
   {
     auto owned = events_demo_client(bus, kAllGrants);
@@ -656,7 +656,7 @@ TEST_CASE("on the Redis Streams bus an SSE stream gets every event in publish or
 }
 
 TEST_CASE("on the Redis Streams bus observability exports the bus, and the listener hears events_demo") {
-  obs_test::RedisProcess redis;
+  obs_test::RedisServer redis;
   auto bus = redis_bus(redis);
   {
     Fixture f(bus);

@@ -269,7 +269,7 @@ TEST_CASE("task runs of webui reach observability as task.* statistics") {
 }
 
 TEST_CASE("an SSE client receives published events in order on the Redis Streams bus") {
-  RedisProcess redis;
+  RedisServer redis;
   auto server = start_server({"--redis-url", redis.url()});
   const int port = server->port();
   auto body = scrape(port);
