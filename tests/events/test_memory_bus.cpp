@@ -377,11 +377,12 @@ TEST_CASE("events a handler keeps stay intact while the bus reuses its storage f
     ++seen;
   }, {}));
   constexpr int kEvents = 5000;
+  // Sizes vary: some fit the inline buffer, some need pool chunks.
+  auto text_of = [](int i) { return std::string(static_cast<std::size_t>(i % 7) * 100, 'a' + static_cast<char>(i % 26)); };
   std::vector<std::string> ids;
   for (int i = 0; i < kEvents; ++i) {
-    // Sizes vary: some fit the inline buffer, some need pool chunks.
     Json doc = number(i);
-    doc.AddMember("text", Json().SetString(std::string(static_cast<std::size_t>(i % 7) * 100, 'a' + static_cast<char>(i % 26)).c_str(), doc.GetAllocator()), doc.GetAllocator());
+    doc.AddMember("text", Json().SetString(text_of(i).c_str(), doc.GetAllocator()), doc.GetAllocator());
     auto id = bus->publish(i % 2 ? "r.odd" : "r.even", "p", doc);
     REQUIRE(id);
     ids.push_back(*id);
@@ -398,13 +399,11 @@ TEST_CASE("events a handler keeps stay intact while the bus reuses its storage f
     CHECK(e.topic == (i % 2 ? "r.odd" : "r.even"));
     CHECK(e.source == "p");
     CHECK((*e.payload)["n"].GetInt64() == i);
-    CHECK(std::string((*e.payload)["text"].GetString()) ==
-          std::string(static_cast<std::size_t>(i % 7) * 100, 'a' + static_cast<char>(i % 26)));
+    CHECK(std::string((*e.payload)["text"].GetString()) == text_of(i));
     const int j = i + 50;
     const Json& p = *kept_payloads[k];
     CHECK(p["n"].GetInt64() == j);
-    CHECK(std::string(p["text"].GetString()) ==
-          std::string(static_cast<std::size_t>(j % 7) * 100, 'a' + static_cast<char>(j % 26)));
+    CHECK(std::string(p["text"].GetString()) == text_of(j));
   }
 }
 
