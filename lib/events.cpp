@@ -159,41 +159,50 @@ struct CopyStrings {
   bool EndArray(rapidjson::SizeType n) { return out.EndArray(n); }
 };
 
-// The stack rapidjson builds a document on: a per-thread buffer instead of a
-// malloc and free for every copy (rapidjson's StackAllocator concept).
+// The stack rapidjson builds a document on: a buffer inside the allocator
+// (which lives on the caller's stack for one copy) instead of a malloc and
+// free per copy; larger stacks move to the heap. rapidjson's StackAllocator
+// concept makes Free static, so each block starts with a header that says
+// where it lives.
 class ScratchAllocator {
  public:
   static constexpr bool kNeedFree = true;
   void* Malloc(std::size_t size) {
     if (size == 0) return nullptr;
-    if (!in_use_ && size <= sizeof buffer_) {
+    if (!in_use_ && size <= sizeof buffer_ - kHeader) {
       in_use_ = true;
-      return buffer_;
+      return tag(buffer_, kInline);
     }
-    return std::malloc(size);
+    void* block = std::malloc(size + kHeader);
+    return block == nullptr ? nullptr : tag(block, kHeap);
   }
   void* Realloc(void* old, std::size_t old_size, std::size_t new_size) {
-    if (old != buffer_) return std::realloc(old, new_size);
-    if (new_size <= sizeof buffer_) return old;
-    void* grown = std::malloc(new_size);
+    if (old == nullptr) return Malloc(new_size);  // rapidjson's stack starts this way
+    if (!is_inline(old)) {
+      void* block = std::realloc(static_cast<char*>(old) - kHeader, new_size + kHeader);
+      return block == nullptr ? nullptr : tag(block, kHeap);
+    }
+    if (new_size <= sizeof buffer_ - kHeader) return old;
+    void* grown = Malloc(new_size);  // from the heap: the buffer is in use
     if (grown != nullptr) std::memcpy(grown, old, old_size);
-    in_use_ = false;
     return grown;
   }
   static void Free(void* p) {
-    if (p == buffer_) {
-      in_use_ = false;
-    } else {
-      std::free(p);
-    }
+    if (p != nullptr && !is_inline(p)) std::free(static_cast<char*>(p) - kHeader);
   }
 
  private:
-  alignas(16) static thread_local char buffer_[4096];
-  static thread_local bool in_use_;
+  static constexpr std::size_t kHeader = 16;  // keeps blocks 16-byte aligned
+  static constexpr unsigned char kInline = 1, kHeap = 2;
+  static void* tag(void* block, unsigned char where) {
+    static_cast<unsigned char*>(block)[0] = where;
+    return static_cast<char*>(block) + kHeader;
+  }
+  static bool is_inline(const void* p) { return static_cast<const unsigned char*>(p)[-static_cast<std::ptrdiff_t>(kHeader)] == kInline; }
+
+  alignas(16) char buffer_[4096];
+  bool in_use_ = false;
 };
-alignas(16) thread_local char ScratchAllocator::buffer_[4096];
-thread_local bool ScratchAllocator::in_use_ = false;
 
 using ScratchDocument = rapidjson::GenericDocument<rapidjson::UTF8<>, rapidjson::MemoryPoolAllocator<>, ScratchAllocator>;
 

@@ -12,6 +12,8 @@
 #include <thread>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "ordinaut/events.hpp"
 #include "ordinaut/json.hpp"
 #include "wait.hpp"
@@ -355,6 +357,27 @@ TEST_CASE("the payload is a deep copy: the publisher's memory may change afterwa
         "a-rather-long-string-value-beyond-inline");
   CHECK(p["list"].Size() == 40);
   CHECK(std::string(p["list"][39].GetString()) == "a-rather-long-string-value-beyond-inline");
+}
+
+TEST_CASE("a payload too big for the copy's scratch stack is copied whole") {
+  // The copy is built on a 4 KiB stack buffer; 2000 values (16 bytes each on
+  // that stack) move it to the heap half way.
+  Sink sink;
+  auto bus = make_memory_event_bus();
+  REQUIRE(bus->subscribe("s", "x", sink.handler(), {}));
+  Json doc = json::object();
+  JsonValue list(rapidjson::kArrayType);
+  for (int i = 0; i < 2000; ++i) {
+    JsonValue item(rapidjson::kObjectType);
+    item.AddMember("i", i, doc.GetAllocator());
+    item.AddMember("text", JsonValue(fmt::format("value number {} of the list", i).c_str(), doc.GetAllocator()),
+                   doc.GetAllocator());
+    list.PushBack(item, doc.GetAllocator());
+  }
+  doc.AddMember("list", list, doc.GetAllocator());
+  REQUIRE(bus->publish("x", "p", doc));
+  REQUIRE(wait_until([&] { return sink.size() == 1; }));
+  CHECK(*sink.events[0].payload == doc);
 }
 
 TEST_CASE("events a handler keeps stay intact while the bus reuses its storage for later ones") {
