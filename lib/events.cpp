@@ -2,6 +2,7 @@
 #include "ordinaut/events.hpp"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <charconv>
 #include <condition_variable>
@@ -40,12 +41,27 @@ bool topic_matches(std::string_view pattern, std::string_view topic) noexcept {
   return pattern == topic;
 }
 
+namespace {
+
+// The characters a topic may use: A-Z a-z 0-9 _ . : - (a table, not
+// std::isalnum, whose answer depends on the C locale the embedder set).
+constexpr auto kTopicChars = [] {
+  std::array<bool, 256> allowed{};
+  for (char c = 'a'; c <= 'z'; ++c) allowed[static_cast<unsigned char>(c)] = true;
+  for (char c = 'A'; c <= 'Z'; ++c) allowed[static_cast<unsigned char>(c)] = true;
+  for (char c = '0'; c <= '9'; ++c) allowed[static_cast<unsigned char>(c)] = true;
+  for (char c : {'_', '.', ':', '-'}) allowed[static_cast<unsigned char>(c)] = true;
+  return allowed;
+}();
+
+}  // namespace
+
 Result<void> validate_topic(std::string_view topic) {
   if (topic.empty() || topic.size() > 200) {
     return make_error("invalid_topic", fmt::format("topic \"{}\" must have 1 to 200 characters", topic));
   }
   for (char c : topic) {
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == ':' || c == '-')) {
+    if (!kTopicChars[static_cast<unsigned char>(c)]) {
       return make_error("invalid_topic",
                         fmt::format("topic \"{}\" may only use A-Z a-z 0-9 _ . : - (found '{}')", topic, c));
     }

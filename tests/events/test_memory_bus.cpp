@@ -75,6 +75,7 @@ TEST_CASE("topic patterns and validation") {
   CHECK(validate_topic("a.b:c-d_e"));
   CHECK(validate_topic("").error().code == "invalid_topic");
   CHECK(validate_topic("a b").error().message.find("found ' '") != std::string::npos);
+  CHECK(validate_topic("caf\xc3\xa9").error().code == "invalid_topic");  // letters are ASCII only, whatever the locale
   CHECK(validate_topic("task.*").error().code == "invalid_topic");
   CHECK(validate_topic(std::string(201, 'a')).error().code == "invalid_topic");
   CHECK(validate_pattern("*"));
