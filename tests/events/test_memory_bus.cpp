@@ -193,29 +193,125 @@ TEST_CASE("a group shares its events; other groups and plain subscribers get the
   CHECK(std::string(subs[0]["group"].GetString()) == "workers");
 }
 
-TEST_CASE("a full queue drops its oldest events and counts them") {
+// A subscription to "x" whose worker is stuck in its first event (number 0)
+// until release(): what is published meanwhile stays queued.
+struct StuckSubscriber {
+  EventBus& bus;
   std::mutex gate;
-  std::unique_lock hold(gate);
+  std::unique_lock<std::mutex> hold{gate};
   std::atomic<bool> first{true};
   Sink sink;
+  explicit StuckSubscriber(EventBus& b) : bus(b) {
+    REQUIRE(bus.subscribe("s", "x", [this](const Event& e) {
+      if (first.exchange(false)) std::lock_guard wait_for_gate(gate);
+      sink.handler()(e);
+    }, {}));
+    REQUIRE(bus.publish("x", "p", number(0)));
+    REQUIRE(wait_until([&] { return !first.load(); }));
+  }
+  ~StuckSubscriber() {  // also after a failed REQUIRE: the worker must be gone before its handler's state
+    if (hold.owns_lock()) hold.unlock();
+    bus.shutdown();
+  }
+  void release() { hold.unlock(); }
+};
+
+TEST_CASE("a full queue drops its oldest events and counts them") {
   auto bus = make_memory_event_bus({.queue_capacity = 10, .max_attempts = 1, .retry_delay = 1ms,
                                     .drain_timeout = 1000ms});
-  REQUIRE(bus->subscribe("s", "x", [&](const Event& e) {
-    if (first.exchange(false)) std::lock_guard wait_for_gate(gate);
-    sink.handler()(e);
-  }, {}));
-  REQUIRE(bus->publish("x", "p", number(0)));
-  REQUIRE(wait_until([&] { return !first.load(); }));  // the worker is stuck in event 0
+  StuckSubscriber stuck(*bus);
   for (int i = 1; i <= 100; ++i) REQUIRE(bus->publish("x", "p", number(i)));
   CHECK(health_number(*bus, "dropped") == 90);
   auto subs = bus->subscriber_health("s");
   CHECK(subs[0]["pending"].GetUint64() == 10);
   CHECK(subs[0]["dropped"].GetUint64() == 90);
-  hold.unlock();
-  REQUIRE(wait_until([&] { return sink.size() == 11; }));
+  stuck.release();
+  REQUIRE(wait_until([&] { return stuck.sink.size() == 11; }));
   std::vector<std::int64_t> expected{0};
   for (int i = 91; i <= 100; ++i) expected.push_back(i);
-  CHECK(sink.numbers() == expected);  // the newest ten survived, in order
+  CHECK(stuck.sink.numbers() == expected);  // the newest ten survived, in order
+}
+
+TEST_CASE("a queue longer than its first ring grows, and drops only beyond its capacity") {
+  // The ring starts at 1024 slots and doubles up to the capacity.
+  auto bus = make_memory_event_bus({.queue_capacity = 2500, .max_attempts = 1, .retry_delay = 1ms,
+                                    .drain_timeout = 5000ms});
+  StuckSubscriber stuck(*bus);
+  for (int i = 1; i <= 2000; ++i) REQUIRE(bus->publish("x", "p", number(i)));
+  CHECK(health_number(*bus, "dropped") == 0);  // 2000 > 1024: the ring grew
+  CHECK(health_number(*bus, "queued") == 2000);
+  for (int i = 2001; i <= 3000; ++i) REQUIRE(bus->publish("x", "p", number(i)));
+  CHECK(health_number(*bus, "dropped") == 500);
+  CHECK(health_number(*bus, "queued") == 2500);
+  stuck.release();
+  REQUIRE(wait_until([&] { return stuck.sink.size() == 2501; }));
+  std::vector<std::int64_t> expected{0};
+  for (int i = 501; i <= 3000; ++i) expected.push_back(i);
+  CHECK(stuck.sink.numbers() == expected);
+}
+
+TEST_CASE("concurrent publishers, a group and a full queue: each event delivered or dropped, exactly once") {
+  constexpr int kPublishers = 3;
+  constexpr int kPerPublisher = 6000;
+  struct Seen {
+    std::mutex mutex;
+    std::set<std::pair<int, int>> events;  // (publisher, n)
+    int duplicates = 0;
+    int out_of_order = 0;
+    std::map<int, int> last_n;  // per publisher, for the ordered (plain) subscription
+    void add(const Event& e, bool ordered) {
+      const int p = (*e.payload)["p"].GetInt(), n = (*e.payload)["n"].GetInt();
+      std::lock_guard lock(mutex);
+      if (!events.emplace(p, n).second) ++duplicates;
+      if (ordered) {
+        auto [it, fresh] = last_n.emplace(p, n);
+        if (!fresh) {
+          if (n <= it->second) ++out_of_order;
+          it->second = n;
+        }
+      }
+    }
+  } group_seen, plain_seen;
+  // Small enough to overflow while the handlers lag behind, large enough to grow the ring.
+  auto bus = make_memory_event_bus({.queue_capacity = 1500, .max_attempts = 1, .retry_delay = 1ms,
+                                    .drain_timeout = 10000ms});
+  auto slow_now_and_then = [](const Event& e) {
+    if ((*e.payload)["n"].GetInt() % 1000 == 0) std::this_thread::sleep_for(2ms);
+  };
+  for (int m = 0; m < 3; ++m) {
+    REQUIRE(bus->subscribe("s", "load.*", [&](const Event& e) {
+      slow_now_and_then(e);
+      group_seen.add(e, false);
+    }, {.group = "g", .consumer = {}}));
+  }
+  REQUIRE(bus->subscribe("s", "load.*", [&](const Event& e) {
+    slow_now_and_then(e);
+    plain_seen.add(e, true);
+  }, {}));
+  std::vector<std::thread> publishers;
+  for (int p = 0; p < kPublishers; ++p) {
+    publishers.emplace_back([&, p] {
+      for (int n = 0; n < kPerPublisher; ++n) {
+        Json doc = json::object();
+        doc.AddMember("p", p, doc.GetAllocator());
+        doc.AddMember("n", n, doc.GetAllocator());
+        REQUIRE(bus->publish("load.x", "pub", doc));
+      }
+    });
+  }
+  for (auto& t : publishers) t.join();
+  REQUIRE(wait_until([&] { return health_number(*bus, "queued") == 0; }, 20s));
+  bus->shutdown();  // waits for the batches still being handled
+  const auto published = static_cast<std::uint64_t>(kPublishers) * kPerPublisher;
+  CHECK(health_number(*bus, "published") == published);
+  std::lock_guard g(group_seen.mutex), p(plain_seen.mutex);
+  CHECK(group_seen.duplicates == 0);
+  CHECK(plain_seen.duplicates == 0);
+  CHECK(plain_seen.out_of_order == 0);
+  const std::uint64_t delivered = group_seen.events.size() + plain_seen.events.size();
+  CHECK(health_number(*bus, "delivered") == delivered);
+  CHECK(delivered + health_number(*bus, "dropped") == 2 * published);
+  MESSAGE("delivered " << delivered << ", dropped " << health_number(*bus, "dropped"));
 }
 
 TEST_CASE("a throwing handler is retried with a growing pause, then counted failed; later events still flow") {
