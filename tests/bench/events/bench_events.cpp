@@ -1,6 +1,7 @@
 // Event bus benchmarks (not tests): prints one JSON line per measurement.
 //
-//   bench_events memory [events] [publishers] [subscribers]
+//   bench_events memory [events] [publishers] [subscribers] [poll_ns]
+//   bench_events memory-latency [events] [gap_us] [poll_ns]  publish → handler, one at a time
 //   bench_events memory-baseline [events]             a bare hand-off, for comparison
 //   bench_events redis-publish URL threads events     one publish() per event
 //   bench_events redis-batch URL batch events         publish_batch() of `batch`
@@ -43,10 +44,11 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-int bench_memory(long events, int publishers, int subscribers) {
-  auto bus = make_memory_event_bus({.queue_capacity = 1 << 20, .max_attempts = 1,
-                                    .retry_delay = std::chrono::milliseconds(1),
-                                    .drain_timeout = std::chrono::milliseconds(60000)});
+int bench_memory(long events, int publishers, int subscribers, long poll_ns) {
+  MemoryBusOptions options{.queue_capacity = 1 << 20, .max_attempts = 1, .retry_delay = std::chrono::milliseconds(1),
+                           .drain_timeout = std::chrono::milliseconds(60000)};
+  if (poll_ns >= 0) options.poll_interval = std::chrono::nanoseconds(poll_ns);
+  auto bus = make_memory_event_bus(options);
   std::atomic<long> handled{0};
   for (int s = 0; s < subscribers; ++s) {
     auto id = bus->subscribe("bench", "bench.*", [&](const Event& e) {
@@ -68,9 +70,10 @@ int bench_memory(long events, int publishers, int subscribers) {
   const double publish_s = seconds_since(start);
   while (handled.load() < total) std::this_thread::yield();
   const double s = seconds_since(start);
-  std::printf(R"({"bench":"memory publish->handler","publishers":%d,"subscribers":%d,"events":%ld,)"
+  const auto poll = std::chrono::duration_cast<std::chrono::nanoseconds>(options.poll_interval).count();
+  std::printf(R"({"bench":"memory publish->handler","publishers":%d,"subscribers":%d,"poll_ns":%lld,"events":%ld,)"
               R"("deliveries":%ld,"seconds":%.3f,"deliveries_per_s":%.0f,"publish_per_s":%.0f})" "\n",
-              publishers, subscribers, per_publisher * publishers, total, s, total / s,
+              publishers, subscribers, static_cast<long long>(poll), per_publisher * publishers, total, s, total / s,
               per_publisher * publishers / publish_s);
   return 0;
 }
@@ -191,13 +194,15 @@ int bench_redis_batch(const std::string& url, int batch, long events) {
   return errors == 0 ? 0 : 1;
 }
 
-int bench_redis_latency(const std::string& url, long events) {
-  auto bus = redis_bus(url, "bench:");
+// Publish -> handler latency, one event in flight: each event is published
+// `gap_us` after the previous one was handled (0: at once; a longer gap lets
+// an in-memory worker go to sleep).
+int bench_latency(EventBus& bus, const char* name, long events, long gap_us) {
   std::atomic<long> seen{0};
   std::vector<double> micros;
   micros.reserve(static_cast<std::size_t>(events));
   std::atomic<std::int64_t> sent_ns{0};
-  auto id = bus->subscribe("bench", "bench.latency", [&](const Event&) {
+  auto id = bus.subscribe("bench", "bench.latency", [&](const Event&) {
     const auto now = Clock::now().time_since_epoch().count();
     micros.push_back(static_cast<double>(now - sent_ns.load()) / 1000.0);
     seen.fetch_add(1, std::memory_order_release);
@@ -205,16 +210,33 @@ int bench_redis_latency(const std::string& url, long events) {
   if (!id) return std::fprintf(stderr, "%s\n", id.error().message.c_str()), 1;
   Json payload = small_payload(0);
   for (long i = 0; i < events; ++i) {
+    if (gap_us > 0) {
+      const auto until = Clock::now() + std::chrono::microseconds(gap_us);
+      while (Clock::now() < until) {
+      }
+    }
     sent_ns.store(Clock::now().time_since_epoch().count());
-    if (!bus->publish("bench.latency", "bench", payload)) return 1;
+    if (!bus.publish("bench.latency", "bench", payload)) return 1;
     while (seen.load(std::memory_order_acquire) <= i) std::this_thread::yield();
   }
   std::sort(micros.begin(), micros.end());
   auto pct = [&](double p) { return micros[static_cast<std::size_t>(p * static_cast<double>(micros.size() - 1))]; };
-  std::printf(R"({"bench":"redis publish->handler latency","events":%ld,"p50_us":%.1f,"p90_us":%.1f,)"
-              R"("p99_us":%.1f,"max_us":%.1f})" "\n", events, pct(0.5), pct(0.9), pct(0.99), micros.back());
-  bus->shutdown();
+  std::printf(R"({"bench":"%s publish->handler latency","gap_us":%ld,"events":%ld,"p50_us":%.1f,"p90_us":%.1f,)"
+              R"("p99_us":%.1f,"max_us":%.1f})" "\n", name, gap_us, events, pct(0.5), pct(0.9), pct(0.99), micros.back());
+  bus.shutdown();
   return 0;
+}
+
+int bench_redis_latency(const std::string& url, long events) {
+  auto bus = redis_bus(url, "bench:");
+  return bench_latency(*bus, "redis", events, 0);
+}
+
+int bench_memory_latency(long events, long gap_us, long poll_ns) {
+  MemoryBusOptions options;
+  if (poll_ns >= 0) options.poll_interval = std::chrono::nanoseconds(poll_ns);
+  auto bus = make_memory_event_bus(options);
+  return bench_latency(*bus, "memory", events, gap_us);
 }
 
 }  // namespace
@@ -223,8 +245,9 @@ int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   auto arg = [&](std::size_t i, long fallback) { return i < args.size() ? std::atol(args[i].c_str()) : fallback; };
   if (!args.empty() && args[0] == "memory") {
-    return bench_memory(arg(1, 2000000), static_cast<int>(arg(2, 1)), static_cast<int>(arg(3, 1)));
+    return bench_memory(arg(1, 2000000), static_cast<int>(arg(2, 1)), static_cast<int>(arg(3, 1)), arg(4, -1));
   }
+  if (!args.empty() && args[0] == "memory-latency") return bench_memory_latency(arg(1, 20000), arg(2, 0), arg(3, -1));
   if (!args.empty() && args[0] == "memory-baseline") return bench_memory_baseline(arg(1, 2000000));
   if (args.size() >= 2 && args[0] == "redis-publish") {
     return bench_redis_publish(args[1], static_cast<int>(arg(2, 1)), arg(3, 100000));
@@ -233,7 +256,8 @@ int main(int argc, char** argv) {
     return bench_redis_batch(args[1], static_cast<int>(arg(2, 100)), arg(3, 1000000));
   }
   if (args.size() >= 2 && args[0] == "redis-latency") return bench_redis_latency(args[1], arg(2, 10000));
-  std::fputs("usage: bench_events memory [events] [publishers] [subscribers]\n"
+  std::fputs("usage: bench_events memory [events] [publishers] [subscribers] [poll_ns]\n"
+             "       bench_events memory-latency [events] [gap_us] [poll_ns]\n"
              "       bench_events memory-baseline [events]\n"
              "       bench_events redis-publish URL threads events\n"
              "       bench_events redis-batch URL batch events\n"

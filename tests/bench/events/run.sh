@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Event bus benchmarks, side by side in one run (not a test; prints figures):
-#   1. in-memory bus, publish -> handler, beside a bare hand-off baseline;
+#   1. in-memory bus, publish -> handler, beside a bare hand-off baseline, and
+#      its latency with one event in flight;
 #   2. Redis bus publish() against redis-benchmark XADD at the same concurrency,
 #      both the plain `XADD key * f v` and the exact command the bus sends;
 #   3. Redis publish_batch() against pipelined redis-benchmark XADD;
@@ -38,12 +39,21 @@ field() { python3 -c "import json, sys; print(json.loads(sys.argv[1])[sys.argv[2
 
 echo "# machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# 1. in-memory bus, publish -> handler (target >= 2,000,000 events/s), beside a bare"
-echo "#    mutex+deque+condvar hand-off of the same events (no payload copy), alternating"
-for round in 1 2 3; do
+echo "#    mutex+deque+condvar hand-off of the same events (no payload copy), alternating;"
+echo "#    then the same with a worker that looks for events every 1 us instead of 4 us"
+for round in 1 2 3 4 5; do
   "$bench" memory-baseline "$memory_events"
   "$bench" memory "$memory_events" 1 1
 done
+"$bench" memory "$memory_events" 1 1 1000
 "$bench" memory "$memory_events" 1 2
+"$bench" memory "$memory_events" 2 1
+echo "# 1b. in-memory publish -> handler latency, one event in flight: published as soon as the"
+echo "#     last was handled (worker polling), and 50 us later (worker asleep); poll 4 us and 1 us"
+for poll in 4000 1000; do
+  "$bench" memory-latency 20000 0 "$poll"
+  "$bench" memory-latency 5000 50 "$poll"
+done
 
 # The exact command the bus sends for one event of bench_events.
 payload='{"n":1,"status":"done"}'
