@@ -69,6 +69,9 @@ class SpinLock {
       }
     }
   }
+  bool try_lock() noexcept {
+    return !locked_.load(std::memory_order_relaxed) && !locked_.exchange(true, std::memory_order_acquire);
+  }
   void unlock() noexcept { locked_.store(false, std::memory_order_release); }
 
  private:
@@ -127,9 +130,9 @@ static_assert(offsetof(EventBox, next_free) + sizeof(EventBox*) <=
               "the hot line holds event.payload, the control block, holds, reusable and next_free");
 #pragma GCC diagnostic pop
 
-// Drops one hold on a box; the last one drops the box's self-reference.
-void release(EventBox* box) noexcept {
-  if (box->holds.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+// Drops `count` holds on a box; the last one drops the box's self-reference.
+void release(EventBox* box, int count = 1) noexcept {
+  if (box->holds.fetch_sub(count, std::memory_order_acq_rel) == count) {
     auto last = std::move(box->event.payload);  // may hand the box back on leaving this scope
   }
 }
@@ -318,16 +321,18 @@ class Ring {
 // those slots, so a claim whose CAS succeeds read slots nobody has overwritten
 // (a publisher overwrites a slot only once the head has passed it). A full
 // queue drops its oldest event by the same CAS. The ring starts small and
-// doubles, up to the capacity, when it fills; rings it outgrew are kept until
-// the queue goes, because a worker may still be reading one.
+// doubles, up to the capacity, when it fills; it halves again when it is
+// mostly empty (see tidy()). A ring that was replaced is freed once no worker
+// can still be reading it.
 class Queue {
  public:
   Queue(std::string pattern_, std::string group_, std::size_t capacity_)
       : pattern(std::move(pattern_)),
         group(std::move(group_)),
         capacity(capacity_),
-        max_ring_(std::bit_ceil(std::min<std::size_t>(capacity_, kMaxRing))) {
-    rings_.push_back(std::make_unique<Ring>(std::min(max_ring_, kFirstRing)));
+        max_ring_(std::bit_ceil(std::min<std::size_t>(capacity_, kMaxRing))),
+        min_ring_(std::min(max_ring_, kFirstRing)) {
+    rings_.push_back(std::make_unique<Ring>(min_ring_));
     ring_.store(rings_.back().get(), std::memory_order_relaxed);
   }
   Queue(const Queue&) = delete;
@@ -350,7 +355,7 @@ class Queue {
       head_seen_ = head_.load(std::memory_order_acquire);
       while (tail - head_seen_ >= limit(*ring)) {
         if (ring->size() < max_ring_) {
-          ring = grow(tail);
+          ring = replace_ring(ring->size() * 2, tail);
           continue;
         }
         std::uint64_t head = head_seen_;
@@ -367,6 +372,7 @@ class Queue {
     // sleepers_, against sleep()'s increment of sleepers_ before it reads the
     // tail, so that one of the two sees the other.
     tail_.exchange(tail + 1, std::memory_order_seq_cst);
+    if ((tail + 1) % kTidyEvery == 0) tidy(tail + 1);
     return dropped;
   }
 
@@ -385,7 +391,8 @@ class Queue {
       const std::uint64_t tail = tail_.load(std::memory_order_acquire);
       if (head >= tail) return 0;
       const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(tail - head, most));
-      Ring* ring = ring_.load(std::memory_order_acquire);  // holds [head, tail): loaded after the tail
+      // Holds [head, tail): loaded after the tail. seq_cst: see free_outgrown().
+      Ring* ring = ring_.load(std::memory_order_seq_cst);
       out.resize(n);
       for (std::size_t i = 0; i < n; ++i) out[i] = ring->at(head + i).load(std::memory_order_acquire);
       if (head_.compare_exchange_weak(head, head + n, std::memory_order_acq_rel, std::memory_order_acquire)) {
@@ -402,6 +409,10 @@ class Queue {
 
   // Worker side: blocks until events are queued or `stop` is set.
   void sleep(const std::atomic<bool>& stop) {
+    if (push_lock_.try_lock()) {  // the queue ran dry: a good time to give memory back
+      tidy(tail_.load(std::memory_order_relaxed));
+      push_lock_.unlock();
+    }
     std::unique_lock lock(mutex);
     sleepers_.fetch_add(1, std::memory_order_seq_cst);
     while (!stop.load() && empty_seq_cst()) ready.wait(lock);
@@ -441,6 +452,7 @@ class Queue {
 
  private:
   static constexpr std::size_t kFirstRing = 1024;
+  static constexpr std::uint64_t kTidyEvery = 4096;
   static constexpr std::size_t kMaxRing = std::size_t{1} << 40;
 
   std::size_t limit(const Ring& ring) const noexcept { return std::min(ring.size(), capacity); }
@@ -450,20 +462,48 @@ class Queue {
     return tail_.load(std::memory_order_seq_cst) == head;
   }
 
-  // Under push_lock_: replaces the full ring by one twice its size.
-  Ring* grow(std::uint64_t tail) {
+  // Under push_lock_: replaces the ring by one of `size` slots (which must
+  // hold [head, tail)). Workers may go on reading the old one until they see
+  // the new one; it is freed once none can (free_outgrown()).
+  Ring* replace_ring(std::size_t size, std::uint64_t tail) {
     Ring* old = ring_.load(std::memory_order_relaxed);
-    auto bigger = std::make_unique<Ring>(std::min(old->size() * 2, max_ring_));
+    auto replacement = std::make_unique<Ring>(size);
     for (std::uint64_t p = head_.load(std::memory_order_acquire); p < tail; ++p) {
-      bigger->at(p).store(old->at(p).load(std::memory_order_relaxed), std::memory_order_relaxed);
+      replacement->at(p).store(old->at(p).load(std::memory_order_relaxed), std::memory_order_relaxed);
     }
-    rings_.push_back(std::move(bigger));
+    rings_.push_back(std::move(replacement));
     Ring* ring = rings_.back().get();
-    ring_.store(ring, std::memory_order_release);
+    ring_.store(ring, std::memory_order_seq_cst);
+    free_outgrown();
     return ring;
   }
 
+  // Under push_lock_: frees the rings before the current one if no worker is
+  // inside a claim. A worker that begins one later loads ring_ after its
+  // begin_batch() (both seq_cst), so it sees the current ring.
+  void free_outgrown() {
+    if (rings_.size() > 1 && busy_.load(std::memory_order_seq_cst) == 0) {
+      rings_.erase(rings_.begin(), rings_.end() - 1);
+    }
+  }
+
+  // Under push_lock_, every kTidyEvery events and when a worker finds the
+  // queue empty: halves a ring at most an eighth full (down to the first
+  // size), and frees outgrown rings.
+  void tidy(std::uint64_t tail) {
+    Ring* ring = ring_.load(std::memory_order_relaxed);
+    std::size_t size = ring->size();
+    const std::uint64_t used = tail - head_.load(std::memory_order_acquire);
+    while (size > min_ring_ && used <= size / 8) size /= 2;
+    if (size != ring->size()) {
+      replace_ring(size, tail);
+    } else {
+      free_outgrown();
+    }
+  }
+
   const std::size_t max_ring_;
+  const std::size_t min_ring_;
   // Written by publishers, under push_lock_.
   alignas(kCacheLine) SpinLock push_lock_;
   std::uint64_t head_seen_ = 0;  // the head as last read: the ring is full only if it was
@@ -518,7 +558,10 @@ class MemoryEventBus final : public EventBus {
   explicit MemoryEventBus(MemoryBusOptions options) : options_(options) {
     options_.queue_capacity = std::max<std::size_t>(options_.queue_capacity, 1);
     options_.max_attempts = std::max(options_.max_attempts, 1);
-    options_.poll_interval = std::max(options_.poll_interval, std::chrono::nanoseconds(0));
+    // Negative durations mean zero; a worker looks at least every 10 ms.
+    options_.poll_interval = std::clamp(options_.poll_interval, std::chrono::nanoseconds(0),
+                                        std::chrono::nanoseconds(std::chrono::milliseconds(10)));
+    options_.spin_before_sleep = std::max(options_.spin_before_sleep, std::chrono::nanoseconds(0));
   }
   ~MemoryEventBus() override {
     shutdown();
@@ -536,34 +579,37 @@ class MemoryEventBus final : public EventBus {
     } else {
       box = new EventBox(payload_bytes, boxes_);
     }
+    std::string event_id;
+    thread_local std::vector<Queue*> matched;
+    std::shared_lock lock(mutex_, std::defer_lock);
     try {
       box->payload_storage.copy_from(payload);
+      box->reusable = box->payload_storage.reusable();
+      Event& event = box->event;
+      event.time_ms = detail::now_ms();
+      IdPrefix& prefix = tls_id_prefix;
+      if (prefix.ms != event.time_ms) prefix.render(event.time_ms);
+      char id[48];
+      std::memcpy(id, prefix.text, prefix.length);
+      char* end =
+          std::to_chars(id + prefix.length, id + sizeof id, sequence_.fetch_add(1, std::memory_order_relaxed)).ptr;
+      event.id.assign(id, end);
+      event.topic = topic;
+      event.source = source;
+      event_id.assign(id, end);
+      lock.lock();
+      matched.clear();
+      for (const auto& queue : queues_) {
+        if (!queue->closed && topic_matches(queue->pattern, topic)) matched.push_back(queue.get());
+      }
+      // Last, once nothing else can throw: from here the box owns itself (the
+      // control block lives in the box).
+      event.payload = std::shared_ptr<const Json>(
+          &box->payload_storage.doc(), [](const Json*) {}, InBoxAllocator<Json>(box));
     } catch (...) {
       box->reusable = box->payload_storage.reusable();
-      boxes_->give_back(box);
+      boxes_->give_back(box);  // nothing refers to it
       throw;
-    }
-    box->reusable = box->payload_storage.reusable();
-    Event& event = box->event;
-    // The box's only owner; the control block lives in the box.
-    event.payload = std::shared_ptr<const Json>(
-        &box->payload_storage.doc(), [](const Json*) {}, InBoxAllocator<Json>(box));
-    event.time_ms = detail::now_ms();
-    IdPrefix& prefix = tls_id_prefix;
-    if (prefix.ms != event.time_ms) prefix.render(event.time_ms);
-    char id[48];
-    std::memcpy(id, prefix.text, prefix.length);
-    char* end =
-        std::to_chars(id + prefix.length, id + sizeof id, sequence_.fetch_add(1, std::memory_order_relaxed)).ptr;
-    event.id.assign(id, end);
-    event.topic = topic;
-    event.source = source;
-    std::string event_id(id, end);
-    thread_local std::vector<Queue*> matched;
-    matched.clear();
-    std::shared_lock lock(mutex_);
-    for (const auto& queue : queues_) {
-      if (!queue->closed && topic_matches(queue->pattern, topic)) matched.push_back(queue.get());
     }
     // One hold per queue, all counted before the first push: once pushed, the
     // box is the workers' (this thread must not touch it again).
@@ -572,11 +618,19 @@ class MemoryEventBus final : public EventBus {
       release(box);
       return event_id;
     }
-    for (Queue* queue : matched) {
-      if (EventBox* dropped = queue->push(box)) {
-        queue->counters.dropped.fetch_add(1, std::memory_order_relaxed);
-        release(dropped);
+    std::size_t pushed = 0;
+    try {
+      for (; pushed < matched.size(); ++pushed) {
+        Queue* queue = matched[pushed];
+        if (EventBox* dropped = queue->push(box)) {
+          queue->counters.dropped.fetch_add(1, std::memory_order_relaxed);
+          release(dropped);
+        }
       }
+    } catch (...) {  // a ring could not grow (std::bad_alloc): the queues before it have the event
+      for (std::size_t i = 0; i < pushed; ++i) matched[i]->wake();
+      release(box, static_cast<int>(matched.size() - pushed));
+      throw;
     }
     for (Queue* queue : matched) queue->wake();
     return event_id;
@@ -609,7 +663,9 @@ class MemoryEventBus final : public EventBus {
       ++queue->members;
     }
     member->queue = queue;
-    member->worker = std::thread([this, m = member.get()] { run(*m); });
+    // The worker holds its Member (and through it the queue): a handler that
+    // cancels its own subscription, or shuts the bus down, returns into run().
+    member->worker = std::thread([this, m = member] { run(*m); });
     members_.emplace(member->id, member);
     return member->id;
   }
@@ -653,12 +709,14 @@ class MemoryEventBus final : public EventBus {
     std::size_t subscriptions;
     {
       std::shared_lock lock(mutex_);
-      for (const auto& q : queues_) {
-        delivered += q->counters.delivered.load();
-        failed += q->counters.failed.load();
-        dropped += q->counters.dropped.load();
-        retried += q->counters.retried.load();
-        queued += q->size();
+      for (const auto* list : {&queues_, &retiring_}) {
+        for (const auto& q : *list) {
+          delivered += q->counters.delivered.load();
+          failed += q->counters.failed.load();
+          dropped += q->counters.dropped.load();
+          retried += q->counters.retried.load();
+          queued += q->size();
+        }
       }
       subscriptions = members_.size();
     }
@@ -750,6 +808,9 @@ class MemoryEventBus final : public EventBus {
         thread.join();
       }
     }
+    orphans.clear();
+    std::unique_lock lock(mutex_);
+    fold_retired();
   }
 
  private:
@@ -771,9 +832,10 @@ class MemoryEventBus final : public EventBus {
     }
   }
 
-  // Moves the counters of a queue with no members into the bus totals, counts
-  // what it still held as dropped, and forgets it. Publishers skip it already
-  // (closed), and its workers have stopped claiming.
+  // Forgets a queue with no members and counts what it still held as
+  // dropped. Its counters join the bus totals once no worker uses the queue
+  // any more: a worker whose handler cancelled its own subscription may still
+  // be finishing a batch.
   void retire(const std::shared_ptr<Queue>& q) {
     std::unique_lock lock(mutex_);
     auto it = std::find(queues_.begin(), queues_.end(), q);
@@ -784,10 +846,22 @@ class MemoryEventBus final : public EventBus {
       q->counters.dropped.fetch_add(rest.size());
       for (EventBox* box : rest) release(box);
     }
-    retired_.delivered += q->counters.delivered.load();
-    retired_.failed += q->counters.failed.load();
-    retired_.dropped += q->counters.dropped.load();
-    retired_.retried += q->counters.retried.load();
+    retiring_.push_back(q);
+    fold_retired();
+  }
+
+  // Under the unique lock: moves the counters of retired queues nobody else
+  // holds into retired_.
+  void fold_retired() {
+    std::erase_if(retiring_, [&](const std::shared_ptr<Queue>& q) {
+      if (q.use_count() != 1) return false;
+      std::atomic_thread_fence(std::memory_order_acquire);  // after the last holder's release
+      retired_.delivered += q->counters.delivered.load();
+      retired_.failed += q->counters.failed.load();
+      retired_.dropped += q->counters.dropped.load();
+      retired_.retried += q->counters.retried.load();
+      return true;
+    });
   }
 
   void run(Member& m) {
@@ -829,14 +903,16 @@ class MemoryEventBus final : public EventBus {
   // and each look makes the publisher's next write fetch the line back.
   bool await_events(Queue& q, const Member& m) const {
     using std::chrono::steady_clock;
-    const auto start = steady_clock::now();
+    const auto until = steady_clock::now() + options_.spin_before_sleep;
     while (true) {
-      const auto next = steady_clock::now() + options_.poll_interval;
+      const auto now = steady_clock::now();
+      if (now >= until) return false;
+      const auto next = std::min(now + options_.poll_interval, until);
       do {
+        if (m.stop.load(std::memory_order_relaxed)) return true;
         cpu_relax();
       } while (steady_clock::now() < next);
-      if (q.size() > 0 || m.stop.load(std::memory_order_relaxed)) return true;
-      if (steady_clock::now() - start >= options_.spin_before_sleep) return false;
+      if (q.size() > 0) return true;
     }
   }
 
@@ -856,7 +932,7 @@ class MemoryEventBus final : public EventBus {
       }
       std::unique_lock ql(q.mutex);
       q.last_error = fmt::format("event {} on {}: {}", event.id, event.topic, error);
-      if (attempt >= options_.max_attempts || m.stop.load()) {
+      if (m.stop.load() || attempt >= options_.max_attempts) {  // stop first: the bus may be gone then
         q.counters.failed.fetch_add(1, std::memory_order_relaxed);
         return false;
       }
@@ -876,6 +952,7 @@ class MemoryEventBus final : public EventBus {
   alignas(kCacheLine) mutable std::shared_mutex mutex_;
   std::atomic<std::uint64_t> sequence_{0};      // events published so far
   std::vector<std::shared_ptr<Queue>> queues_;  // every queue with members (and closing ones)
+  std::vector<std::shared_ptr<Queue>> retiring_;  // retired, but a worker may still count into them
   // The rest changes with subscriptions only.
   alignas(kCacheLine)
       std::map<std::string, std::shared_ptr<Queue>> groups_;  // open group queues by subscriber|group|pattern

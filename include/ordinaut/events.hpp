@@ -173,12 +173,13 @@ struct MemoryBusOptions {
   /// spin_before_sleep, before it sleeps until a publisher wakes it. In a busy
   /// stream an event may wait up to this long; longer lets the worker take
   /// more events at once and the publisher go faster (each look moves a cache
-  /// line between the two threads' cores).
+  /// line between the two threads' cores). 0 to 10 ms; values outside are
+  /// clamped.
   std::chrono::nanoseconds poll_interval{std::chrono::microseconds(4)};
   /// How long a worker whose queue ran empty keeps looking before it sleeps.
   /// Waking a sleeping worker costs the publisher a system call, so a burst
   /// with short gaps should not put it to sleep; it burns that much CPU time
-  /// after the last event of a burst.
+  /// after the last event of a burst. 0: sleep at once.
   std::chrono::nanoseconds spin_before_sleep{std::chrono::microseconds(12)};
 };
 
