@@ -550,6 +550,7 @@ struct IdPrefix {
   }
 };
 thread_local IdPrefix tls_id_prefix;
+constexpr std::size_t kIdChars = 48;  // "<ms>-<sequence>": at most 20 + 1 + 20 characters
 
 thread_local const void* tls_worker_bus = nullptr;  // the bus whose worker runs here
 
@@ -586,24 +587,26 @@ class MemoryEventBus final : public EventBus {
       box->payload_storage.copy_from(payload);
       box->reusable = box->payload_storage.reusable();
       Event& event = box->event;
-      event.time_ms = detail::now_ms();
-      IdPrefix& prefix = tls_id_prefix;
-      if (prefix.ms != event.time_ms) prefix.render(event.time_ms);
-      char id[48];
-      std::memcpy(id, prefix.text, prefix.length);
-      char* end =
-          std::to_chars(id + prefix.length, id + sizeof id, sequence_.fetch_add(1, std::memory_order_relaxed)).ptr;
-      event.id.assign(id, end);
       event.topic = topic;
       event.source = source;
-      event_id.assign(id, end);
+      event.id.reserve(kIdChars);
+      event_id.reserve(kIdChars);
       lock.lock();
       matched.clear();
       for (const auto& queue : queues_) {
         if (!queue->closed && topic_matches(queue->pattern, topic)) matched.push_back(queue.get());
       }
-      // Last, once nothing else can throw: from here the box owns itself (the
-      // control block lives in the box).
+      // Nothing below throws: the sequence counts only events that are published.
+      event.time_ms = detail::now_ms();
+      IdPrefix& prefix = tls_id_prefix;
+      if (prefix.ms != event.time_ms) prefix.render(event.time_ms);
+      char id[kIdChars];
+      std::memcpy(id, prefix.text, prefix.length);
+      char* end =
+          std::to_chars(id + prefix.length, id + sizeof id, sequence_.fetch_add(1, std::memory_order_relaxed)).ptr;
+      event.id.assign(id, end);
+      event_id.assign(id, end);
+      // From here the box owns itself (the control block lives in the box).
       event.payload = std::shared_ptr<const Json>(
           &box->payload_storage.doc(), [](const Json*) {}, InBoxAllocator<Json>(box));
     } catch (...) {
