@@ -197,7 +197,9 @@ struct MemoryBusOptions {
 /// counted in "failed" and skipped. unsubscribe() discards what the
 /// subscription still had queued (a group's queue stays with its other
 /// members); shutdown() drains for drain_timeout and counts the rest in
-/// "dropped".
+/// "dropped". publish() throws only when memory runs out (std::bad_alloc):
+/// then nothing was published, unless a queue could not grow, in which case
+/// the subscriptions before it in subscription order have the event.
 std::shared_ptr<EventBus> make_memory_event_bus(MemoryBusOptions options = {});
 
 }  // namespace ORDINAUT_ABI_NAMESPACE
