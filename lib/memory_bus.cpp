@@ -337,12 +337,7 @@ class Queue {
   }
   Queue(const Queue&) = delete;
   Queue& operator=(const Queue&) = delete;
-  ~Queue() {
-    std::vector<EventBox*> rest;
-    while (claim(rest, 256) > 0) {
-      for (EventBox* box : rest) release(box);
-    }
-  }
+  ~Queue() { discard(); }
 
   // Publisher side. Adds `box` (whose hold the caller counted) and returns the
   // event dropped to make room, if any, whose hold the caller must release.
@@ -399,6 +394,18 @@ class Queue {
         return n;
       }
     }
+  }
+
+  // Claims and releases every queued event; returns how many there were.
+  // Only once no publisher can push and no worker will claim again.
+  std::size_t discard() {
+    std::size_t discarded = 0;
+    std::vector<EventBox*> rest;
+    while (claim(rest, 256) > 0) {
+      discarded += rest.size();
+      for (EventBox* box : rest) release(box);
+    }
+    return discarded;
   }
 
   // Events queued and not yet claimed.
@@ -844,11 +851,7 @@ class MemoryEventBus final : public EventBus {
     auto it = std::find(queues_.begin(), queues_.end(), q);
     if (it == queues_.end()) return;
     queues_.erase(it);
-    std::vector<EventBox*> rest;
-    while (q->claim(rest, 256) > 0) {
-      q->counters.dropped.fetch_add(rest.size());
-      for (EventBox* box : rest) release(box);
-    }
+    q->counters.dropped.fetch_add(q->discard());
     retiring_.push_back(q);
     fold_retired();
   }
