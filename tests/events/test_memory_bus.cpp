@@ -17,9 +17,12 @@
 
 #include "ordinaut/events.hpp"
 #include "ordinaut/json.hpp"
+#include "bus_support.hpp"
 #include "wait.hpp"
 
 using namespace ordinaut;
+using ordinaut_test::health_number;
+using ordinaut_test::number;
 using ordinaut_test::wait_until;
 using namespace std::chrono_literals;
 
@@ -54,14 +57,6 @@ struct Sink {
     return out;
   }
 };
-
-std::uint64_t health_number(const EventBus& bus, const char* key) { return bus.health()[key].GetUint64(); }
-
-Json number(std::int64_t n) {
-  Json doc = json::object();
-  doc.AddMember("n", n, doc.GetAllocator());
-  return doc;
-}
 
 }  // namespace
 

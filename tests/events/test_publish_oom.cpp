@@ -14,6 +14,7 @@
 
 #include "ordinaut/events.hpp"
 #include "ordinaut/json.hpp"
+#include "bus_support.hpp"
 #include "wait.hpp"
 
 namespace {
@@ -44,17 +45,11 @@ void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
 
 using namespace ordinaut;
 using namespace std::chrono_literals;
+using ordinaut_test::health_number;
+using ordinaut_test::number;
 using ordinaut_test::wait_until;
 
 namespace {
-
-Json number(std::int64_t n) {
-  Json doc = json::object();
-  doc.AddMember("n", n, doc.GetAllocator());
-  return doc;
-}
-
-std::uint64_t health_number(const EventBus& bus, const char* key) { return bus.health()[key].GetUint64(); }
 
 struct Numbers {
   Numbers() { seen.reserve(4096); }  // so that handlers allocate nothing the test arms a failure for

@@ -6,6 +6,7 @@
 #include <regex>
 #include <set>
 
+#include "bus_support.hpp"
 #include "host_contract.hpp"
 #include "ordinaut/redis_bus.hpp"
 #include "redis_server.hpp"
@@ -68,12 +69,6 @@ struct Collector {
     return out;
   }
 };
-
-Json number(std::int64_t n) {
-  Json doc = json::object();
-  doc.AddMember("n", n, doc.GetAllocator());
-  return doc;
-}
 
 std::uint64_t counter(const JsonValue& doc, const char* key) { return doc[key].GetUint64(); }
 
