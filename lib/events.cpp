@@ -55,8 +55,12 @@ Result<void> validate_topic(std::string_view topic) {
   }
   for (char c : topic) {
     if (!kTopicChars[static_cast<unsigned char>(c)]) {
+      // One byte of a multi-byte character, or a control character, would be
+      // unreadable (and invalid UTF-8) on its own: name its value instead.
+      const auto byte = static_cast<unsigned char>(c);
+      const std::string found = byte >= 0x20 && byte < 0x7f ? fmt::format("'{}'", c) : fmt::format("byte 0x{:02X}", byte);
       return make_error("invalid_topic",
-                        fmt::format("topic \"{}\" may only use A-Z a-z 0-9 _ . : - (found '{}')", topic, c));
+                        fmt::format("topic \"{}\" may only use A-Z a-z 0-9 _ . : - (found {})", topic, found));
     }
   }
   return {};

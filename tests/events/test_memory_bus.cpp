@@ -72,6 +72,8 @@ TEST_CASE("topic patterns and validation") {
   CHECK(validate_topic("").error().code == "invalid_topic");
   CHECK(validate_topic("a b").error().message.find("found ' '") != std::string::npos);
   CHECK(validate_topic("caf\xc3\xa9").error().code == "invalid_topic");  // letters are ASCII only, whatever the locale
+  CHECK(validate_topic("caf\xc3\xa9").error().message.find("(found byte 0xC3)") != std::string::npos);
+  CHECK(validate_topic("a\tb").error().message.find("(found byte 0x09)") != std::string::npos);
   CHECK(validate_topic("task.*").error().code == "invalid_topic");
   CHECK(validate_topic(std::string(201, 'a')).error().code == "invalid_topic");
   CHECK(validate_pattern("*"));
