@@ -11,7 +11,7 @@
 // Targets: route ≤ 1 µs, tool ≤ 2 µs.
 // Usage: dispatch_bench [iterations] [route|tool] (both by default; one only
 // for profiling, e.g. under perf record).
-// Must match lib/json.cpp's choice of regex engine (ODR), see there.
+// Must match lib/core/json.cpp's choice of regex engine (ODR), see there.
 #define RAPIDJSON_SCHEMA_USE_INTERNALREGEX 0
 #include <rapidjson/schema.h>
 

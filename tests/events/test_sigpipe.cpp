@@ -14,7 +14,7 @@
 #include <functional>
 #include <thread>
 
-#include "sigpipe.hpp"
+#include "events/sigpipe.hpp"
 
 namespace {
 

@@ -16,7 +16,7 @@
 #include <ordinaut/extension.hpp>
 #include <ordinaut/host.hpp>
 
-#include "host_support.hpp"  // tests/unit: TempDir, LogCapture, send, extension_status, state_of, ...
+#include "host_support.hpp"  // tests/support: TempDir, LogCapture, send, extension_status, state_of, ...
 
 namespace lifecycle_test {
 

@@ -1,6 +1,6 @@
 // After `meson install` the server finds the built-ins with no flag: install
 // into a temporary DESTDIR and run the installed binary from there.
-#include "../unit/support.hpp"
+#include "../support/support.hpp"
 #include "common.hpp"
 
 using namespace server_test;

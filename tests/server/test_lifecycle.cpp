@@ -2,7 +2,7 @@
 // disconnects) and graceful shutdown on SIGTERM/SIGINT.
 #include <thread>
 
-#include "../unit/support.hpp"
+#include "../support/support.hpp"
 #include "common.hpp"
 
 using namespace server_test;

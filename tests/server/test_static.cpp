@@ -3,7 +3,7 @@
 // served, however the path is spelt; without the grant nothing is served.
 #include <unistd.h>
 
-#include "../unit/support.hpp"
+#include "../support/support.hpp"
 #include "common.hpp"
 
 using namespace server_test;

@@ -1,4 +1,4 @@
-#include "module_loader.hpp"
+#include "host/module_loader.hpp"
 
 #include <dlfcn.h>
 

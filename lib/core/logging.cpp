@@ -1,61 +1,17 @@
-// Small pieces of the public API: version, capabilities, logging, strings.
+// Log records, their JSON and text forms, the stderr sink and Logger
+// (include/ordinaut/logging.hpp).
+#include "ordinaut/logging.hpp"
+
 #include <cstdio>
-#include <ctime>
 #include <mutex>
 
 #include <fmt/format.h>
 
-#include "ordinaut/capability.hpp"
+#include "core/strings.hpp"
 #include "ordinaut/json.hpp"
-#include "ordinaut/logging.hpp"
-#include "ordinaut/version.hpp"
-#include "strings.hpp"
 
 namespace ordinaut {
 inline namespace ORDINAUT_ABI_NAMESPACE {
-
-const char* library_version() noexcept { return ORDINAUT_VERSION_STRING; }
-std::uint32_t library_abi_version() noexcept { return ORDINAUT_ABI_VERSION; }
-
-// ---- Capability ------------------------------------------------------------
-
-namespace {
-constexpr const char* kCapabilityNames[kCapabilityCount] = {"ROUTES",     "TOOLS",           "EVENTS_PUB",
-                                                            "EVENTS_SUB", "BACKGROUND_TASKS", "STATIC"};
-}
-
-const char* to_string(Capability capability) noexcept {
-  auto i = static_cast<unsigned>(capability);
-  return i < kCapabilityCount ? kCapabilityNames[i] : "UNKNOWN";
-}
-
-std::optional<Capability> parse_capability(std::string_view name) noexcept {
-  for (int i = 0; i < kCapabilityCount; ++i) {
-    if (name == kCapabilityNames[i]) return static_cast<Capability>(i);
-  }
-  return std::nullopt;
-}
-
-std::vector<Capability> CapabilitySet::list() const {
-  std::vector<Capability> out;
-  for (int i = 0; i < kCapabilityCount; ++i) {
-    if (contains(static_cast<Capability>(i))) out.push_back(static_cast<Capability>(i));
-  }
-  return out;
-}
-
-std::vector<std::string> CapabilitySet::names() const {
-  std::vector<std::string> out;
-  for (Capability c : list()) out.emplace_back(to_string(c));
-  return out;
-}
-
-CapabilityError::CapabilityError(std::string extension_id, Capability capability)
-    : extension_id_(std::move(extension_id)),
-      capability_(capability),
-      message_(fmt::format("extension '{}' was not granted capability {}", extension_id_, to_string(capability))) {}
-
-// ---- Logging ---------------------------------------------------------------
 
 const char* to_string(LogLevel level) noexcept {
   switch (level) {
@@ -124,18 +80,5 @@ void Logger::audit(std::string_view event, std::string_view message, std::string
   (*sink_)(r);
 }
 
-
 }  // namespace ORDINAUT_ABI_NAMESPACE
 }  // namespace ordinaut
-
-namespace ordinaut::detail {
-
-std::string rfc3339(std::int64_t epoch_ms) {
-  std::time_t secs = static_cast<std::time_t>(epoch_ms / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                     tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(epoch_ms % 1000));
-}
-
-}  // namespace ordinaut::detail

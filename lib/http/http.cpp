@@ -8,7 +8,7 @@
 
 #include <fmt/format.h>
 
-#include "strings.hpp"
+#include "core/strings.hpp"
 
 namespace ordinaut {
 inline namespace ORDINAUT_ABI_NAMESPACE {

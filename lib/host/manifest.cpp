@@ -9,7 +9,7 @@
 #include "ordinaut/json.hpp"
 
 namespace ordinaut::detail {
-extern const std::string_view kManifestSchema;  // lib/manifest.schema.json, embedded at build
+extern const std::string_view kManifestSchema;  // lib/host/manifest.schema.json, embedded at build
 }
 
 namespace ordinaut {

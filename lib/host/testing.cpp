@@ -2,7 +2,7 @@
 
 #include <mutex>
 
-#include "strings.hpp"
+#include "core/strings.hpp"
 
 namespace ordinaut {
 inline namespace ORDINAUT_ABI_NAMESPACE {

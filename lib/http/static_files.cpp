@@ -1,4 +1,4 @@
-#include "static_files.hpp"
+#include "http/static_files.hpp"
 
 #include <sys/stat.h>
 
@@ -8,7 +8,7 @@
 
 #include <fmt/format.h>
 
-#include "strings.hpp"
+#include "core/strings.hpp"
 
 namespace ordinaut::detail {
 

@@ -1,7 +1,7 @@
 // The background-task supervisor: one thread per task, restarts with
 // exponential backoff and jitter, bounded stop; and run_bounded() for the
 // lifecycle callbacks.
-#include "background_supervisor.hpp"
+#include "background/background_supervisor.hpp"
 
 #include <algorithm>
 #include <condition_variable>
@@ -9,7 +9,7 @@
 
 #include <fmt/format.h>
 
-#include "strings.hpp"
+#include "core/strings.hpp"
 
 namespace ordinaut {
 inline namespace ORDINAUT_ABI_NAMESPACE {

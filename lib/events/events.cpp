@@ -13,8 +13,8 @@
 #include <rapidjson/error/en.h>
 #include <fmt/format.h>
 
-#include "event_payload.hpp"
-#include "strings.hpp"
+#include "events/event_payload.hpp"
+#include "core/strings.hpp"
 
 namespace ordinaut {
 inline namespace ORDINAUT_ABI_NAMESPACE {

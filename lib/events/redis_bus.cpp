@@ -35,9 +35,9 @@
 #include <rapidjson/writer.h>
 #include <fmt/format.h>
 
-#include "event_payload.hpp"
-#include "sigpipe.hpp"
-#include "strings.hpp"
+#include "events/event_payload.hpp"
+#include "events/sigpipe.hpp"
+#include "core/strings.hpp"
 
 namespace ordinaut {
 inline namespace ORDINAUT_ABI_NAMESPACE {

@@ -1,4 +1,4 @@
-#include "openapi.hpp"
+#include "host/openapi.hpp"
 
 #include <cctype>
 

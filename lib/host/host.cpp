@@ -14,11 +14,11 @@
 
 #include "ordinaut/introspection.hpp"
 #include "ordinaut/manifest.hpp"
-#include "background_supervisor.hpp"
-#include "module_loader.hpp"
-#include "openapi.hpp"
-#include "static_files.hpp"
-#include "strings.hpp"
+#include "background/background_supervisor.hpp"
+#include "host/module_loader.hpp"
+#include "host/openapi.hpp"
+#include "http/static_files.hpp"
+#include "core/strings.hpp"
 
 namespace ordinaut {
 inline namespace ORDINAUT_ABI_NAMESPACE {

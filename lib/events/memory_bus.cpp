@@ -32,9 +32,9 @@
 
 #include <fmt/format.h>
 
-#include "event_payload.hpp"
+#include "events/event_payload.hpp"
 #include "ordinaut/events.hpp"
-#include "strings.hpp"
+#include "core/strings.hpp"
 
 namespace ordinaut {
 inline namespace ORDINAUT_ABI_NAMESPACE {
