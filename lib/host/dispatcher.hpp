@@ -1,0 +1,48 @@
+// Dispatcher: one request to the right answer. Splits /ext/{id}/…, answers
+// the host's own paths (/ext/status, /ext/openapi.json, /ext/_admin/… through
+// AdminEndpoints), checks the scope ext:{id}:routes when scopes are required,
+// loads a lazy extension and serves the first request itself, matches the
+// route, validates a request schema, calls the handler (catching what it
+// throws) or serves a static file or the default health, and counts every
+// answer per route template. Internal to the host.
+//
+// Owns: request routing and the per-request counters. Loading is the
+// Loader's; documents about the host are the StatusReporter's.
+//
+// Thread safety: handle() runs on any number of threads at once. On an
+// active extension it takes no lock and allocates nothing beyond what the
+// handler does (the hot path; see dispatch_bench).
+#pragma once
+
+#include <chrono>
+#include <string_view>
+
+#include "host/admin.hpp"
+#include "host/catalog.hpp"
+#include "host/loader.hpp"
+#include "host/services.hpp"
+#include "host/status.hpp"
+#include "ordinaut/http.hpp"
+
+namespace ordinaut::detail {
+
+class Dispatcher {
+ public:
+  Dispatcher(HostServices& services, const Catalog& catalog, Loader& loader, const StatusReporter& status,
+             AdminEndpoints& admin)
+      : services_(services), catalog_(catalog), loader_(loader), status_(status), admin_(admin) {}
+
+  Response handle(Request& request);
+
+ private:
+  Response dispatch_extension(Entry& entry, Request& request, std::string_view rest,
+                              std::chrono::steady_clock::time_point started);
+
+  HostServices& services_;
+  const Catalog& catalog_;
+  Loader& loader_;
+  const StatusReporter& status_;
+  AdminEndpoints& admin_;
+};
+
+}  // namespace ordinaut::detail
