@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <regex>
 #include <set>
+#include <thread>
 
 #include "bus_support.hpp"
 #include "host_contract.hpp"
@@ -210,8 +211,30 @@ TEST_CASE("a group shares events across buses; other groups and plain subscriber
   Collector wa, wb, audit, plain_a, plain_b, other_ext;
   SubscribeOptions workers;
   workers.group = "workers";
-  REQUIRE(a->subscribe("billing", "job.*", wa.handler(), workers));
-  REQUIRE(b->subscribe("billing", "job.*", wb.handler(), workers));
+  // Sharing is made certain, not left to scheduling: a member's first event
+  // blocks its worker until the other member has one too, so the event
+  // published next can only be read by the other member.
+  auto first_waits_for = [](Collector& self, Collector& other) {
+    return [record = self.handler(), self = self.state, other = other.state](const Event& e) {
+      record(e);
+      bool first = false;
+      {
+        std::lock_guard lock(self->mutex);
+        first = self->events.size() == 1;
+      }
+      if (!first) return;
+      const auto deadline = std::chrono::steady_clock::now() + 30s;
+      while (std::chrono::steady_clock::now() < deadline) {
+        {
+          std::lock_guard lock(other->mutex);
+          if (!other->events.empty()) return;
+        }
+        std::this_thread::sleep_for(1ms);
+      }
+    };
+  };
+  REQUIRE(a->subscribe("billing", "job.*", first_waits_for(wa, wb), workers));
+  REQUIRE(b->subscribe("billing", "job.*", first_waits_for(wb, wa), workers));
   SubscribeOptions audit_group;
   audit_group.group = "audit";
   REQUIRE(b->subscribe("billing", "job.*", audit.handler(), audit_group));
@@ -219,7 +242,12 @@ TEST_CASE("a group shares events across buses; other groups and plain subscriber
   REQUIRE(b->subscribe("billing", "job.*", plain_b.handler(), {}));
   REQUIRE(b->subscribe("intruder", "job.*", other_ext.handler(), workers));  // same name, other extension
   constexpr int kEvents = 400;
-  for (int i = 0; i < kEvents; ++i) REQUIRE((i % 2 ? a : b)->publish(i % 3 ? "job.run" : "job.stop", "p", number(i)));
+  auto publish = [&](int i) { REQUIRE((i % 2 ? a : b)->publish(i % 3 ? "job.run" : "job.stop", "p", number(i))); };
+  publish(0);
+  REQUIRE(wait_until([&] { return wa.size() + wb.size() == 1; }));
+  publish(1);
+  REQUIRE(wait_until([&] { return wa.size() > 0 && wb.size() > 0; }));
+  for (int i = 2; i < kEvents; ++i) publish(i);
   const bool all_arrived = wait_until([&] {
     return wa.size() + wb.size() == kEvents && audit.size() == kEvents && plain_a.size() == kEvents &&
            plain_b.size() == kEvents && other_ext.size() == kEvents;
