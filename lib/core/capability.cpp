@@ -7,8 +7,8 @@ namespace ordinaut {
 inline namespace ORDINAUT_ABI_NAMESPACE {
 
 namespace {
-constexpr const char* kCapabilityNames[kCapabilityCount] = {"ROUTES",     "TOOLS",           "EVENTS_PUB",
-                                                            "EVENTS_SUB", "BACKGROUND_TASKS", "STATIC"};
+constexpr const char* kCapabilityNames[kCapabilityCount] = {"ROUTES",           "TOOLS", "EVENTS_PUB", "EVENTS_SUB",
+                                                            "BACKGROUND_TASKS", "STATIC"};
 }
 
 const char* to_string(Capability capability) noexcept {

@@ -35,8 +35,8 @@ std::string format_log_json(const LogRecord& r) {
 }
 
 std::string format_log_text(const LogRecord& r) {
-  std::string out = fmt::format("{} {:5} {}{}", detail::rfc3339(r.time_ms), to_string(r.level),
-                                r.audit ? "AUDIT " : "", r.event);
+  std::string out =
+      fmt::format("{} {:5} {}{}", detail::rfc3339(r.time_ms), to_string(r.level), r.audit ? "AUDIT " : "", r.event);
   if (!r.extension.empty()) out += fmt::format(" ext={}", r.extension);
   if (!r.message.empty()) out += fmt::format(" {}", r.message);
   if (!r.fields_json.empty()) out += fmt::format(" {}", r.fields_json);
