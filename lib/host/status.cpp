@@ -1,7 +1,12 @@
 // StatusReporter and the introspection view (status.hpp).
 #include "host/status.hpp"
 
+#include <set>
+#include <string>
+#include <string_view>
+
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "core/strings.hpp"
 #include "host/openapi.hpp"
@@ -43,6 +48,15 @@ class HostIntrospectionView final : public HostIntrospection {
   const Catalog& catalog_;
   const StatusReporter& status_;
 };
+
+// The host's own check names in a health document: "extension", "events",
+// "health_checks" and "task:{name}". An extension's check by one of them is
+// reported as "custom:{name}", so the document never holds a key twice.
+std::string check_name(std::string_view name) {
+  const bool reserved = name == "extension" || name == "events" || name == "health_checks" ||
+                        name.starts_with("task:") || name.starts_with("custom:");
+  return reserved ? "custom:" + std::string(name) : std::string(name);
+}
 
 }  // namespace
 
@@ -206,20 +220,33 @@ Response StatusReporter::health(Entry& entry, Runtime* runtime) const {
   std::string status = state == ExtensionState::active ? "ok" : "unavailable";
   JsonValue checks(rapidjson::kObjectType);
   if (runtime != nullptr && state == ExtensionState::active) {
+    std::string problem;  // what was wrong with health_checks() itself
     try {
       Json custom = runtime->extension->health_checks();
       if (custom.IsObject()) {
+        std::set<std::string, std::less<>> names;
+        std::vector<std::string> twice;
         for (auto& m : custom.GetObject()) {
+          const std::string name = check_name(std::string_view(m.name.GetString(), m.name.GetStringLength()));
+          if (!names.insert(name).second) {
+            twice.push_back(name);
+            continue;
+          }
           auto s = json::get_string(m.value, "status");
           if (!s || *s != "ok") status = "degraded";
-          checks.AddMember(JsonValue(m.name, a), JsonValue(m.value, a), a);
+          checks.AddMember(JsonValue(name.c_str(), static_cast<rapidjson::SizeType>(name.size()), a),
+                           JsonValue(m.value, a), a);
         }
+        if (!twice.empty()) problem = fmt::format("health_checks() named a check twice: {}", fmt::join(twice, ", "));
       }
     } catch (const std::exception& e) {
+      problem = e.what();
+    }
+    if (!problem.empty()) {
       status = "degraded";
       JsonValue c(rapidjson::kObjectType);
       c.AddMember("status", "error", a);
-      c.AddMember("error", JsonValue(e.what(), a), a);
+      c.AddMember("error", JsonValue(problem.c_str(), a), a);
       checks.AddMember("health_checks", c, a);
     }
     // One check per background task, "task:{name}": running or ended cleanly

@@ -699,6 +699,57 @@ TEST_CASE("host: /ext/{id}/health has a default built from state") {
   CHECK(str(bh["checks"]["extension"]["state"]) == "error");
 }
 
+TEST_CASE("host: an extension's health check cannot take a name the host uses") {
+  Fixture f;
+  ExtensionHost& host = f.start({}, [](ExtensionHost& h) {
+    h.add_linked("probe", probe_factory([](Probe& p) {
+                   p.checks = [] {
+                     return parse_json(R"({"extension":{"status":"ok","mine":1},"events":{"status":"ok"},)"
+                                       R"("task:fake":{"status":"ok"},"custom:events":{"status":"ok"},)"
+                                       R"("health_checks":{"status":"ok"},"db":{"status":"ok"}})");
+                   };
+                 }),
+                 CapabilitySet{Capability::ROUTES});
+    h.add_linked("twice", probe_factory([](Probe& p) {
+                   p.id = "twice";
+                   p.checks = [] {
+                     Json doc = ordinaut::json::object();
+                     auto& a = doc.GetAllocator();
+                     for (int i = 0; i < 2; ++i) {
+                       ordinaut::JsonValue c(rapidjson::kObjectType);
+                       c.AddMember("status", "ok", a);
+                       doc.AddMember("db", c, a);  // the same name twice
+                     }
+                     return doc;
+                   };
+                 }),
+                 CapabilitySet{Capability::ROUTES});
+  });
+
+  auto r = send(host, "GET", "/ext/probe/health");
+  REQUIRE(r.status == 200);
+  // The host's "extension" check appears once; the extension's is renamed.
+  CHECK(r.body.find(R"("extension":)") == r.body.rfind(R"("extension":)"));
+  Json h = parse_json(r.body);
+  CHECK(str(h["status"]) == "ok");
+  CHECK(str(h["checks"]["extension"]["state"]) == "active");
+  CHECK(h["checks"]["custom:extension"]["mine"].GetInt() == 1);
+  CHECK(h["checks"].HasMember("custom:events"));
+  CHECK(h["checks"].HasMember("custom:task:fake"));
+  CHECK(h["checks"].HasMember("custom:custom:events"));
+  CHECK(h["checks"].HasMember("custom:health_checks"));
+  CHECK(h["checks"].HasMember("db"));
+  CHECK_FALSE(h["checks"].HasMember("events"));  // probe has no event grant: no host check of that name
+
+  auto t = send(host, "GET", "/ext/twice/health");
+  REQUIRE(t.status == 200);
+  Json th = parse_json(t.body);
+  CHECK(str(th["status"]) == "degraded");
+  CHECK(th["checks"]["db"].IsObject());
+  CHECK(str(th["checks"]["health_checks"]["error"]).find("named a check twice: db") != std::string::npos);
+  CHECK(t.body.find(R"("db":)") == t.body.rfind(R"("db":)"));
+}
+
 TEST_CASE("host: a throwing handler gives 500, the extension keeps serving, metrics per route") {
   Fixture f;
   make_extension(f.root.path(), "good", kGood, "good");
