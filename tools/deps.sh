@@ -6,14 +6,16 @@
 #                            Node for the MCP SDK client, headless Chromium)
 #
 # doctest has no pkg-config file: Meson finds it through CMake, hence cmake.
+# libssl-dev: OpenSSL verifies JWT signatures and hashes bearer tokens (lib/auth);
+# the openssl CLI makes the keys and tokens the auth tests use.
 # shellcheck shell=bash
 
 ORDINAUT_BUILD_PACKAGES=(
   meson ninja-build pkg-config cmake g++ python3
-  libcpp-httplib-dev rapidjson-dev libhiredis-dev libfmt-dev doctest-dev
+  libcpp-httplib-dev rapidjson-dev libhiredis-dev libfmt-dev doctest-dev libssl-dev
 )
 ORDINAUT_TEST_PACKAGES=(
-  redis-server redis-tools wrk prometheus curl ca-certificates nodejs npm chromium
+  redis-server redis-tools wrk prometheus curl ca-certificates nodejs npm chromium openssl
 )
 
 # Prints the packages of the given lists (build, test or all) that are not
