@@ -1,8 +1,8 @@
 // The sample of docs/embedding.md: an existing cpp-httplib program that embeds
 // the extension host. It shows the server adapter (request and response
 // conversion, streaming through StreamSink), a linked-in extension registered
-// with ORDINAUT_REGISTER_EXTENSION, and scopes derived from a bearer token by a
-// ScopeResolver instead of the client-asserted X-Scopes header.
+// with ORDINAUT_REGISTER_EXTENSION, and scopes proved by a bearer token through
+// an ordinaut::Authenticator instead of the client-asserted X-Scopes header.
 //
 //   embed_httplib [--port N]   serve until interrupted
 //   embed_httplib --self-test  serve on a free loopback port, check it over HTTP, exit
@@ -19,6 +19,7 @@
 
 #include <httplib.h>
 
+#include <ordinaut/auth.hpp>
 #include <ordinaut/host.hpp>
 
 namespace {
@@ -105,13 +106,18 @@ void write_response(ordinaut::Response&& out, httplib::Response& res) {
 }
 
 // In production the token would be verified (signature, expiry) and its
-// claims mapped to scopes; a fixed table stands in for that here.
-std::vector<std::string> scopes_from_bearer_token(const ordinaut::Request& request) {
-  static const std::map<std::string, std::vector<std::string>, std::less<>> kTokens = {
-      {"Bearer reader-token", {"ext:greeter:routes"}}};
-  auto it = kTokens.find(request.header("Authorization"));
-  return it == kTokens.end() ? std::vector<std::string>{} : it->second;
-}
+// claims mapped to scopes (ordinaut::BearerAuthenticator does that for static
+// tokens and JWTs); a fixed table stands in for that here.
+class SessionAuthenticator final : public ordinaut::Authenticator {
+ public:
+  ordinaut::Result<ordinaut::Principal> authenticate(const ordinaut::Request& request) const override {
+    if (request.header("Authorization") == "Bearer reader-token") {
+      return ordinaut::Principal{"reader", "token", {"ext:greeter:routes"}};
+    }
+    if (request.header("Authorization").empty()) return ordinaut::make_error("missing_token", "a bearer token is required");
+    return ordinaut::make_error("invalid_token", "unknown token");  // never echo the token
+  }
+};
 
 int self_test(httplib::Server& server) {
   const int port = server.bind_to_any_port("127.0.0.1");
@@ -125,14 +131,15 @@ int self_test(httplib::Server& server) {
     failures += ok ? 0 : 1;
   };
 
-  auto status = client.Get("/ext/status");
-  expect(status && status->status == 200, "GET /ext/status answers 200 without a token");
   auto denied = client.Get("/ext/greeter/hello");
-  expect(denied && denied->status == 403 && denied->body.find("ext:greeter:routes") != std::string::npos,
-         "GET /ext/greeter/hello without a token is 403 naming the scope");
+  expect(denied && denied->status == 401 && denied->get_header_value("WWW-Authenticate").starts_with("Bearer"),
+         "GET /ext/greeter/hello without a token is 401 with a Bearer challenge");
   auto asserted = client.Get("/ext/greeter/hello", {{"X-Scopes", "ext:greeter:routes"}});
-  expect(asserted && asserted->status == 403, "X-Scopes is ignored: the resolver decides");
+  expect(asserted && asserted->status == 401, "X-Scopes is ignored: the authenticator decides");
   httplib::Headers auth = {{"Authorization", "Bearer reader-token"}};
+  auto status = client.Get("/ext/status", auth);
+  expect(status && status->status == 403 && status->body.find("ext:status") != std::string::npos,
+         "GET /ext/status needs the scope ext:status, which the reader lacks");
   auto hello = client.Get("/ext/greeter/hello", auth);
   expect(hello && hello->status == 200 && hello->body == R"({"hello":"world"})", "with the token: 200");
   auto ticks = client.Get("/ext/greeter/ticks", auth);
@@ -151,8 +158,7 @@ int main(int argc, char** argv) {
   ordinaut::HostOptions options;
   options.read_environment = false;  // this program configures the host in code
   options.entry_grants = std::map<std::string, std::vector<std::string>>{{"greeter", {"ROUTES"}}};
-  options.require_scopes = true;
-  options.scope_resolver = scopes_from_bearer_token;
+  options.authenticator = std::make_shared<SessionAuthenticator>();  // scopes are then required
   ordinaut::ExtensionHost host(std::move(options));
   if (auto started = host.start(); !started) {
     std::fprintf(stderr, "extension host did not start: %s\n", started.error().message.c_str());

@@ -49,6 +49,7 @@
 #include <string_view>
 #include <vector>
 
+#include "ordinaut/auth.hpp"
 #include "ordinaut/background.hpp"
 #include "ordinaut/capability.hpp"
 #include "ordinaut/events.hpp"
@@ -102,6 +103,20 @@ struct HostOptions {
   std::chrono::milliseconds lifecycle_timeout{5000};
   /// Live background tasks one extension may run ("task_limit" beyond).
   std::size_t max_tasks_per_extension = 32;
+  /// Authentication (auth.hpp). When set, every request under /ext must prove
+  /// who sends it: 401 without accepted credentials, scopes come only from the
+  /// Principal (X-Scopes is ignored and removed), scopes are required
+  /// (require_scopes is then always true), and /ext/status and
+  /// /ext/openapi.json need the scope ext:status.
+  std::shared_ptr<const Authenticator> authenticator;
+  /// Browser safety for every request under /ext, with or without
+  /// authentication: a Host that is not loopback or allowed, and an Origin
+  /// (on any method) that is not the request's own or allowed, get 403. Also read from ORDINAUT_ALLOWED_HOSTS and ORDINAUT_ALLOWED_ORIGINS
+  /// (comma-separated), which add to these lists.
+  OriginPolicy origin_policy;
+  /// Token buckets per principal (per client address when there is none) and
+  /// per extension; 429 rate_limit_exceeded beyond them. Off when the rate is 0.
+  RateLimitOptions rate_limits;
 };
 
 /// Per-route counters as reported in /ext/status and to observability.

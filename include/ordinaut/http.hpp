@@ -186,6 +186,25 @@ class Router {
 /// Percent-decodes `text` ('+' is kept). Returns nullopt for a malformed escape.
 std::optional<std::string> percent_decode(std::string_view text);
 
+/// Browser safety: which Host and Origin headers a server accepts, so that no
+/// web page can drive it (cross-site requests, DNS rebinding).
+struct OriginPolicy {
+  /// Host names accepted besides localhost, 127.0.0.1 and [::1] (lower case,
+  /// the port is ignored). "*" accepts any Host.
+  std::vector<std::string> allowed_hosts;
+  /// Origins ("https://console.example", scheme://host[:port], exact)
+  /// accepted besides the request's own (http(s):// + its Host header).
+  std::vector<std::string> allowed_origins;
+};
+
+/// Why `request` fails `policy`, or "" when it passes. Host, when present,
+/// must be a loopback name or allowed; Origin, when present on a
+/// state-changing request (POST, PUT, PATCH, DELETE), or on every request
+/// when `origin_on_every_method`, must be the request's own origin or allowed.
+/// A request without Host (in-process) passes the Host rule.
+std::string origin_policy_problem(const Request& request, const OriginPolicy& policy,
+                                  bool origin_on_every_method = false);
+
 /// Reason phrase for an HTTP status ("Not Found").
 const char* status_reason(int status) noexcept;
 

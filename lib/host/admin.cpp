@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "core/strings.hpp"
+#include "host/gate.hpp"
 #include "ordinaut/json.hpp"
 
 namespace ordinaut::detail {
@@ -13,10 +14,10 @@ Response AdminEndpoints::handle(Request& request, std::string_view rest) {
   const std::string remote = json::escape(request.remote_addr);
   if (services_.require_scopes) {
     auto scopes = services_.scopes_of(request);
-    if (!has_scope(scopes, "ext:admin")) {
+    if (!scope_allows(scopes, "ext:admin")) {
       services_.logger.audit("admin_denied", fmt::format("{} {} without scope ext:admin", request.method, request.path),
                              fmt::format(R"({{"required_scope":"ext:admin","remote":"{}"}})", remote));
-      return Response::error(403, "forbidden", "missing scope ext:admin", R"({"required_scope":"ext:admin"})");
+      return scope_refusal(services_, "ext:admin");
     }
   }
   auto parts = split_path_view(rest);

@@ -60,9 +60,9 @@ void Catalog::add_error(const std::string& file, const std::string& message) {
 
 void Catalog::add_entry(std::unique_ptr<Entry> entry, const std::string& where) {
   const Logger& logger = services_.logger;
-  if (entry->id == "core") {  // the host's event source: an extension so named could forge it
-    add_error(where, "extension id 'core' is reserved for the host (source of its events); ignored");
-    logger.audit("extension_refused", "extension id 'core' is reserved",
+  if (entry->id == "core" || entry->id == "host") {  // the host's event sources: an extension so named could forge them
+    add_error(where, fmt::format("extension id '{}' is reserved for the host (source of its events); ignored", entry->id));
+    logger.audit("extension_refused", fmt::format("extension id '{}' is reserved", entry->id),
                  fmt::format(R"({{"where":"{}"}})", json::escape(where)));
     return;
   }

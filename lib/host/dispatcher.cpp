@@ -28,6 +28,19 @@ Response Dispatcher::handle(Request& request) {
   std::size_t slash = after.find('/');
   std::string_view id = after.substr(0, slash);
   std::string_view rest = slash == std::string_view::npos ? std::string_view{} : after.substr(slash);
+  if (auto refused = gate_.admit(request, id)) {
+    if (refused->status == 401) {
+      if (auto file = public_static_file(id, request, rest)) return finish(std::move(*file));
+    }
+    return finish(std::move(*refused));
+  }
+  const bool host_document = (id == "status" || id == "openapi.json") && rest.empty();
+  if (host_document && services_.options.authenticator && !scope_allows(request.scopes, "ext:status")) {
+    services_.logger.audit("scope_denied", fmt::format("{} {} without scope ext:status", request.method, request.path),
+                           fmt::format(R"({{"required_scope":"ext:status","remote":"{}"}})",
+                                       json::escape(request.remote_addr)));
+    return finish(scope_refusal(services_, "ext:status"));
+  }
   if (id == "status" && rest.empty()) {
     request.route_template = "/ext/status";
     if (request.method != "GET" && request.method != "HEAD") {
@@ -56,6 +69,30 @@ Response Dispatcher::handle(Request& request) {
   return dispatch_extension(*entry, request, rest, started);
 }
 
+// Under authentication, an extension's static files stay public: they are
+// the code of its pages (a browser loads them before it can send a token),
+// never data. Only GET/HEAD of a path no route claims, in an extension
+// approved for STATIC, and only files that exist; everything else keeps its
+// 401.
+std::optional<Response> Dispatcher::public_static_file(std::string_view id, Request& request, std::string_view rest) {
+  if (request.method != "GET" && request.method != "HEAD") return std::nullopt;
+  Entry* entry = catalog_.find(id);
+  if (entry == nullptr) return std::nullopt;
+  {
+    std::lock_guard lock(entry->info_mutex);
+    if (!entry->approved.contains(Capability::STATIC)) return std::nullopt;
+  }
+  auto loaded = loader_.ensure_loaded(*entry);
+  if (!loaded || (*loaded)->static_dir.empty()) return std::nullopt;
+  Runtime& rt = **loaded;
+  const std::string route_path = rest.empty() ? "/" : std::string(rest);
+  PathParams params;
+  if (rt.router && rt.router->match(request.method, route_path, params).route_index >= 0) return std::nullopt;
+  auto file = serve_static(rt.static_dir, route_path, request);
+  if (file) request.extension_id = entry->id;
+  return file;
+}
+
 // The hot path: no allocation and one clock read beyond handle()'s on a
 // matched route (clock reads cost ~100 ns on some virtual machines). The
 // extension's Logger is made only where something is logged.
@@ -64,13 +101,12 @@ Response Dispatcher::dispatch_extension(Entry& entry, Request& request, std::str
   if (services_.require_scopes) {
     const std::string needed = "ext:" + entry.id + ":routes";
     auto scopes = services_.scopes_of(request);
-    if (!has_scope(scopes, needed)) {
+    if (!scope_allows(scopes, needed)) {
       services_.extension_logger(entry.id).audit(
           "scope_denied", fmt::format("{} {} without scope {}", request.method, request.path, needed),
           fmt::format(R"({{"required_scope":"{}","remote":"{}"}})", needed, json::escape(request.remote_addr)));
       services_.host_counters.record(403, std::chrono::steady_clock::now() - started);
-      return Response::error(403, "forbidden", fmt::format("missing scope {}", needed),
-                             fmt::format(R"({{"required_scope":"{}"}})", needed));
+      return scope_refusal(services_, needed);
     }
     request.scopes = std::move(scopes);
   }

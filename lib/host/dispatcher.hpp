@@ -1,4 +1,5 @@
-// Dispatcher: one request to the right answer. Splits /ext/{id}/…, answers
+// Dispatcher: one request to the right answer. Splits /ext/{id}/…, lets the
+// Gate check browser safety, authentication and rate limits, answers
 // the host's own paths (/ext/status, /ext/openapi.json, /ext/_admin/… through
 // AdminEndpoints), checks the scope ext:{id}:routes when scopes are required,
 // loads a lazy extension and serves the first request itself, matches the
@@ -15,10 +16,12 @@
 #pragma once
 
 #include <chrono>
+#include <optional>
 #include <string_view>
 
 #include "host/admin.hpp"
 #include "host/catalog.hpp"
+#include "host/gate.hpp"
 #include "host/loader.hpp"
 #include "host/services.hpp"
 #include "host/status.hpp"
@@ -30,15 +33,17 @@ class Dispatcher {
  public:
   Dispatcher(HostServices& services, const Catalog& catalog, Loader& loader, const StatusReporter& status,
              AdminEndpoints& admin)
-      : services_(services), catalog_(catalog), loader_(loader), status_(status), admin_(admin) {}
+      : services_(services), gate_(services), catalog_(catalog), loader_(loader), status_(status), admin_(admin) {}
 
   Response handle(Request& request);
 
  private:
   Response dispatch_extension(Entry& entry, Request& request, std::string_view rest,
                               std::chrono::steady_clock::time_point started);
+  std::optional<Response> public_static_file(std::string_view id, Request& request, std::string_view rest);
 
   HostServices& services_;
+  Gate gate_;
   const Catalog& catalog_;
   Loader& loader_;
   const StatusReporter& status_;

@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "core/strings.hpp"
 #include "ordinaut/json.hpp"
 
 namespace ordinaut::detail {
@@ -84,6 +85,18 @@ Result<void> apply_environment(HostOptions& options, bool& require_scopes) {
       eager[m.name.GetString()] = m.value.GetBool();
     }
     options.entry_eager = std::move(eager);
+  }
+  // Browser safety lists add to what HostOptions::origin_policy holds.
+  // ORDINAUT_MCP_ALLOWED_HOSTS, mcp_http's own, is honoured host-wide too.
+  for (const char* name : {"ORDINAUT_ALLOWED_HOSTS", "ORDINAUT_MCP_ALLOWED_HOSTS", "ORDINAUT_ALLOWED_ORIGINS"}) {
+    const char* v = std::getenv(name);
+    if (v == nullptr) continue;
+    auto& list = std::string_view(name) == "ORDINAUT_ALLOWED_ORIGINS" ? options.origin_policy.allowed_origins
+                                                                       : options.origin_policy.allowed_hosts;
+    for (const auto& item : split(v, ',')) {
+      auto t = trim(item);
+      if (!t.empty()) list.emplace_back(t);
+    }
   }
   return {};
 }

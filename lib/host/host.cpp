@@ -91,6 +91,7 @@ Result<void> ExtensionHost::start() {
     s.logger.error("invalid_configuration", env.error().message);
     return env;
   }
+  if (s.options.authenticator) s.require_scopes = true;  // scopes are what authentication proves
   h.started = true;
   h.catalog.discover();
 

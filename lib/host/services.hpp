@@ -49,16 +49,14 @@ struct HostServices {
   MetricsRegistry& metrics_of(const std::string& id);
   Logger extension_logger(const std::string& id) const { return Logger(sink, id); }
 
-  // The scopes a request proves: the ScopeResolver's answer, or else the
-  // comma-separated X-Scopes header.
+  // The scopes a request proves: with an authenticator, the Principal's (the
+  // Gate put them in Request::scopes); else the ScopeResolver's answer, or
+  // else the comma-separated X-Scopes header. Match them with scope_allows().
   std::vector<std::string> scopes_of(const Request& request) const;
 
  private:
   std::mutex metrics_mutex_;
   std::map<std::string, std::unique_ptr<MetricsRegistry>, std::less<>> extension_metrics_;
 };
-
-// True when `scopes` holds `needed`.
-bool has_scope(const std::vector<std::string>& scopes, std::string_view needed);
 
 }  // namespace ordinaut::detail

@@ -60,6 +60,9 @@ struct CleanEnvironment {
   ScopedEnv grants{"ORDINAUT_EXT_ENTRY_GRANTS", std::nullopt};
   ScopedEnv eager{"ORDINAUT_EXT_ENTRY_EAGER", std::nullopt};
   ScopedEnv scopes{"ORDINAUT_REQUIRE_SCOPES", std::nullopt};
+  ScopedEnv hosts{"ORDINAUT_ALLOWED_HOSTS", std::nullopt};
+  ScopedEnv mcp_hosts{"ORDINAUT_MCP_ALLOWED_HOSTS", std::nullopt};
+  ScopedEnv origins{"ORDINAUT_ALLOWED_ORIGINS", std::nullopt};
 };
 
 /// Host options for a test: no environment, no global registrations, logs

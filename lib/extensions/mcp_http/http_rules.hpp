@@ -34,9 +34,9 @@ bool accepts(std::string_view accept_header, std::string_view media_type);
 /// True when Content-Type is application/json (parameters such as charset allowed).
 bool is_json_content_type(std::string_view content_type);
 
-/// Why a request fails the DNS-rebinding check, or "" when it passes: Host
-/// must name a loopback host (localhost, 127.0.0.1, [::1]) or one configured,
-/// and so must Origin when present.
+/// Why a request fails the DNS-rebinding check, or "" when it passes. The
+/// host's OriginPolicy (ordinaut::origin_policy_problem, for every request
+/// under /ext) already checked Host and Origin; here a missing Host is refused.
 std::string rebinding_problem(const Request& request, const Config& config);
 
 inline constexpr std::string_view kMcpScope = "ext:mcp_http:mcp";

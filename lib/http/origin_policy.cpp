@@ -1,0 +1,71 @@
+// OriginPolicy checks (include/ordinaut/http.hpp).
+#include <algorithm>
+#include <string>
+
+#include <fmt/format.h>
+
+#include "core/strings.hpp"
+#include "ordinaut/http.hpp"
+
+namespace ordinaut {
+inline namespace ORDINAUT_ABI_NAMESPACE {
+
+namespace {
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// "host:port", "[v6]:port" or "host" → lower-case host ("[::1]" keeps brackets).
+std::string host_name(std::string_view authority) {
+  authority = detail::trim(authority);
+  if (!authority.empty() && authority.front() == '[') {
+    auto close = authority.find(']');
+    if (close == std::string_view::npos) return {};
+    return lower(authority.substr(0, close + 1));
+  }
+  return lower(authority.substr(0, authority.find(':')));
+}
+
+bool host_allowed(const std::string& host, const OriginPolicy& policy) {
+  if (host == "localhost" || host == "127.0.0.1" || host == "[::1]") return true;
+  for (const auto& h : policy.allowed_hosts) {
+    if (h == "*" || lower(h) == host) return true;
+  }
+  return false;
+}
+
+bool state_changing(std::string_view method) {
+  return method == "POST" || method == "PUT" || method == "PATCH" || method == "DELETE";
+}
+
+}  // namespace
+
+std::string origin_policy_problem(const Request& request, const OriginPolicy& policy, bool origin_on_every_method) {
+  const std::string_view host_header = detail::trim(request.header("Host"));
+  if (!host_header.empty() && !host_allowed(host_name(host_header), policy)) {
+    return fmt::format(
+        "Host \"{}\" is not accepted (DNS rebinding protection; accepted: localhost, 127.0.0.1, "
+        "[::1]{})",
+        std::string(host_header.substr(0, 200)), policy.allowed_hosts.empty() ? "" : " and the allowed hosts");
+  }
+  if (!request.headers.has("Origin") || (!origin_on_every_method && !state_changing(request.method))) return {};
+  const std::string origin = lower(detail::trim(request.header("Origin")));
+  if (!host_header.empty()) {
+    const std::string own = lower(host_header);
+    if (origin == "http://" + own || origin == "https://" + own) return {};
+  }
+  for (const auto& o : policy.allowed_origins) {
+    if (o == "*" || lower(o) == origin) return {};
+  }
+  return fmt::format(
+      "Origin \"{}\" may not send {} requests here (cross-site request protection); allowed: this "
+      "server's own origin{}",
+      std::string(request.header("Origin").substr(0, 200)), request.method,
+      policy.allowed_origins.empty() ? "" : " and the allowed origins");
+}
+
+}  // namespace ORDINAUT_ABI_NAMESPACE
+}  // namespace ordinaut
