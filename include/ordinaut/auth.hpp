@@ -103,6 +103,14 @@ Result<AuthConfig> load_auth_config(const std::filesystem::path& file);
 /// JWKS path).
 Result<AuthConfig> parse_auth_config(std::string_view text, const std::filesystem::path& file);
 
+/// The OAuth 2.0 Protected Resource Metadata (RFC 9728) of a JWT setup, for
+/// GET /.well-known/oauth-protected-resource: the resource identifier (the
+/// configured audience, which the `aud` check uses), the issuer as its
+/// authorization server, bearer tokens in the header, and `scopes` as
+/// scopes_supported. nullopt without a `jwt` section.
+std::optional<std::string> protected_resource_metadata(const AuthConfig& config,
+                                                       const std::vector<std::string>& scopes = {});
+
 /// Lower-case hex SHA-256 of `text` (what an auth file stores for a token).
 std::string sha256_hex(std::string_view text);
 

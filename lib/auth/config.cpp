@@ -214,6 +214,30 @@ Result<AuthConfig> parse_auth_config(std::string_view text, const std::filesyste
   return config;
 }
 
+std::optional<std::string> protected_resource_metadata(const AuthConfig& config,
+                                                       const std::vector<std::string>& scopes) {
+  if (!config.jwt) return std::nullopt;
+  Json doc = json::object();
+  auto& a = doc.GetAllocator();
+  doc.AddMember("resource", JsonValue(config.jwt->audience.c_str(), a), a);
+  JsonValue servers(rapidjson::kArrayType);
+  servers.PushBack(JsonValue(config.jwt->issuer.c_str(), a), a);
+  doc.AddMember("authorization_servers", servers, a);
+  JsonValue methods(rapidjson::kArrayType);
+  methods.PushBack("header", a);
+  doc.AddMember("bearer_methods_supported", methods, a);
+  if (!scopes.empty()) {
+    JsonValue list(rapidjson::kArrayType);
+    for (const auto& s : scopes) list.PushBack(JsonValue(s.c_str(), a), a);
+    doc.AddMember("scopes_supported", list, a);
+  }
+  JsonValue algs(rapidjson::kArrayType);
+  for (const auto& alg : config.jwt->algorithms) algs.PushBack(JsonValue(alg.c_str(), a), a);
+  doc.AddMember("resource_signing_alg_values_supported", algs, a);
+  doc.AddMember("resource_name", "Ordinaut", a);
+  return json::dump(doc);
+}
+
 Result<AuthConfig> load_auth_config(const std::filesystem::path& file) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(file, ec)) {

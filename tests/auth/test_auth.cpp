@@ -12,6 +12,8 @@ using namespace ordinaut_test;
 using ordinaut::AuthConfig;
 using ordinaut::BearerAuthenticator;
 using ordinaut::Request;
+using test_support::parse_json;
+using test_support::str;
 using test_support::TempDir;
 
 namespace {
@@ -221,4 +223,22 @@ TEST_CASE("auth: the clock decides expiry, also for cached tokens") {
   const std::int64_t later = static_cast<std::int64_t>(std::time(nullptr)) + 600 + 61;
   auth->set_clock_for_testing([later] { return later; });
   CHECK(auth->verify_token(token).error().message == "the JWT has expired");
+}
+
+TEST_CASE("auth: protected resource metadata names the audience and the issuer (RFC 9728)") {
+  auto config = ordinaut::parse_auth_config(
+      R"({"jwt":{"issuer":"https://id.example","audience":"http://127.0.0.1:8080/ext/mcp_http/mcp","jwks_file":"k"}})",
+      "/etc/auth.json");
+  REQUIRE(config);
+  auto text = ordinaut::protected_resource_metadata(*config, {"ext:mcp_http:mcp", "tool:*"});
+  REQUIRE(text);
+  ordinaut::Json doc = parse_json(*text);
+  CHECK(str(doc["resource"]) == "http://127.0.0.1:8080/ext/mcp_http/mcp");
+  CHECK(str(doc["authorization_servers"][0]) == "https://id.example");
+  CHECK(str(doc["bearer_methods_supported"][0]) == "header");
+  CHECK(str(doc["scopes_supported"][1]) == "tool:*");
+  auto tokens_only = ordinaut::parse_auth_config(
+      R"({"tokens":[{"name":"a","sha256":")" + ordinaut::sha256_hex("t") + R"(","scopes":[]}]})", "/etc/auth.json");
+  REQUIRE(tokens_only);
+  CHECK_FALSE(ordinaut::protected_resource_metadata(*tokens_only));
 }
