@@ -90,18 +90,31 @@ void Catalog::discover_folder(const std::filesystem::path& dir, const std::strin
     add_error(dir.string(), "extension path does not exist or is not a folder");
     return;
   }
+  // An extension.json that exists but is no regular file (a folder, a FIFO,
+  // a device, a dangling link) is a discovery error, never skipped silently:
+  // reading a FIFO would block start-up, and the operator meant something.
+  auto manifest_kind = [&](const fs::path& file) {
+    const fs::file_status st = fs::status(file, ec);
+    if (fs::is_regular_file(st)) return 1;
+    if (fs::exists(st) || fs::is_symlink(fs::symlink_status(file, ec))) {
+      add_error(file.string(), "extension.json is not a regular file (a folder, FIFO, device or dangling link); "
+                               "the extension is not discovered");
+      return -1;
+    }
+    return 0;
+  };
   std::vector<fs::path> manifests;
-  if (fs::is_regular_file(dir / "extension.json", ec)) {
-    manifests.push_back(dir / "extension.json");
+  if (const int top = manifest_kind(dir / "extension.json"); top != 0) {
+    if (top > 0) manifests.push_back(dir / "extension.json");
   } else {
     std::vector<fs::path> children;
     for (const auto& child : fs::directory_iterator(dir, ec)) {
-      if (child.is_directory(ec) && fs::is_regular_file(child.path() / "extension.json", ec)) {
-        children.push_back(child.path() / "extension.json");
-      }
+      if (child.is_directory(ec)) children.push_back(child.path() / "extension.json");
     }
     std::sort(children.begin(), children.end());
-    manifests = std::move(children);
+    for (const auto& file : children) {
+      if (manifest_kind(file) > 0) manifests.push_back(file);
+    }
   }
   for (const auto& file : manifests) {
     auto manifest = load_manifest(file);

@@ -2,7 +2,10 @@
 // capabilities, scopes, dispatch, status and metrics.
 #include <doctest/doctest.h>
 
+#include <sys/stat.h>
+
 #include <latch>
+#include <set>
 #include <thread>
 
 #include <ordinaut/host.hpp>
@@ -337,6 +340,29 @@ TEST_CASE("host: a bad manifest is a discovery error naming file, pointer and re
   CHECK(bad_error.find("/id: ") == 0);
   CHECK(bad_error.find("lower-case letter") != std::string::npos);
   CHECK(errors[(broken / "extension.json").string()].find("line 2, column 11") != std::string::npos);
+  CHECK(send(host, "GET", "/ext/good/instance").status == 200);
+}
+
+TEST_CASE("host: an extension.json that is a folder, a FIFO or a dangling link is a discovery error") {
+  Fixture f;
+  make_extension(f.root.path(), "good", kGood, "good");
+  std::filesystem::create_directories(f.root.path() / "folder" / "extension.json");
+  std::filesystem::create_directories(f.root.path() / "fifo");
+  REQUIRE(::mkfifo((f.root.path() / "fifo" / "extension.json").c_str(), 0600) == 0);
+  std::filesystem::create_directories(f.root.path() / "dangling");
+  std::filesystem::create_symlink(f.root.path() / "nowhere.json", f.root.path() / "dangling" / "extension.json");
+  std::filesystem::create_directories(f.root.path() / "empty");  // no extension.json at all: not an error
+  ExtensionHost& host = f.start();  // returns: the FIFO is never opened
+  Json status = host.status();
+  CHECK(status["total_extensions"].GetUint64() == 1);
+  std::set<std::string> files;
+  for (auto& e : status["discovery_errors"].GetArray()) {
+    CHECK(str(e["error"]).find("not a regular file") != std::string::npos);
+    files.insert(str(e["file"]));
+  }
+  CHECK(files == std::set<std::string>{(f.root.path() / "dangling" / "extension.json").string(),
+                                       (f.root.path() / "fifo" / "extension.json").string(),
+                                       (f.root.path() / "folder" / "extension.json").string()});
   CHECK(send(host, "GET", "/ext/good/instance").status == 200);
 }
 
