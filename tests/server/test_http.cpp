@@ -137,7 +137,7 @@ TEST_CASE("bodies over --max-body get 413 with the error shape; the server keeps
   std::string chunk(1000, 'y');
   char size_line[32];
   std::snprintf(size_line, sizeof size_line, "%zx\r\n", chunk.size());
-  raw.send("POST /ext/srvtest/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Type: text/plain\r\n\r\n");
+  raw.send("POST /ext/srvtest/echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nContent-Type: text/plain\r\n\r\n");
   for (int i = 0; i < 3; ++i) raw.send(size_line + chunk + "\r\n");
   raw.send("0\r\n\r\n");
   auto chunked = parse_response(raw.receive(5s));
@@ -205,7 +205,7 @@ TEST_CASE("keep-alive and pipelining: many requests on one connection, each answ
   CHECK(elapsed < 600ms);
 
   RawConnection raw(server->port());
-  raw.send("GET /ext/srvtest/items/1 HTTP/1.1\r\nHost: x\r\n\r\nGET /ext/srvtest/items/2 HTTP/1.1\r\nHost: x\r\n\r\n");
+  raw.send("GET /ext/srvtest/items/1 HTTP/1.1\r\nHost: localhost\r\n\r\nGET /ext/srvtest/items/2 HTTP/1.1\r\nHost: localhost\r\n\r\n");
   std::string both = raw.receive(5s, R"({"id":"2"})");
   CHECK(both.find(R"({"id":"1"})") != std::string::npos);
   CHECK(both.find(R"({"id":"2"})") != std::string::npos);
@@ -245,7 +245,7 @@ TEST_CASE("a client that stops reading is dropped after --write-timeout and its 
   REQUIRE(client(server->port())->Get("/ext/srvtest/hello"));
   RawConnection stalled(server->port());
   // 64 MiB is far more than the loopback socket buffers hold.
-  stalled.send("GET /ext/srvtest/big?mb=64 HTTP/1.1\r\nHost: x\r\n\r\n");
+  stalled.send("GET /ext/srvtest/big?mb=64 HTTP/1.1\r\nHost: localhost\r\n\r\n");
   std::this_thread::sleep_for(200ms);
   const auto t0 = Clock::now();
   auto res = client(server->port())->Get("/ext/srvtest/hello");  // waits for the only worker

@@ -124,7 +124,7 @@ TEST_CASE("SSE: keep-alive comments while the producer is silent; a disconnect e
   REQUIRE(client(server->port())->Get("/ext/srvtest/hello"));
   {
     RawConnection sse(server->port());
-    sse.send("GET /ext/srvtest/stream?mode=silent HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n");
+    sse.send("GET /ext/srvtest/stream?mode=silent HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n");
     std::string head = sse.receive(5s, "event: ready");
     CHECK(head.find("HTTP/1.1 200") == 0);
     CHECK(head.find("Content-Type: text/event-stream") != std::string::npos);
@@ -148,7 +148,7 @@ TEST_CASE("SSE: keep-alive comments while the producer is silent; a disconnect e
   // A chatty producer learns it through is_open() or a failed write.
   {
     RawConnection sse(server->port());
-    sse.send("GET /ext/srvtest/stream?mode=chatty HTTP/1.1\r\nHost: x\r\n\r\n");
+    sse.send("GET /ext/srvtest/stream?mode=chatty HTTP/1.1\r\nHost: localhost\r\n\r\n");
     CHECK(sse.receive(5s, "event: tick").find("event: tick") != std::string::npos);
   }
   doc = wait_streams_ended(server->port(), 2, 3s);
@@ -170,7 +170,7 @@ TEST_CASE("SSE: with keep-alive comments off, a silent producer still learns of 
   REQUIRE(client(server->port())->Get("/ext/srvtest/hello"));
   {
     RawConnection sse(server->port());
-    sse.send("GET /ext/srvtest/stream?mode=silent HTTP/1.1\r\nHost: x\r\n\r\n");
+    sse.send("GET /ext/srvtest/stream?mode=silent HTTP/1.1\r\nHost: localhost\r\n\r\n");
     REQUIRE(sse.receive(5s, "event: ready").find("event: ready") != std::string::npos);
     CHECK(sse.receive(500ms).empty());  // no comments
   }
@@ -203,7 +203,7 @@ TEST_CASE("SIGTERM: stop accepting, finish in-flight requests, run on_shutdown, 
   REQUIRE(client(port)->Get("/ext/srvtest/hello"));
   // An idle keep-alive connection must not hold the shutdown up.
   RawConnection idle(port);
-  idle.send("GET /ext/srvtest/hello HTTP/1.1\r\nHost: x\r\n\r\n");
+  idle.send("GET /ext/srvtest/hello HTTP/1.1\r\nHost: localhost\r\n\r\n");
   CHECK(idle.receive(2s, "hello").find("hello") != std::string::npos);
 
   int slow_status = 0;
@@ -242,7 +242,7 @@ TEST_CASE("SIGINT ends open streams and exits 0 after on_shutdown") {
   const fs::path marker = tmp.path() / "shutdown.txt";
   auto server = start_server({}, {{"ORDINAUT_TEST_SHUTDOWN_FILE", marker.string()}});
   RawConnection sse(server->port());
-  sse.send("GET /ext/srvtest/stream?mode=silent HTTP/1.1\r\nHost: x\r\n\r\n");
+  sse.send("GET /ext/srvtest/stream?mode=silent HTTP/1.1\r\nHost: localhost\r\n\r\n");
   REQUIRE(sse.receive(5s, "event: ready").find("event: ready") != std::string::npos);
   server->kill(SIGINT);
   auto exit = server->wait(5s);
