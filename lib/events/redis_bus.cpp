@@ -32,6 +32,7 @@
 #include "events/redis_link.hpp"
 #include "events/redis_publisher.hpp"
 #include "events/redis_subscription.hpp"
+#include "core/strings.hpp"
 #include "events/sigpipe.hpp"
 
 namespace ordinaut {
@@ -109,29 +110,15 @@ class RedisEventBus final : public EventBus {
     sub->consumer = options.consumer.empty()
                         ? fmt::format("{}:{}", options_.consumer_name, consumer_sequence.fetch_add(1) + 1)
                         : options.consumer;
-    // The subscription starts now by Redis' clock (which also stamps the ids),
-    // and joins its current streams before returning.
-    auto lease = pool_.acquire();
-    if (!lease) return lease.error();
-    auto time = run(lease->context.get(), Command{"TIME"});
-    if (auto* io = std::get_if<IoError>(&time)) return io_failure("TIME", io->message);
-    const redisReply* t = std::get<0>(time).get();
-    if (!is_array(t) || t->elements != 2) return make_error("redis_error", "unexpected reply to TIME");
-    const long long ms = std::atoll(t->element[0]->str) * 1000 + std::atoll(t->element[1]->str) / 1000;
-    // Streams that match now start at their end ("$"). A topic that is not in
-    // the registry yet (read after TIME) gets its first entry after this point:
-    // its group starts just before this millisecond (ids greater than the
-    // start are delivered, so "<ms>-0" is included).
-    sub->start_id = fmt::format("{}-{}", ms - 1, std::numeric_limits<std::uint64_t>::max());
-    if (auto err = runner_.discover(*sub, lease->context.get(), SubscriptionRunner::Discovery::initial)) {
-      if (err->code == "bus_unavailable") {
-        link_.failure(err->message);
-        return *err;
-      }
-      pool_.release(std::move(*lease));
-      return *err;
+    if (auto joined = join(*sub); !joined) {
+      if (joined.error().code != "bus_unavailable" || !options_.subscribe_while_unreachable) return joined.error();
+      // Recorded: the worker joins the streams once Redis answers; groups
+      // start at this moment by this process's clock.
+      sub->start_id = fmt::format("{}-0", detail::now_ms() - 1);
+      std::lock_guard lock(sub->stats_mutex);
+      sub->last_error = joined.error().message;
+      sub->unreadable_since_ms = detail::now_ms();
     }
-    pool_.release(std::move(*lease));
     {
       std::lock_guard lock(mutex_);
       if (stopped_.load()) return make_error("bus_stopped", "the event bus is shut down");
@@ -178,7 +165,20 @@ class RedisEventBus final : public EventBus {
     doc.AddMember("retried", totals_.retried.load(), a);
     doc.AddMember("reclaimed", totals_.reclaimed.load(), a);
     doc.AddMember("dropped", totals_.dropped.load(), a);
+    doc.AddMember("group_recreated", totals_.group_recreated.load(), a);
+    JsonValue rejected(rapidjson::kObjectType);
+    rejected.AddMember("invalid_json", totals_.rejected_invalid_json.load(), a);
+    rejected.AddMember("no_payload", totals_.rejected_no_payload.load(), a);
+    doc.AddMember("rejected", rejected, a);
+    // The bus is as bad as its connection or its worst subscription.
+    const auto availability = link_.availability();
+    const auto now = detail::now_ms();
+    Verdict verdict = judge(availability.up ? 0 : availability.down_since_ms != 0 ? availability.down_since_ms : now,
+                            availability.reason, options_, now);
     std::lock_guard lock(mutex_);
+    for (const auto& [id, s] : subs_) verdict = worse(verdict, judge_subscription(*s, availability, options_, now));
+    add_verdict(doc, verdict, a);
+    doc.AddMember("up", availability.up, a);
     doc.AddMember("subscriptions", static_cast<std::uint64_t>(subs_.size()), a);
     doc.AddMember("max_stream_length", static_cast<std::uint64_t>(options_.max_stream_length), a);
     return doc;
@@ -195,7 +195,11 @@ class RedisEventBus final : public EventBus {
         if (s->subscriber == subscriber) subs.push_back(s);
       }
     }
-    for (const auto& s : subs) doc.PushBack(describe_subscription(*s, a), a);
+    const auto availability = link_.availability();
+    const auto now = detail::now_ms();
+    for (const auto& s : subs) {
+      doc.PushBack(describe_subscription(*s, judge_subscription(*s, availability, options_, now), a), a);
+    }
     return doc;
   }
 
@@ -238,6 +242,35 @@ class RedisEventBus final : public EventBus {
     return publisher_.publish(source, drafts, count);
   }
 
+  // Starts the subscription now by Redis' clock (which also stamps the ids),
+  // and joins its current streams.
+  Result<void> join(RedisSubscription& sub) {
+    auto lease = pool_.acquire();
+    if (!lease) return lease.error();
+    auto time = run(lease->context.get(), Command{"TIME"});
+    if (auto* io = std::get_if<IoError>(&time)) return io_failure("TIME", io->message);
+    const redisReply* t = std::get<0>(time).get();
+    if (!is_array(t) || t->elements != 2) return make_error("redis_error", "unexpected reply to TIME");
+    const long long ms = std::atoll(t->element[0]->str) * 1000 + std::atoll(t->element[1]->str) / 1000;
+    // Streams that match now start at their end ("$"). A topic that is not in
+    // the registry yet (read after TIME) gets its first entry after this point:
+    // its group starts just before this millisecond (ids greater than the
+    // start are delivered, so "<ms>-0" is included).
+    sub.start_id = fmt::format("{}-{}", ms - 1, std::numeric_limits<std::uint64_t>::max());
+    if (auto err = runner_.discover(sub, lease->context.get(), SubscriptionRunner::Discovery::initial)) {
+      if (err->code == "bus_unavailable") {
+        link_.failure(err->message);
+        return *err;
+      }
+      pool_.release(std::move(*lease));
+      return *err;
+    }
+    pool_.release(std::move(*lease));
+    std::lock_guard lock(sub.stats_mutex);
+    sub.last_read_ms = detail::now_ms();
+    return {};
+  }
+
   Error io_failure(std::string_view what, const std::string& message) {
     std::string m = fmt::format("Redis at {}: {} failed: {}", link_.url().redacted(), what, message);
     link_.failure(m);
@@ -268,19 +301,21 @@ class RedisEventBus final : public EventBus {
         auto fresh = link_.connect(options_.command_timeout);
         if (fresh) {
           c = std::move(*fresh);
-          failures = 0;
-          link_.success();
         } else {
           link_.failure(fresh.error().message);
           wait = backoff_delay(options_, ++failures);
         }
-      } else {
+      }
+      if (c) {  // connected only once Redis answers: a stopped server still accepts connections
+        link_.probe_started();
         auto r = run(c.get(), Command{"PING"});
+        link_.probe_finished();
         if (auto* io = std::get_if<IoError>(&r)) {
           c.reset();
           link_.failure("PING: " + io->message);
           wait = backoff_delay(options_, ++failures);
         } else {
+          failures = 0;
           link_.success();
         }
       }
@@ -338,6 +373,7 @@ Result<std::shared_ptr<EventBus>> make_event_bus_from_url(std::string_view redis
   if (url.empty()) return make_memory_event_bus();
   RedisBusOptions options;
   options.url = url;
+  options.subscribe_while_unreachable = true;  // extensions load while Redis is down
   return make_redis_event_bus(options);
 }
 

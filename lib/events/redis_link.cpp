@@ -81,6 +81,7 @@ void Link::success() {
     connected_ = true;
   }
   failures_ = 0;
+  down_since_ms_ = 0;
   retry_at_ = Clock::time_point{};
 }
 
@@ -90,7 +91,9 @@ void Link::failure(const std::string& error) {
   failed_before_ = true;
   last_error_ = error;
   last_error_ms_ = detail::now_ms();
+  if (down_since_ms_ == 0) down_since_ms_ = last_error_ms_;
   ++failures_;
+  ++attempts_;
   retry_at_ = Clock::now() + backoff_delay(options_, failures_);
   generation_.fetch_add(1);
 }
@@ -107,8 +110,17 @@ std::optional<Error> Link::backoff_error() const {
 void Link::describe(Json& doc) const {
   auto& a = doc.GetAllocator();
   std::lock_guard lock(mutex_);
-  doc.AddMember("connected", connected_, a);
+  const auto now = Clock::now();
+  // A connection to a server that stopped answering is no connection.
+  const bool answering = probe_started_ == Clock::time_point{} || now - probe_started_ <= kProbeOverdue;
+  doc.AddMember("connected", connected_ && answering, a);
   doc.AddMember("reconnects", reconnects_, a);
+  doc.AddMember("reconnect_attempts", attempts_, a);
+  doc.AddMember("backoff_ms",
+                static_cast<std::int64_t>(
+                    connected_ || now >= retry_at_ ? 0
+                                                   : std::chrono::duration_cast<milliseconds>(retry_at_ - now).count()),
+                a);
   doc.AddMember("last_error", last_error_.empty() ? JsonValue() : JsonValue(last_error_.c_str(), a), a);
   doc.AddMember("last_error_time",
                 last_error_ms_ == 0 ? JsonValue() : JsonValue(detail::rfc3339(last_error_ms_).c_str(), a), a);
@@ -117,6 +129,29 @@ void Link::describe(Json& doc) const {
 bool Link::connected() const {
   std::lock_guard lock(mutex_);
   return connected_;
+}
+
+void Link::probe_started() {
+  std::lock_guard lock(mutex_);
+  probe_started_ = Clock::now();
+  probe_started_ms_ = detail::now_ms();
+}
+
+void Link::probe_finished() {
+  std::lock_guard lock(mutex_);
+  probe_started_ = Clock::time_point{};
+}
+
+Link::Availability Link::availability() const {
+  std::lock_guard lock(mutex_);
+  if (!connected_) {
+    return {false, down_since_ms_ != 0 ? down_since_ms_ : last_error_ms_,
+            last_error_.empty() ? std::string("not connected yet") : last_error_};
+  }
+  if (probe_started_ != Clock::time_point{} && Clock::now() - probe_started_ > kProbeOverdue) {
+    return {false, probe_started_ms_, "Redis does not answer PING"};
+  }
+  return {};
 }
 
 // ---- Pool ----------------------------------------------------------------------

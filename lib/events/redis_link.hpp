@@ -52,9 +52,26 @@ class Link {
   std::optional<Error> backoff_error() const;
 
   std::uint64_t generation() const { return generation_.load(); }
-  /// Adds connected, reconnects, last_error, last_error_time to `doc`.
+  /// Adds connected, reconnects, reconnect_attempts, backoff_ms, last_error,
+  /// last_error_time to `doc`.
   void describe(Json& doc) const;
   bool connected() const;
+
+  /// Marks the start and end of a liveness probe (the monitor's PING); a probe
+  /// outstanding for longer than kProbeOverdue means Redis stopped answering
+  /// (a stopped process, a stalled network) before any timeout says so.
+  void probe_started();
+  void probe_finished();
+  static constexpr milliseconds kProbeOverdue{500};
+
+  /// Whether Redis is reachable and answering, and since when (epoch ms) it
+  /// is not (0 while it is).
+  struct Availability {
+    bool up = true;
+    std::int64_t down_since_ms = 0;
+    std::string reason;
+  };
+  Availability availability() const;
 
  private:
   const RedisBusOptions options_;
@@ -65,8 +82,12 @@ class Link {
   std::uint64_t reconnects_ = 0;
   std::string last_error_;
   std::int64_t last_error_ms_ = 0;
-  int failures_ = 0;
+  int failures_ = 0;  // consecutive
+  std::uint64_t attempts_ = 0;  // failed connections and commands, all told
+  std::int64_t down_since_ms_ = 0;  // first failure since the last success; 0 when up
   Clock::time_point retry_at_{};
+  Clock::time_point probe_started_{};  // {} when no probe is outstanding
+  std::int64_t probe_started_ms_ = 0;
   std::atomic<std::uint64_t> generation_{0};
 };
 

@@ -92,9 +92,14 @@ Result<std::vector<std::string>> Publisher::publish(std::string_view source, con
   std::vector<std::string> new_topics;
   {
     std::lock_guard lock(registered_mutex_);
-    if (registered_generation_ != link_.generation()) {
-      registered_.clear();  // Redis may have lost the registry: announce again
+    // Redis may have lost the registry (a reconnect, or a FLUSHALL that no
+    // connection noticed): announce again after a reconnect and every
+    // kReannounce, so that processes started later find the topics.
+    const auto now = Clock::now();
+    if (registered_generation_ != link_.generation() || now >= reannounce_at_) {
+      registered_.clear();
       registered_generation_ = link_.generation();
+      reannounce_at_ = now + kReannounce;
     }
     for (std::size_t i = 0; i < count; ++i) {
       if (i > 0 && drafts[i].topic == drafts[i - 1].topic) continue;

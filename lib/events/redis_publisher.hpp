@@ -4,8 +4,8 @@
 //
 // Owns: the encoding of an event as a stream entry (fields topic, source,
 // time, payload); the cache of topics already announced in
-// `<key_prefix>topics` (dropped when the Link generation changes, so a Redis
-// that lost the set hears them again); the published / publish_errors counts.
+// `<key_prefix>topics` (dropped when the Link generation changes and every
+// few seconds, so a Redis that lost the set hears them again); the published / publish_errors counts.
 // Calls: Link and Pool (redis_link.hpp), hiredis through redis_wire.hpp.
 //
 // Locking: safe for concurrent use. GroupCommit's mutex orders publishers;
@@ -88,10 +88,12 @@ class Publisher {
   GroupCommit commits_;
   std::string streams_prefix_, registry_key_, max_len_;
 
-  std::mutex registered_mutex_;  // registered_, registered_generation_
+  std::mutex registered_mutex_;  // registered_, registered_generation_, reannounce_at_
   // Topics announced in the registry set.
   std::unordered_set<std::string, TopicHash, std::equal_to<>> registered_;
   std::uint64_t registered_generation_ = 0;
+  Clock::time_point reannounce_at_{};
+  static constexpr std::chrono::seconds kReannounce{5};
 
   std::atomic<std::uint64_t> published_{0}, publish_errors_{0};
 };

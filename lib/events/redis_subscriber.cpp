@@ -13,6 +13,8 @@
 
 #include <fmt/format.h>
 
+#include "core/strings.hpp"
+
 #include "events/event_payload.hpp"
 #include "events/sigpipe.hpp"
 
@@ -24,7 +26,36 @@ SubscriptionRunner::SubscriptionRunner(const RedisBusOptions& options, Link& lin
       pool_(pool),
       totals_(totals),
       streams_prefix_(options.key_prefix + "events:"),
-      registry_key_(options.key_prefix + "topics") {}
+      registry_key_(options.key_prefix + "topics"),
+      log_(options.log ? options.log : stderr_log_sink()) {}
+
+void SubscriptionRunner::log(LogLevel level, std::string_view event, const std::string& message) const {
+  LogRecord record;
+  record.time_ms = detail::now_ms();
+  record.level = level;
+  record.event = event;
+  record.message = message;
+  try {
+    log_(record);
+  } catch (...) {  // a failing sink must not stop delivery
+  }
+}
+
+namespace {
+
+// Orders stream entry ids ("<ms>-<seq>") numerically.
+bool id_less(std::string_view a, std::string_view b) {
+  auto split = [](std::string_view id) {
+    std::uint64_t ms = 0, seq = 0;
+    const auto dash = id.find('-');
+    std::from_chars(id.data(), id.data() + std::min(dash, id.size()), ms);
+    if (dash != std::string_view::npos) std::from_chars(id.data() + dash + 1, id.data() + id.size(), seq);
+    return std::pair{ms, seq};
+  };
+  return split(a) < split(b);
+}
+
+}  // namespace
 
 void SubscriptionRunner::request_stop(RedisSubscription& s) {
   {
@@ -37,46 +68,79 @@ void SubscriptionRunner::request_stop(RedisSubscription& s) {
 }
 
 std::optional<Error> SubscriptionRunner::discover(RedisSubscription& s, redisContext* c, Discovery mode) {
-  const bool recreate = mode == Discovery::rebuild;
+  const bool rebuild = mode == Discovery::rebuild;
   std::vector<std::string> topics;
-  const bool exact = s.pattern != "*" && !s.pattern.ends_with(".*");
-  if (exact) {
+  if (s.exact()) {
     topics.push_back(s.pattern);
   } else {
     auto r = run(c, Command{"SMEMBERS", registry_key_});
     if (auto* io = std::get_if<IoError>(&r)) return make_error("bus_unavailable", "SMEMBERS: " + io->message);
     const redisReply* members = std::get<0>(r).get();
+    std::set<std::string_view> registered;
     if (is_array(members)) {
       for (std::size_t i = 0; i < members->elements; ++i) {
         std::string_view t = text(members->element[i]);
+        registered.insert(t);
         if (topic_matches(s.pattern, t)) topics.emplace_back(t);
       }
     }
+    // The topic set lost topics this subscription reads (Redis flushed or
+    // restarted empty): put them back, so that other processes find them.
+    Command announce{"SADD", registry_key_};
+    bool missing = false;
+    for (const auto& [key, topic] : s.streams) {
+      if (registered.count(topic)) continue;
+      announce.add(topic);
+      missing = true;
+      if (rebuild) topics.push_back(topic);
+    }
+    if (missing) {
+      auto added = run(c, announce);
+      if (auto* io = std::get_if<IoError>(&added)) return make_error("bus_unavailable", "SADD: " + io->message);
+    }
   }
-  std::vector<Command> creates;
   std::vector<std::string> keys;
   keys.reserve(topics.size());
   for (const auto& t : topics) {
     std::string key = streams_prefix_ + t;
-    if (!recreate && s.streams.count(key)) continue;
-    keys.push_back(std::move(key));
+    if (!rebuild && s.streams.count(key)) continue;
+    if (std::find(keys.begin(), keys.end(), key) == keys.end()) keys.push_back(std::move(key));
   }
   if (keys.empty()) return std::nullopt;
+  // Where each group starts: at the end of a stream that exists when
+  // subscribe() runs; at the subscription's start on a stream found later;
+  // after the last entry handled on a joined stream whose group was lost.
+  std::vector<std::string> starts;
+  std::vector<Command> creates;
   for (const auto& key : keys) {
-    std::string_view start = mode == Discovery::initial ? std::string_view("$")
-                             : s.streams.count(key)     ? std::string_view("0")
-                                                        : std::string_view(s.start_id);
-    creates.push_back(Command{"XGROUP", "CREATE", key, s.group, start, "MKSTREAM"});
+    auto handled = s.last_handled.find(key);
+    starts.push_back(mode == Discovery::initial      ? std::string("$")
+                     : handled != s.last_handled.end() ? handled->second
+                                                       : s.start_id);
+  }
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    creates.push_back(Command{"XGROUP", "CREATE", keys[i], s.group, starts[i], "MKSTREAM"});
   }
   auto r = pipeline(c, creates);
   if (auto* io = std::get_if<IoError>(&r)) return make_error("bus_unavailable", "XGROUP CREATE: " + io->message);
   auto& replies = std::get<0>(r);
   for (std::size_t i = 0; i < keys.size(); ++i) {
     const redisReply* reply = replies[i].get();
+    const bool joined = s.streams.count(keys[i]) != 0;
     if (is_error(reply) && !text(reply).starts_with("BUSYGROUP")) {
-      // E.g. WRONGTYPE: the key is not a stream. Recorded; retried at the next discovery.
+      // E.g. WRONGTYPE: the key is not a stream. Recorded; retried at the next
+      // discovery. A joined stream is left, or every read would fail.
       set_error(s, fmt::format("XGROUP CREATE {} {}: {}", keys[i], s.group, text(reply)));
+      if (joined) s.streams.erase(keys[i]);
       continue;
+    }
+    if (joined && !is_error(reply)) {  // the group was gone, and is back: once per loss
+      s.totals.group_recreated.fetch_add(1);
+      totals_.group_recreated.fetch_add(1);
+      log(LogLevel::warn, "event_group_recreated",
+          fmt::format("event bus: consumer group {} of {} was missing on {} (Redis flushed or restarted empty); "
+                      "recreated after entry {}",
+                      s.group, s.subscriber, keys[i], starts[i]));
     }
     s.streams[keys[i]] = keys[i].substr(streams_prefix_.size());
   }
@@ -94,6 +158,36 @@ std::optional<Error> SubscriptionRunner::discover(RedisSubscription& s, redisCon
 void SubscriptionRunner::set_error(RedisSubscription& s, std::string message) {
   std::lock_guard lock(s.stats_mutex);
   s.last_error = std::move(message);
+}
+
+void SubscriptionRunner::read_outcome(RedisSubscription& s, bool ok) {
+  std::lock_guard lock(s.stats_mutex);
+  s.read_started = Clock::time_point{};
+  if (ok) {
+    s.last_read_ms = detail::now_ms();
+    s.unreadable_since_ms = 0;
+  } else if (s.unreadable_since_ms == 0) {
+    s.unreadable_since_ms = detail::now_ms();
+  }
+}
+
+void SubscriptionRunner::reject(RedisSubscription& s, const std::string& key, std::string_view id,
+                                std::string_view reason, const std::string& detail) {
+  (reason == "no_payload" ? s.totals.rejected_no_payload : s.totals.rejected_invalid_json).fetch_add(1);
+  (reason == "no_payload" ? totals_.rejected_no_payload : totals_.rejected_invalid_json).fetch_add(1);
+  std::string message = fmt::format("entry {} of {} is not an Ordinaut event ({}): {}", id, key, reason, detail);
+  set_error(s, message);
+  // At most one line a minute per stream: a flood of bad entries must not flood the log.
+  auto& [last, unlogged] = s.rejection_log[key];
+  const auto now = Clock::now();
+  if (last != Clock::time_point{} && now - last < std::chrono::minutes(1)) {
+    ++unlogged;
+    return;
+  }
+  if (unlogged > 0) message += fmt::format(" ({} more rejected since the last report)", unlogged);
+  last = now;
+  unlogged = 0;
+  log(LogLevel::warn, "event_rejected", "event bus: " + message + "; acknowledged, not delivered");
 }
 
 // Sleeps up to `d`, or until the subscription is stopped.
@@ -130,15 +224,18 @@ bool SubscriptionRunner::deliver(RedisSubscription& s, const std::string& key, s
     }
   }
   if (event.topic.empty()) event.topic = key.substr(streams_prefix_.size());
-  auto payload = has_payload ? detail::parse_payload(payload_text)
-                             : Result<std::shared_ptr<const Json>>(make_error("invalid_event", "no payload field"));
-  if (!payload) {
-    s.totals.failed.fetch_add(1);
-    totals_.failed.fetch_add(1);
-    set_error(s, fmt::format("entry {} of {} is not an Ordinaut event: {}", id, key, payload.error().message));
+  if (!has_payload) {
+    reject(s, key, id, "no_payload", "no payload field");
     return true;
   }
-  event.payload = std::move(*payload);
+  // Anything may write into Redis: json::parse refuses nesting that would
+  // exhaust the stack, before the payload is copied into its own storage.
+  auto parsed = json::parse(payload_text);
+  if (!parsed) {
+    reject(s, key, id, "invalid_json", parsed.error().message);
+    return true;
+  }
+  event.payload = detail::share_payload(*parsed);
   if (earlier_deliveries >= options_.max_attempts) {
     s.totals.failed.fetch_add(1);
     totals_.failed.fetch_add(1);
@@ -190,7 +287,11 @@ bool SubscriptionRunner::handle_entries(RedisSubscription& s, redisContext* c, c
       if (auto it = deliveries->find(id); it != deliveries->end()) earlier = it->second;
     }
     if (s.stop.load()) break;
-    if (deliver(s, key, id, entry->element[1], earlier)) ids.push_back(std::move(id));
+    if (deliver(s, key, id, entry->element[1], earlier)) {
+      auto& handled = s.last_handled[key];
+      if (handled.empty() || id_less(handled, id)) handled = id;
+      ids.push_back(std::move(id));
+    }
   }
   if (ids.empty()) return true;
   for (const auto& id : ids) ack.add(id);
@@ -218,6 +319,11 @@ std::optional<bool> SubscriptionRunner::read(RedisSubscription& s, redisContext*
     if (s.stop.load()) return false;
     s.blocked = !pending;
   }
+  {
+    std::lock_guard lock(s.stats_mutex);
+    s.read_started = Clock::now();
+    s.read_started_ms = detail::now_ms();
+  }
   auto r = run(c, std::move(cmd));
   {
     std::lock_guard lock(s.conn_mutex);
@@ -225,9 +331,11 @@ std::optional<bool> SubscriptionRunner::read(RedisSubscription& s, redisContext*
   }
   if (auto* io = std::get_if<IoError>(&r)) {
     if (!s.stop.load()) set_error(s, "XREADGROUP: " + io->message);
+    read_outcome(s, false);
     return std::nullopt;
   }
   const redisReply* reply = std::get<0>(r).get();
+  read_outcome(s, !is_error(reply));
   if (is_error(reply)) {
     set_error(s, fmt::format("XREADGROUP: {}", text(reply)));
     if (text(reply).starts_with("NOGROUP")) need_setup = true;  // stream or group lost: make them again
@@ -332,7 +440,7 @@ void SubscriptionRunner::work(RedisSubscription& s) {
   int failures = 0;
   bool need_setup = false, read_pending = true;
   Clock::time_point next_discovery{}, next_claim = Clock::now(), next_stats{};
-  const bool exact = s.pattern != "*" && !s.pattern.ends_with(".*");
+  const bool exact = s.exact();
   auto drop_connection = [&](const std::string& why) {
     {
       std::lock_guard lock(s.conn_mutex);
@@ -340,6 +448,7 @@ void SubscriptionRunner::work(RedisSubscription& s) {
     }
     c.reset();
     set_connected(s, false);
+    read_outcome(s, false);
     if (!s.stop.load()) link_.failure(why);
   };
   while (!s.stop.load()) {
@@ -348,6 +457,7 @@ void SubscriptionRunner::work(RedisSubscription& s) {
       if (!fresh) {
         set_error(s, fresh.error().message);
         set_connected(s, false);
+        read_outcome(s, false);
         link_.failure(fresh.error().message);
         pause(s, backoff_delay(options_, ++failures));
         continue;
@@ -387,6 +497,7 @@ void SubscriptionRunner::work(RedisSubscription& s) {
       next_claim = now + options_.claim_interval;
     }
     if (s.streams.empty()) {  // a pattern with no matching topic yet
+      read_outcome(s, true);   // nothing to read, and Redis answered discovery
       pause(s, options_.discovery_interval);
       continue;
     }

@@ -33,6 +33,7 @@
 
 #include "events/redis_link.hpp"
 #include "ordinaut/events.hpp"
+#include "ordinaut/logging.hpp"
 
 namespace ordinaut::detail::redis {
 
@@ -47,6 +48,9 @@ struct StreamStats {
 
 struct Totals {
   std::atomic<std::uint64_t> delivered{0}, failed{0}, retried{0}, reclaimed{0}, dropped{0};
+  std::atomic<std::uint64_t> group_recreated{0};
+  // Entries never delivered (acknowledged at once), by reason.
+  std::atomic<std::uint64_t> rejected_invalid_json{0}, rejected_no_payload{0};
 };
 
 struct RedisSubscription {
@@ -61,8 +65,12 @@ struct RedisSubscription {
   std::thread worker;
   std::atomic<bool> stop{false};
 
-  // Worker-only: streams joined (key → topic).
+  // Worker-only: streams joined (key → topic); the last entry handled on each
+  // (where a lost group is recreated); when a rejected entry of a stream was
+  // last logged, and how many were not logged since.
   std::map<std::string, std::string> streams;
+  std::map<std::string, std::string> last_handled;
+  std::map<std::string, std::pair<Clock::time_point, std::uint64_t>> rejection_log;
 
   // The worker's connection, for stop(): shut down only while blocked reading.
   std::mutex conn_mutex;
@@ -77,6 +85,12 @@ struct RedisSubscription {
   bool connected = false;
   bool last_connect_failed = false;
   std::uint64_t reconnects = 0;
+  // Whether it can read: when the last read answered (epoch ms), since when
+  // reads fail (0 while they succeed), and the read now waiting for Redis.
+  std::int64_t last_read_ms = 0;
+  std::int64_t unreadable_since_ms = 0;
+  Clock::time_point read_started{};  // {} when no read is outstanding
+  std::int64_t read_started_ms = 0;
 
   bool exact() const { return pattern != "*" && !pattern.ends_with(".*"); }
 };
@@ -119,8 +133,15 @@ class SubscriptionRunner {
   bool refresh_stats(RedisSubscription& s, redisContext* c);
   void cleanup(RedisSubscription& s);
 
+  /// Counts, acknowledges (by returning) and logs an entry that is no event.
+  void reject(RedisSubscription& s, const std::string& key, std::string_view id, std::string_view reason,
+              const std::string& detail);
+  void log(LogLevel level, std::string_view event, const std::string& message) const;
+
   static void set_error(RedisSubscription& s, std::string message);
   static void set_connected(RedisSubscription& s, bool connected);
+  /// Records a read that answered (ok) or failed.
+  static void read_outcome(RedisSubscription& s, bool ok);
   /// Sleeps up to `d`, or until the subscription is stopped.
   static void pause(RedisSubscription& s, milliseconds d);
 
@@ -129,6 +150,7 @@ class SubscriptionRunner {
   Pool& pool_;
   Totals& totals_;  // the bus's, beside each subscription's own
   const std::string streams_prefix_, registry_key_;
+  LogSink log_;
 };
 
 }  // namespace ordinaut::detail::redis
