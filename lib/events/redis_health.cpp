@@ -22,8 +22,7 @@ JsonValue time_or_null(std::int64_t ms, Json::AllocatorType& a) {
 
 }  // namespace
 
-Verdict judge(std::int64_t down_since_ms, const std::string& why, const RedisBusOptions& options,
-              std::int64_t now_ms) {
+Verdict judge(std::int64_t down_since_ms, const std::string& why, const RedisBusOptions& options, std::int64_t now_ms) {
   if (down_since_ms == 0) return {};
   Verdict v;
   v.down_since_ms = down_since_ms;
@@ -54,8 +53,10 @@ Verdict judge_subscription(const RedisSubscription& s, const Link::Availability&
     }
   }
   Verdict own = judge(since, why, options, now_ms);
-  const Verdict link = judge(bus.up ? 0 : bus.down_since_ms != 0 ? bus.down_since_ms : now_ms, bus.reason, options,
-                             now_ms);
+  const Verdict link = judge(bus.up                   ? 0
+                             : bus.down_since_ms != 0 ? bus.down_since_ms
+                                                      : now_ms,
+                             bus.reason, options, now_ms);
   return worse(own, link);
 }
 
@@ -91,6 +92,9 @@ JsonValue describe_subscription(const RedisSubscription& s, const Verdict& verdi
       lag += std::max<std::int64_t>(st.lag, 0);
     }
     o.AddMember("last_read", time_or_null(s.last_read_ms, a), a);
+    o.AddMember(
+        "read_age_ms",
+        s.last_read_ms == 0 ? JsonValue() : JsonValue(std::max<std::int64_t>(detail::now_ms() - s.last_read_ms, 0)), a);
     o.AddMember("connected", s.connected, a);
     o.AddMember("reconnects", s.reconnects, a);
     o.AddMember("last_error", s.last_error.empty() ? JsonValue() : JsonValue(s.last_error.c_str(), a), a);

@@ -38,7 +38,7 @@ Verdict judge_subscription(const RedisSubscription& s, const Link::Availability&
                            std::int64_t now_ms);
 
 /// {"id","pattern","group","consumer","redis_group","status","reason",
-/// "unreadable_since","last_read","connected","reconnects","last_error",
+/// "unreadable_since","last_read","read_age_ms","connected","reconnects","last_error",
 /// "streams":[...],"pending","lag","delivered","failed","retried","reclaimed",
 /// "dropped","rejected","group_recreated"} of one subscription.
 JsonValue describe_subscription(const RedisSubscription& s, const Verdict& verdict, Json::AllocatorType& a);
