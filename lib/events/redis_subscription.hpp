@@ -11,11 +11,12 @@
 // subscription's handler (on the worker thread, with no lock held).
 //
 // Locking, per subscription:
-//  - `streams` and the worker's Context belong to the worker thread (and to
-//    subscribe() before the worker starts);
+//  - `streams`, `last_handled`, `rejection_log` and the worker's Context
+//    belong to the worker thread (and to subscribe() before it starts);
 //  - conn_mutex guards `active` and `blocked` and is the mutex of `wake`; stop
 //    takes it to shut a blocked read's socket down;
-//  - stats_mutex guards stats, last_error, connected, reconnects;
+//  - stats_mutex guards stats, last_error, connected, reconnects and the read
+//    state (last_read_ms, unreadable_since_ms, read_started);
 //  - counters are atomics.
 // No lock is held across I/O or a handler call; the two mutexes are never held
 // together.
