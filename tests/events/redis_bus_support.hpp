@@ -76,4 +76,11 @@ struct Collector {
 
 inline std::uint64_t counter(const JsonValue& doc, const char* key) { return doc[key].GetUint64(); }
 
+/// SubscribeOptions of a named group.
+inline SubscribeOptions in_group(std::string group) {
+  SubscribeOptions so;
+  so.group = std::move(group);
+  return so;
+}
+
 }  // namespace ordinaut_test

@@ -236,9 +236,7 @@ void run_case(const char* name, RedisServer& redis, Holds holds, const std::func
   auto subscriber = make_bus(sub_options);
   auto publisher = make_bus(options);
   Received received;
-  SubscribeOptions so;
-  so.group = "chaos";
-  REQUIRE(subscriber->subscribe("chaos", "chaos.*", received.handler(), so));
+  REQUIRE(subscriber->subscribe("chaos", "chaos.*", received.handler(), in_group("chaos")));
   Producer producer(publisher);
   REQUIRE(wait_until([&] { return received.has(20); }, kDeadline));
 
@@ -370,9 +368,7 @@ TEST_CASE("Redis down at start, up 2 s later") {
   auto subscriber = make_bus(options);
   auto publisher = make_bus(options);
   Received received;
-  SubscribeOptions so;
-  so.group = "chaos";
-  REQUIRE(subscriber->subscribe("chaos", "chaos.*", received.handler(), so));
+  REQUIRE(subscriber->subscribe("chaos", "chaos.*", received.handler(), in_group("chaos")));
   CHECK(status_of(subscriber->subscriber_health("chaos")[0]) == "degraded");
   std::this_thread::sleep_for(2s);
   redis->restart();
