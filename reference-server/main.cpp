@@ -104,6 +104,8 @@ int main(int argc, char** argv) {
   if (!config.redis_url.empty()) {  // else the host's in-memory bus
     ordinaut::RedisBusOptions bus_options;
     bus_options.url = config.redis_url;
+    bus_options.subscribe_while_unreachable = true;  // extensions that subscribe load while Redis is down
+    bus_options.log = options.log_sink;
     auto bus = ordinaut::make_redis_event_bus(bus_options);
     if (!bus) {
       std::fprintf(stderr, "ordinaut-server: --redis-url/REDIS_URL: %s\n", bus.error().message.c_str());

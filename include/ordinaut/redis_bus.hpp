@@ -38,13 +38,33 @@
 // buffered: a publisher that gets an error knows the event was not
 // acknowledged and may retry. An event whose publish() returned an id was
 // acknowledged by Redis (its durability is Redis' appendfsync setting).
-// Running subscriptions reconnect with exponential backoff and full jitter
-// (backoff_initial doubling up to backoff_max) and resume from their groups.
+// With subscribe_while_unreachable, subscribe() records the subscription
+// instead of failing. Running subscriptions reconnect with exponential backoff
+// and full jitter (backoff_initial doubling up to backoff_max) and resume
+// from their groups.
+//
+// Repairs. A Redis that lost the bus's keys (FLUSHALL, a restart without
+// persistence) answers XREADGROUP with NOGROUP: the subscription then
+// recreates its group on each joined stream (XGROUP CREATE ... MKSTREAM),
+// once, starting after the last entry it handled there (or at its start), so
+// what Redis still holds is delivered and nothing handled is delivered again;
+// it logs the repair and counts it ("group_recreated"). Pattern subscriptions
+// put their topics back into the topic set when it lost them, and publishers
+// announce their topics again every few seconds, so discovery works across
+// processes started in any order. An entry whose payload is not JSON (or
+// nests deeper than json::parse allows) or that has no payload is never
+// delivered: it is acknowledged, counted in "rejected" by reason, and logged
+// (at most once a minute per stream).
 //
 // Health. health() gives {"kind":"redis","url" (without password),
-// "connected","reconnects","last_error",...}; subscriber_health() gives per
-// subscription its streams with the group's pending count and lag (Redis 7
-// XINFO GROUPS; null on older servers), refreshed every stats_interval.
+// "status","up","connected","reconnects","last_error",...}; subscriber_health()
+// gives per subscription its "status", "reason", "last_read" and streams with
+// the group's pending count and lag (Redis 7 XINFO GROUPS; null on older
+// servers), refreshed every stats_interval. "status" is derived from what
+// happened: "ok" while reads succeed; "degraded" from the first failed read or
+// connection, or when Redis stops answering (a read or PING overdue), with the
+// reason ("event bus unreachable since ..."); "unhealthy" once that lasted
+// unhealthy_after. "up" is false while the bus cannot reach Redis.
 //
 // Thread safety: the bus is safe for concurrent use. Each subscription has its
 // own connection and worker thread; publishers share a pool of connections
@@ -58,6 +78,7 @@
 #include <string_view>
 
 #include "ordinaut/events.hpp"
+#include "ordinaut/logging.hpp"
 #include "ordinaut/result.hpp"
 #include "ordinaut/version.hpp"
 
@@ -101,9 +122,10 @@ struct RedisBusOptions {
   std::chrono::milliseconds claim_interval{5000};
   std::chrono::milliseconds claim_min_idle{30000};
   /// Reconnect delays: a random delay up to backoff_initial × 2^failures,
-  /// capped at backoff_max.
+  /// capped at backoff_max (so delivery resumes within about backoff_max of
+  /// Redis answering again).
   std::chrono::milliseconds backoff_initial{50};
-  std::chrono::milliseconds backoff_max{5000};
+  std::chrono::milliseconds backoff_max{2000};
   /// How often a subscription refreshes its pending/lag figures.
   std::chrono::milliseconds stats_interval{1000};
   /// Deliveries tried per entry before it is acknowledged as failed, and the
@@ -112,6 +134,17 @@ struct RedisBusOptions {
   std::chrono::milliseconds retry_delay{10};
   /// Entries fetched per XREADGROUP.
   std::size_t read_count = 256;
+  /// A subscription (and the bus) that could not read from Redis for this
+  /// long reports "unhealthy"; before that, from the first failure, "degraded".
+  std::chrono::milliseconds unhealthy_after{30000};
+  /// subscribe() while Redis is unreachable. false: fails with
+  /// "bus_unavailable". true: the subscription is recorded and goes live when
+  /// Redis answers; its groups start at the time of subscribe() (this
+  /// process's clock). make_event_bus_from_url() sets it.
+  bool subscribe_while_unreachable = false;
+  /// Where the bus logs what it repairs or refuses (groups recreated,
+  /// rejected entries); empty: JSON lines on stderr.
+  LogSink log;
   /// Name of this process in consumer names ("<name>:<n>", n counting the
   /// subscriptions of the process, unless SubscribeOptions::consumer is set);
   /// default "<hostname>:<pid>".

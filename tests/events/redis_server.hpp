@@ -86,6 +86,11 @@ class RedisServer {
     pid_ = 0;
   }
 
+  /// Sends `sig` to the server, e.g. SIGSTOP and SIGCONT to freeze it.
+  void signal(int sig) const {
+    if (pid_ > 0) ::kill(pid_, sig);
+  }
+
   /// Starts again on the same port and folder.
   void restart() {
     kill();

@@ -473,19 +473,65 @@ class Observability final : public ordinaut::Extension {
     w.family("ordinaut_events_published_total", "Events published on the bus (the bus does not count per topic).",
              MetricType::counter);
     w.sample("ordinaut_events_published_total").label("bus", kind).value(number_field(bus, "published"));
+    bool up = connected;
+    if (bus.IsObject() && bus.HasMember("up") && bus["up"].IsBool()) up = bus["up"].GetBool();
+    w.family("ordinaut_events_bus_up", "1 while the event bus reaches its server and it answers (0 or 1).",
+             MetricType::gauge);
+    w.sample("ordinaut_events_bus_up").label("bus", kind).value(up ? 1.0 : 0.0);
     // Counters only some buses keep (Redis): exported when the bus reports them.
-    for (auto [field, name, help] : {std::tuple{"reconnects", "ordinaut_event_bus_reconnects_total",
-                                                "Reconnections of the event bus to its server."},
-                                     std::tuple{"publish_errors", "ordinaut_event_publish_errors_total",
-                                                "Publishes the event bus refused or could not deliver to its server."}}) {
+    for (auto [field, name, help] :
+         {std::tuple{"reconnects", "ordinaut_event_bus_reconnects_total",
+                     "Reconnections of the event bus to its server (also as ordinaut_events_bus_reconnects_total)."},
+          std::tuple{"reconnects", "ordinaut_events_bus_reconnects_total",
+                     "Reconnections of the event bus to its server."},
+          std::tuple{"group_recreated", "ordinaut_events_group_recreated_total",
+                     "Consumer groups the bus recreated after its server lost them (FLUSHALL, restart without "
+                     "persistence)."},
+          std::tuple{"publish_errors", "ordinaut_event_publish_errors_total",
+                     "Publishes the event bus refused or could not deliver to its server."}}) {
       if (!bus.IsObject() || !bus.HasMember(field)) continue;
       w.family(name, help, MetricType::counter);
       w.sample(name).label("bus", kind).value(number_field(bus, field));
     }
+    if (bus.IsObject() && bus.HasMember("rejected") && bus["rejected"].IsObject()) {
+      w.family("ordinaut_events_rejected_total",
+               "Entries read from the bus that were no events (not JSON, too deep, no payload): acknowledged, "
+               "never delivered.",
+               MetricType::counter);
+      for (const auto& m : bus["rejected"].GetObject()) {
+        if (!m.value.IsNumber()) continue;
+        w.sample("ordinaut_events_rejected_total").label("bus", kind).label("reason", m.name.GetString()).value(
+            m.value.GetDouble());
+      }
+    }
 
     std::vector<SubscriptionTotals::Totals> totals;
+    std::vector<ordinaut::Json> subscriptions;
     totals.reserve(extensions.size());
-    for (const auto& e : extensions) totals.push_back(subscriptions_.update(e.id, host_->subscriber_health(e.id)));
+    subscriptions.reserve(extensions.size());
+    for (const auto& e : extensions) {
+      subscriptions.push_back(host_->subscriber_health(e.id));
+      totals.push_back(subscriptions_.update(e.id, subscriptions.back()));
+    }
+    // Per subscription: entries not yet read, and how long ago a read last
+    // answered (the Redis bus reports both).
+    auto per_subscription = [&](const char* name, const char* help, const char* field, double scale) {
+      w.family(name, help, MetricType::gauge);
+      for (std::size_t i = 0; i < extensions.size(); ++i) {
+        if (!subscriptions[i].IsArray()) continue;
+        for (const auto& s : subscriptions[i].GetArray()) {
+          if (!s.IsObject() || !s.HasMember(field) || !s[field].IsNumber()) continue;
+          const std::string pattern(ordinaut::json::get_string(s, "pattern").value_or(""));
+          w.sample(name).label("extension", extensions[i].id).label("pattern", pattern).value(s[field].GetDouble() *
+                                                                                               scale);
+        }
+      }
+    };
+    per_subscription("ordinaut_events_read_lag", "Entries of a subscription's streams not yet read by its group.",
+                     "lag", 1.0);
+    per_subscription("ordinaut_events_read_age_seconds",
+                     "Seconds since a subscription's last read answered; grows while it cannot read.", "read_age_ms",
+                     0.001);
     auto family = [&](const char* name, const char* help, MetricType type, double SubscriptionTotals::Totals::*field) {
       w.family(name, help, type);
       for (std::size_t i = 0; i < extensions.size(); ++i) {
