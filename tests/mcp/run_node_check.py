@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Runs an official-MCP-package check against a real ordinaut-server.
 
-usage: run_node_check.py sdk-client | conformance [extra conformance args]
+usage: run_node_check.py sdk-client | sdk-client-auth | conformance [extra conformance args]
 
 Starts ordinaut-server (ORDINAUT_SERVER) on a free loopback port with the
 test-only extensions (MCP_TEST_EXT_PATH) and ORDINAUT_MCP_SHORT_NAMES set so
@@ -9,10 +9,15 @@ that the conformance tools carry the names the suite calls, then runs
   sdk-client:  sdk-client-check.mjs (connect, ping, list, call echo) and
                sdk_client_full.mjs (logging, progress, sampling, elicitation,
                errors, pagination, list_changed, DELETE) with the official SDK;
+  sdk-client-auth: the server with --auth (a static token with the MCP
+               scopes): sdk-client-check.mjs with MCP_BEARER_TOKEN passes,
+               and without it fails on the 401;
   conformance: npx conformance server --url .../ext/mcp_http/ with the
                expected-failures baseline (conformance-baseline.yml).
 Exits 77 (meson: skipped) only when node_modules is absent, and says so.
 """
+import hashlib
+import json
 import os
 import select
 import subprocess
@@ -71,7 +76,7 @@ def run(cmd, timeout):
 
 def main():
     mode = sys.argv[1] if len(sys.argv) > 1 else ""
-    if mode not in ("sdk-client", "conformance"):
+    if mode not in ("sdk-client", "sdk-client-auth", "conformance"):
         sys.exit(__doc__)
     if not os.path.isdir(os.path.join(NODE_DIR, "node_modules", "@modelcontextprotocol")):
         print(f"SKIP: {NODE_DIR}/node_modules is absent; run tests/mcp/install.sh (npm ci) to install the "
@@ -81,11 +86,31 @@ def main():
         sys.exit("ORDINAUT_SERVER and MCP_TEST_EXT_PATH must be set (run through meson test)")
     # Threads: each open SSE stream holds one server thread; the suite opens
     # about 30 sessions, each with its standalone GET stream.
-    proc, port, log = start_server(extra_args=("--threads", "64"))
+    extra_args = ["--threads", "64"]
+    token = "mcp-test-token-" + os.urandom(8).hex()
+    if mode == "sdk-client-auth":
+        auth_dir = tempfile.mkdtemp(prefix="mcp-auth-")
+        auth_file = os.path.join(auth_dir, "auth.json")
+        with open(auth_file, "w") as f:
+            json.dump({"tokens": [{"name": "agent", "sha256": hashlib.sha256(token.encode()).hexdigest(),
+                                   "scopes": ["ext:mcp_http:routes", "ext:mcp_http:mcp", "tool:*"]}]}, f)
+        extra_args += ["--auth", auth_file]
+    proc, port, log = start_server(extra_args=tuple(extra_args))
     url = f"http://127.0.0.1:{port}/ext/mcp_http/"
     rc = 1
     try:
-        if mode == "sdk-client":
+        if mode == "sdk-client-auth":
+            rc = run(["env", f"MCP_BEARER_TOKEN={token}", "node", "sdk-client-check.mjs", url, "echo",
+                      '{"text":"hello"}'], 60)
+            if rc == 0:
+                print("$ node sdk-client-check.mjs (no token: must fail with 401)", flush=True)
+                out = subprocess.run(["node", "sdk-client-check.mjs", url], cwd=NODE_DIR, timeout=60,
+                                     capture_output=True, text=True)
+                print(out.stdout + out.stderr, flush=True)
+                if out.returncode == 0 or "401" not in out.stdout + out.stderr:
+                    print("FAIL: the SDK client without a token was not refused with 401", flush=True)
+                    rc = 1
+        elif mode == "sdk-client":
             rc = run(["node", "sdk-client-check.mjs", url, "echo", '{"text":"hello"}'], 60)
             if rc == 0:
                 rc = run(["node", "sdk_client_full.mjs", url], 90)

@@ -3,7 +3,8 @@
 // check that server-provided text cannot inject markup.
 // usage: node webui.test.mjs <ordinaut-server> <extension dir with webtools>
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,9 +24,9 @@ const { chromium } = await import(playwrightPath);
 
 const deadline = setTimeout(() => { console.error('FAIL: timeout'); process.exit(1); }, 100_000);
 
-function startServer() {
+function startServer(extraArgs = []) {
   return new Promise((resolve, reject) => {
-    const child = spawn(serverBin, ['--port', '0', '--ext-path', extDir, '--no-request-log'],
+    const child = spawn(serverBin, ['--port', '0', '--ext-path', extDir, '--no-request-log', ...extraArgs],
       { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (d) => {
@@ -131,8 +132,57 @@ try {
   await page.screenshot({ path: shot, fullPage: true });
   console.log(`screenshot: ${shot}`);
 } finally {
-  await browser.close();
   child.kill('SIGTERM');
+}
+
+// The same console against a server with --auth: the page loads, asks for a
+// token, keeps it in sessionStorage and sends it on every call.
+const authDir = mkdtempSync(join(tmpdir(), 'webui-auth-'));
+const token = `webui-${randomBytes(12).toString('hex')}`;
+writeFileSync(join(authDir, 'auth.json'), JSON.stringify({
+  tokens: [{ name: 'operator', sha256: createHash('sha256').update(token).digest('hex'),
+             scopes: ['ext:*:routes', 'ext:status', 'ext:admin'] }],
+}));
+const secured = await startServer(['--auth', join(authDir, 'auth.json')]);
+try {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+  const pageErrors = [];
+  page.on('pageerror', (e) => pageErrors.push(e.message));
+  await page.goto(`${secured.url}/ext/webui/`);
+
+  await check('with --auth the page loads and asks for a token', async () => {
+    await page.waitForSelector('[data-testid=sign-in]:not([hidden])');
+    await page.waitForFunction(() => /status unavailable/.test(document.querySelector('[data-testid=system-status]').textContent));
+  });
+
+  await check('a wrong token is refused and says so', async () => {
+    await page.fill('[data-testid=sign-in-token]', 'not-the-token');
+    await page.click('[data-testid=sign-in-submit]');
+    await page.waitForFunction(() => /refused/.test(document.querySelector('[data-testid=sign-in-error]').textContent));
+  });
+
+  await check('signed in, the console works and the token stays in sessionStorage', async () => {
+    await page.fill('[data-testid=sign-in-token]', token);
+    await page.click('[data-testid=sign-in-submit]');
+    await page.waitForFunction(() => /extensions loaded/.test(document.querySelector('[data-testid=system-status]').textContent));
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('ordinaut.token')), token);
+    assert.equal(await page.evaluate(() => localStorage.length), 0);
+    await page.fill('[data-testid=task-title]', 'Secured');
+    await page.fill('[data-testid=task-steps]', '[]');
+    await page.click('[data-testid=task-create]');
+    await page.locator('[data-testid=tasks] tr', { hasText: 'Secured' }).waitFor();
+  });
+
+  await check('signing out drops the token', async () => {
+    await page.click('[data-testid=sign-out]');
+    await page.waitForSelector('[data-testid=sign-in]:not([hidden])');
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('ordinaut.token')), null);
+  });
+
+  await check('the signed-in page raised no script errors', async () => { assert.deepEqual(pageErrors, []); });
+} finally {
+  await browser.close();
+  secured.child.kill('SIGTERM');
   clearTimeout(deadline);
 }
 const failed = results.filter(([, ok]) => !ok).length;

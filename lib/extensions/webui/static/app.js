@@ -16,13 +16,27 @@ function el(tag, props = {}, ...children) {
   return node;
 }
 
+// Sign-in for a server started with --auth: the bearer token lives in
+// sessionStorage (this tab only, gone when it closes) and goes with every
+// call. The page itself and its files load without it.
+const tokenKey = 'ordinaut.token';
+const token = () => sessionStorage.getItem(tokenKey) ?? '';
+
+function showSignIn(message) {
+  const box = document.getElementById('sign-in');
+  box.hidden = false;
+  document.getElementById('sign-in-error').textContent = message ?? '';
+}
+
 async function call(method, url, body) {
   const init = { method, headers: {} };
+  if (token()) init.headers.Authorization = `Bearer ${token()}`;
   if (body !== undefined) {
     init.headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);
   }
   const res = await fetch(url, init);
+  if (res.status === 401) showSignIn(token() ? 'The token was refused: sign in again.' : 'This server needs a token.');
   const text = await res.text();
   const data = text ? JSON.parse(text) : null;
   if (!res.ok && res.status !== 422) throw new Error(data?.message ?? `${res.status} ${res.statusText}`);
@@ -132,8 +146,29 @@ document.getElementById('task-form').addEventListener('submit', async (ev) => {
   }
 });
 
+document.getElementById('sign-in-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const value = ev.target.token.value.trim();
+  if (value) sessionStorage.setItem(tokenKey, value);
+  else sessionStorage.removeItem(tokenKey);
+  ev.target.reset();
+  document.getElementById('sign-in').hidden = true;
+  refreshAll();
+});
+document.getElementById('sign-out').addEventListener('click', () => {
+  sessionStorage.removeItem(tokenKey);
+  refreshAll();
+});
+
+function refreshAll() {
+  refreshTools().catch(() => {});
+  refreshTasks().catch(() => {});
+  refreshRuns().catch(() => {});
+  refreshStatus();
+}
+
 refreshTools().catch(() => {});
-refreshTasks();
-refreshRuns();
+refreshTasks().catch(() => {});
+refreshRuns().catch(() => {});
 refreshStatus();
 setInterval(refreshStatus, 2000);
