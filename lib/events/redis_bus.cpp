@@ -357,7 +357,7 @@ Result<std::shared_ptr<EventBus>> make_redis_event_bus(const RedisBusOptions& op
       !positive(options.discovery_interval) || !positive(options.claim_interval) ||
       options.claim_min_idle.count() < 0 || !positive(options.backoff_initial) ||
       options.backoff_max < options.backoff_initial || !positive(options.stats_interval) ||
-      options.retry_delay.count() < 0) {
+      options.retry_delay.count() < 0 || !positive(options.unhealthy_after)) {
     return make_error("invalid_configuration",
                       "RedisBusOptions: lengths, counts, attempts, timeouts and intervals must be positive, and "
                       "backoff_max at least backoff_initial");

@@ -176,3 +176,11 @@ TEST_CASE("health turns degraded while Redis is stopped or gone, unhealthy after
   redis.restart();
   REQUIRE(wait_until([&] { return status_of(bus->subscriber_health("s")[0]) == "ok"; }));
 }
+
+TEST_CASE("unhealthy_after must be positive") {
+  RedisBusOptions options;
+  options.unhealthy_after = 0ms;
+  auto bus = make_redis_event_bus(options);
+  REQUIRE_FALSE(bus);
+  CHECK(bus.error().code == "invalid_configuration");
+}
