@@ -247,6 +247,8 @@ class MemoryEventBus final : public EventBus {
     }
     doc.AddMember("kind", "memory", a);
     doc.AddMember("connected", !stopped_.load(), a);
+    doc.AddMember("up", !stopped_.load(), a);
+    doc.AddMember("status", "ok", a);  // in process: nothing to lose touch with
     doc.AddMember("published", sequence_.load(), a);
     doc.AddMember("delivered", delivered, a);
     doc.AddMember("failed", failed, a);
@@ -277,6 +279,7 @@ class MemoryEventBus final : public EventBus {
       s.AddMember("pattern", JsonValue(q.pattern.c_str(), a), a);
       s.AddMember("group", JsonValue(q.group.c_str(), a), a);
       s.AddMember("consumer", JsonValue(m->consumer.c_str(), a), a);
+      s.AddMember("status", "ok", a);
       // Not yet handled; for a group these are the group's (shared) figures.
       s.AddMember("pending", queued, a);
       s.AddMember("lag", queued, a);

@@ -28,11 +28,11 @@
 
 #include <fmt/format.h>
 
+#include "core/strings.hpp"
 #include "events/redis_health.hpp"
 #include "events/redis_link.hpp"
 #include "events/redis_publisher.hpp"
 #include "events/redis_subscription.hpp"
-#include "core/strings.hpp"
 #include "events/sigpipe.hpp"
 
 namespace ordinaut {
@@ -173,7 +173,9 @@ class RedisEventBus final : public EventBus {
     // The bus is as bad as its connection or its worst subscription.
     const auto availability = link_.availability();
     const auto now = detail::now_ms();
-    Verdict verdict = judge(availability.up ? 0 : availability.down_since_ms != 0 ? availability.down_since_ms : now,
+    Verdict verdict = judge(availability.up                   ? 0
+                            : availability.down_since_ms != 0 ? availability.down_since_ms
+                                                              : now,
                             availability.reason, options_, now);
     std::lock_guard lock(mutex_);
     for (const auto& [id, s] : subs_) verdict = worse(verdict, judge_subscription(*s, availability, options_, now));
@@ -355,7 +357,7 @@ Result<std::shared_ptr<EventBus>> make_redis_event_bus(const RedisBusOptions& op
       !positive(options.discovery_interval) || !positive(options.claim_interval) ||
       options.claim_min_idle.count() < 0 || !positive(options.backoff_initial) ||
       options.backoff_max < options.backoff_initial || !positive(options.stats_interval) ||
-      options.retry_delay.count() < 0) {
+      options.retry_delay.count() < 0 || !positive(options.unhealthy_after)) {
     return make_error("invalid_configuration",
                       "RedisBusOptions: lengths, counts, attempts, timeouts and intervals must be positive, and "
                       "backoff_max at least backoff_initial");

@@ -28,8 +28,7 @@ struct Verdict {
 
 /// The verdict for something that cannot reach Redis since `down_since_ms`
 /// (0: it can) for `why`.
-Verdict judge(std::int64_t down_since_ms, const std::string& why, const RedisBusOptions& options,
-              std::int64_t now_ms);
+Verdict judge(std::int64_t down_since_ms, const std::string& why, const RedisBusOptions& options, std::int64_t now_ms);
 /// The worse of two verdicts (the earlier one when equally bad).
 const Verdict& worse(const Verdict& a, const Verdict& b);
 

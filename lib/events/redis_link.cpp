@@ -117,9 +117,9 @@ void Link::describe(Json& doc) const {
   doc.AddMember("reconnects", reconnects_, a);
   doc.AddMember("reconnect_attempts", attempts_, a);
   doc.AddMember("backoff_ms",
-                static_cast<std::int64_t>(
-                    connected_ || now >= retry_at_ ? 0
-                                                   : std::chrono::duration_cast<milliseconds>(retry_at_ - now).count()),
+                static_cast<std::int64_t>(connected_ || now >= retry_at_
+                                              ? 0
+                                              : std::chrono::duration_cast<milliseconds>(retry_at_ - now).count()),
                 a);
   doc.AddMember("last_error", last_error_.empty() ? JsonValue() : JsonValue(last_error_.c_str(), a), a);
   doc.AddMember("last_error_time",

@@ -82,8 +82,8 @@ class Link {
   std::uint64_t reconnects_ = 0;
   std::string last_error_;
   std::int64_t last_error_ms_ = 0;
-  int failures_ = 0;  // consecutive
-  std::uint64_t attempts_ = 0;  // failed connections and commands, all told
+  int failures_ = 0;                // consecutive
+  std::uint64_t attempts_ = 0;      // failed connections and commands, all told
   std::int64_t down_since_ms_ = 0;  // first failure since the last success; 0 when up
   Clock::time_point retry_at_{};
   Clock::time_point probe_started_{};  // {} when no probe is outstanding

@@ -114,7 +114,7 @@ std::optional<Error> SubscriptionRunner::discover(RedisSubscription& s, redisCon
   std::vector<Command> creates;
   for (const auto& key : keys) {
     auto handled = s.last_handled.find(key);
-    starts.push_back(mode == Discovery::initial      ? std::string("$")
+    starts.push_back(mode == Discovery::initial        ? std::string("$")
                      : handled != s.last_handled.end() ? handled->second
                                                        : s.start_id);
   }
@@ -497,7 +497,7 @@ void SubscriptionRunner::work(RedisSubscription& s) {
       next_claim = now + options_.claim_interval;
     }
     if (s.streams.empty()) {  // a pattern with no matching topic yet
-      read_outcome(s, true);   // nothing to read, and Redis answered discovery
+      read_outcome(s, true);  // nothing to read, and Redis answered discovery
       pause(s, options_.discovery_interval);
       continue;
     }

@@ -257,15 +257,17 @@ void run_case(const char* name, RedisServer& redis, Holds holds, const std::func
   const auto back_at = Clock::now();
   // Delivery resumes: an event acknowledged after Redis came back arrives.
   std::optional<std::int64_t> first_after;
-  const bool resumed = wait_until([&] {
-    auto after = producer.acknowledged(back_at);
-    if (after.empty()) return false;
-    first_after = after.front();
-    return received.has(*first_after);
-  }, kDeadline);
+  const bool resumed = wait_until(
+      [&] {
+        auto after = producer.acknowledged(back_at);
+        if (after.empty()) return false;
+        first_after = after.front();
+        return received.has(*first_after);
+      },
+      kDeadline);
   const double resumed_after = seconds_since(back_at);
-  const bool healthy = wait_until([&] { return status_of(subscriber->subscriber_health("chaos")[0]) == "ok"; },
-                                  kDeadline);
+  const bool healthy =
+      wait_until([&] { return status_of(subscriber->subscriber_health("chaos")[0]) == "ok"; }, kDeadline);
   const double ok_after = seconds_since(back_at);
   watching.store(false);
   watcher.join();
@@ -274,9 +276,9 @@ void run_case(const char* name, RedisServer& redis, Holds holds, const std::func
   CHECK(wait_until([&] { return received.has(settle_from); }, kDeadline));
   producer.stop();
   const auto acked = producer.acknowledged(holds == Holds::everything ? Clock::time_point{} : back_at);
-  const bool complete = wait_until([&] {
-    return std::all_of(acked.begin(), acked.end(), [&](std::int64_t n) { return received.has(n); });
-  }, kDeadline);
+  const bool complete = wait_until(
+      [&] { return std::all_of(acked.begin(), acked.end(), [&](std::int64_t n) { return received.has(n); }); },
+      kDeadline);
   auto got = received.snapshot();
   std::size_t twice = 0;
   for (const auto& [n, times] : got) twice += times > 1 ? 1 : 0;
@@ -304,7 +306,8 @@ void run_case(const char* name, RedisServer& redis, Holds holds, const std::func
 
 TEST_CASE("FLUSHALL") {
   RedisServer redis;
-  run_case("FLUSHALL", redis, Holds::after_recovery, [&] { redis.command({"FLUSHALL"}); }, {}, false);
+  run_case(
+      "FLUSHALL", redis, Holds::after_recovery, [&] { redis.command({"FLUSHALL"}); }, {}, false);
 }
 
 TEST_CASE("kill -9 and restart without persistence") {
@@ -336,26 +339,34 @@ TEST_CASE("SIGSTOP for 5 s, then SIGCONT") {
 
 TEST_CASE("CLIENT KILL TYPE normal") {
   RedisServer redis;
-  run_case("CLIENT KILL TYPE normal", redis, Holds::everything,
-           [&] { redis.command({"CLIENT", "KILL", "TYPE", "normal"}); }, {}, false);
+  run_case(
+      "CLIENT KILL TYPE normal", redis, Holds::everything,
+      [&] {
+        redis.command({"CLIENT", "KILL", "TYPE", "normal"});
+      },
+      {}, false);
 }
 
 TEST_CASE("a proxy drops the subscriber's connection mid-read") {
   RedisServer redis;
   Proxy proxy(redis.port());
   const std::string url = "redis://127.0.0.1:" + std::to_string(proxy.port()) + "/0";
-  run_case("proxy drops connections", redis, Holds::everything, [&] { proxy.drop_all(); }, url, false);
+  run_case(
+      "proxy drops connections", redis, Holds::everything, [&] { proxy.drop_all(); }, url, false);
 }
 
 TEST_CASE("a proxy stalls the subscriber's connection mid-read for 3 s") {
   RedisServer redis;
   Proxy proxy(redis.port());
   const std::string url = "redis://127.0.0.1:" + std::to_string(proxy.port()) + "/0";
-  run_case("proxy stalls 3 s", redis, Holds::everything, [&] {
-    proxy.stall(true);
-    std::this_thread::sleep_for(3s);
-    proxy.stall(false);
-  }, url);
+  run_case(
+      "proxy stalls 3 s", redis, Holds::everything,
+      [&] {
+        proxy.stall(true);
+        std::this_thread::sleep_for(3s);
+        proxy.stall(false);
+      },
+      url);
 }
 
 TEST_CASE("Redis down at start, up 2 s later") {
@@ -374,10 +385,12 @@ TEST_CASE("Redis down at start, up 2 s later") {
   redis->restart();
   const auto back_at = Clock::now();
   Producer producer(publisher);
-  REQUIRE(wait_until([&] {
-    auto after = producer.acknowledged();
-    return !after.empty() && received.has(after.front());
-  }, kDeadline));
+  REQUIRE(wait_until(
+      [&] {
+        auto after = producer.acknowledged();
+        return !after.empty() && received.has(after.front());
+      },
+      kDeadline));
   const double resumed_after = seconds_since(back_at);
   REQUIRE(wait_until([&] { return status_of(subscriber->subscriber_health("chaos")[0]) == "ok"; }, kDeadline));
   std::printf("chaos: %-24s delivery resumed %5.2f s and health ok %5.2f s after Redis was up (%.2f s after start)\n",
@@ -385,9 +398,9 @@ TEST_CASE("Redis down at start, up 2 s later") {
   std::fflush(stdout);
   producer.stop();
   const auto acked = producer.acknowledged();
-  CHECK(wait_until([&] {
-    return std::all_of(acked.begin(), acked.end(), [&](std::int64_t n) { return received.has(n); });
-  }, kDeadline));
+  CHECK(wait_until(
+      [&] { return std::all_of(acked.begin(), acked.end(), [&](std::int64_t n) { return received.has(n); }); },
+      kDeadline));
 }
 
 // ---- Two real servers with a subscribing extension ---------------------------------
@@ -397,21 +410,23 @@ namespace {
 // Publishes on `a` through events_demo until `b` has recorded it; returns
 // whether it did before the deadline.
 bool delivered_between(int a, int b, const std::string& marker) {
-  return wait_until([&] {
-    auto sent = server_test::raw_request(a, "POST", "/ext/events_demo/publish/chaos",
-                                         "Content-Type: application/json\r\n", R"({"marker":")" + marker + R"("})");
-    if (sent.status != 200) {
-      std::this_thread::sleep_for(50ms);
-      return false;
-    }
-    for (int i = 0; i < 20; ++i) {
-      if (server_test::raw_request(b, "GET", "/ext/events_demo/recent").body.find(marker) != std::string::npos) {
-        return true;
-      }
-      std::this_thread::sleep_for(10ms);
-    }
-    return false;
-  }, kDeadline);
+  return wait_until(
+      [&] {
+        auto sent = server_test::raw_request(a, "POST", "/ext/events_demo/publish/chaos",
+                                             "Content-Type: application/json\r\n", R"({"marker":")" + marker + R"("})");
+        if (sent.status != 200) {
+          std::this_thread::sleep_for(50ms);
+          return false;
+        }
+        for (int i = 0; i < 20; ++i) {
+          if (server_test::raw_request(b, "GET", "/ext/events_demo/recent").body.find(marker) != std::string::npos) {
+            return true;
+          }
+          std::this_thread::sleep_for(10ms);
+        }
+        return false;
+      },
+      kDeadline);
 }
 
 std::string health_status(int port, const std::string& extension) {
@@ -466,9 +481,10 @@ TEST_CASE("two servers with events_demo: Redis down at start, FLUSHALL, restart 
   auto metrics = server_test::raw_request(b.port(), "GET", "/ext/observability/metrics").body;
   CHECK(metrics.find("ordinaut_events_bus_up{bus=\"redis\"} 1") != std::string::npos);
   CHECK(metrics.find("ordinaut_events_group_recreated_total") != std::string::npos);
-  std::printf("chaos: servers: delivery resumed %.2f s after Redis came up (down at start), %.2f s after FLUSHALL, "
-              "%.2f s after a restart without persistence\n",
-              start_resumed, flush_resumed, restart_resumed);
+  std::printf(
+      "chaos: servers: delivery resumed %.2f s after Redis came up (down at start), %.2f s after FLUSHALL, "
+      "%.2f s after a restart without persistence\n",
+      start_resumed, flush_resumed, restart_resumed);
   std::fflush(stdout);
   a.kill(SIGTERM);
   b.kill(SIGTERM);

@@ -38,8 +38,9 @@ TEST_CASE("entries that are not JSON, or nest too deeply, are acknowledged, coun
   const std::string key = "t:events:task.deep";
   REQUIRE(redis.command({"XADD", key, "*", "topic", "task.deep", "source", "x", "time", "1", "payload", deep}).type ==
           REDIS_REPLY_STRING);
-  REQUIRE(redis.command({"XADD", key, "*", "topic", "task.deep", "source", "x", "time", "1", "payload", "not json"})
-              .type == REDIS_REPLY_STRING);
+  REQUIRE(
+      redis.command({"XADD", key, "*", "topic", "task.deep", "source", "x", "time", "1", "payload", "not json"}).type ==
+      REDIS_REPLY_STRING);
   REQUIRE(bus->publish("task.deep", "p", number(7)));
   // The subscriber gets the valid event, and only that one; the process lives on.
   REQUIRE(wait_until([&] { return c.size() == 1; }));
@@ -80,11 +81,13 @@ TEST_CASE("after FLUSHALL a pattern subscription recreates its group once and de
   REQUIRE(wait_until([&] { return c.size() == 1; }));
   redis.command({"FLUSHALL"});
   // Published after the flush: delivered once the group is back.
-  REQUIRE(wait_until([&] {
-    (void)publisher->publish("task.done", "p", number(2));
-    const auto got = c.numbers();
-    return std::find(got.begin(), got.end(), 2) != got.end();
-  }, 20s));
+  REQUIRE(wait_until(
+      [&] {
+        (void)publisher->publish("task.done", "p", number(2));
+        const auto got = c.numbers();
+        return std::find(got.begin(), got.end(), 2) != got.end();
+      },
+      20s));
   CHECK(subscriber->health()["group_recreated"].GetUint64() >= 1);
   CHECK(recreated_lines.load() >= 1);
   // Recreated once, not in a loop: the count stays put while events flow.
@@ -113,11 +116,13 @@ TEST_CASE("a publisher announces its topics again, so a subscriber started after
   auto subscriber = make_bus(options);
   Collector c;
   REQUIRE(subscriber->subscribe("s", "job.*", c.handler(), {}));
-  REQUIRE(wait_until([&] {
-    (void)publisher->publish("job.started", "p", number(1));
-    std::this_thread::sleep_for(20ms);
-    return c.size() >= 1;
-  }, 30s));
+  REQUIRE(wait_until(
+      [&] {
+        (void)publisher->publish("job.started", "p", number(1));
+        std::this_thread::sleep_for(20ms);
+        return c.size() >= 1;
+      },
+      30s));
 }
 
 TEST_CASE("with subscribe_while_unreachable a subscription made while Redis is down goes live when it answers") {
@@ -170,4 +175,12 @@ TEST_CASE("health turns degraded while Redis is stopped or gone, unhealthy after
   REQUIRE(wait_until([&] { return status_of(bus->subscriber_health("s")[0]) != "ok"; }));
   redis.restart();
   REQUIRE(wait_until([&] { return status_of(bus->subscriber_health("s")[0]) == "ok"; }));
+}
+
+TEST_CASE("unhealthy_after must be positive") {
+  RedisBusOptions options;
+  options.unhealthy_after = 0ms;
+  auto bus = make_redis_event_bus(options);
+  REQUIRE_FALSE(bus);
+  CHECK(bus.error().code == "invalid_configuration");
 }
