@@ -23,6 +23,9 @@
 
 #include <fmt/format.h>
 
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <regex>
@@ -46,7 +49,7 @@ namespace json {
 namespace {
 
 // Why a parse stopped when RapidJSON's reader did not decide it itself.
-enum class Refusal { none, too_deep, duplicate_key, lone_surrogate };
+enum class Refusal { none, too_deep, duplicate_key, lone_surrogate, number_too_big };
 
 // A SAX handler between RapidJSON's reader and the document it builds. It
 // refuses, at the byte where they occur:
@@ -60,6 +63,10 @@ enum class Refusal { none, too_deep, duplicate_key, lone_surrogate };
 //  - a \uDC00-style escape of a lone UTF-16 surrogate, which RapidJSON 1.1.0
 //    decodes to bytes that are not UTF-8 (invalid raw bytes are refused by
 //    kParseValidateEncodingFlag).
+// It also converts numbers itself (kParseNumbersAsStringsFlag): RapidJSON
+// 1.1.0's full-precision strtod calls __builtin_clzll(0) for a zero with a
+// large exponent ("0e300", found by tests/fuzz), which is undefined and can
+// yield a power of two instead of 0. glibc's strtod rounds correctly.
 class GuardedHandler {
  public:
   using Stream = rapidjson::EncodedInputStream<rapidjson::UTF8<>, rapidjson::MemoryStream>;
@@ -74,7 +81,37 @@ class GuardedHandler {
   bool Int64(std::int64_t i) { return out_.Int64(i); }
   bool Uint64(std::uint64_t u) { return out_.Uint64(u); }
   bool Double(double d) { return out_.Double(d); }
-  bool RawNumber(const char* s, rapidjson::SizeType n, bool copy) { return out_.RawNumber(s, n, copy); }
+  bool RawNumber(const char* s, rapidjson::SizeType n, bool /*copy*/) {
+    // Integers as RapidJSON types them: 32-bit when they fit, else 64-bit.
+    const std::string_view text(s, n);
+    const bool minus = !text.empty() && text.front() == '-';
+    const std::string_view digits = minus ? text.substr(1) : text;
+    if (digits.find_first_of(".eE") == std::string_view::npos) {
+      std::uint64_t value = 0;
+      const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+      if (ec == std::errc() && end == digits.data() + digits.size()) {
+        if (!minus) return value <= 0xFFFFFFFFu ? out_.Uint(static_cast<unsigned>(value)) : out_.Uint64(value);
+        if (value <= 0x80000000u) return out_.Int(static_cast<int>(-static_cast<std::int64_t>(value)));
+        if (value <= 0x8000000000000000u) return out_.Int64(static_cast<std::int64_t>(0 - value));
+      }
+    }
+    char small[64];
+    std::string large;
+    const char* nul_terminated = small;
+    if (n < sizeof small) {
+      std::memcpy(small, s, n);
+      small[n] = '\0';
+    } else {
+      large.assign(s, n);
+      nul_terminated = large.c_str();
+    }
+    const double d = std::strtod(nul_terminated, nullptr);
+    if (std::isinf(d)) {
+      refuse(Refusal::number_too_big, in_.Tell() - n);
+      return false;
+    }
+    return out_.Double(d);
+  }
   bool String(const char* s, rapidjson::SizeType n, bool copy) {
     return valid_surrogates(s, n) && out_.String(s, n, copy);
   }
@@ -193,7 +230,7 @@ Result<void> parse_into(Json& doc, std::string_view text) {
   Error doc_error;
   auto generate = [&](Json& builder) {
     GuardedHandler handler(builder, in);
-    constexpr unsigned kFlags = rapidjson::kParseFullPrecisionFlag | rapidjson::kParseValidateEncodingFlag;
+    constexpr unsigned kFlags = rapidjson::kParseNumbersAsStringsFlag | rapidjson::kParseValidateEncodingFlag;
     parsed = !reader.Parse<kFlags>(in, handler).IsError();
     if (parsed) return true;
     const std::size_t offset = reader.GetErrorOffset();
@@ -205,6 +242,9 @@ Result<void> parse_into(Json& doc, std::string_view text) {
       case Refusal::duplicate_key:
         doc_error = parse_error(text, handler.refusal_offset(),
                                 fmt::format("duplicate key \"{}\" in one object", escape(handler.duplicate())));
+        break;
+      case Refusal::number_too_big:
+        doc_error = parse_error(text, handler.refusal_offset(), "Number too big to be stored in double.");
         break;
       case Refusal::lone_surrogate:
         // Raw bytes of a surrogate are invalid UTF-8 at their own offset;

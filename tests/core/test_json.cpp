@@ -198,3 +198,36 @@ TEST_CASE("json: dump() output is always valid UTF-8, even for values built from
   CHECK(ordinaut::json::parse(text).ok());
   CHECK(ordinaut::json::parse(ordinaut::json::dump_pretty(doc)).ok());
 }
+
+TEST_CASE("json: numbers are typed as before and zero with a large exponent is zero") {
+  // RapidJSON 1.1.0's full-precision strtod computed __builtin_clzll(0) for
+  // these (found by tests/fuzz/fuzz_json_schema): undefined behaviour.
+  auto zeros = ordinaut::json::parse("[0e300,0e58,-0e55,0.000e300,0e-400]");
+  REQUIRE(zeros.ok());
+  for (auto& z : zeros->GetArray()) {
+    REQUIRE(z.IsDouble());
+    CHECK(z.GetDouble() == 0.0);
+  }
+  auto doc = ordinaut::json::parse(
+      "[0,-0,4294967295,4294967296,-2147483648,-2147483649,18446744073709551615,-9223372036854775808,"
+      "18446744073709551616,1.5,-2.5e-3,1e308,4.9406564584124654e-324,0.1]");
+  REQUIRE(doc.ok());
+  const auto& a = *doc;
+  CHECK((a[0].IsUint() && a[0].GetUint() == 0));
+  CHECK((a[1].IsInt() && a[1].GetInt() == 0));
+  CHECK((a[2].IsUint() && a[2].GetUint() == 4294967295u));
+  CHECK((a[3].IsUint64() && !a[3].IsUint() && a[3].GetUint64() == 4294967296u));
+  CHECK((a[4].IsInt() && a[4].GetInt() == -2147483647 - 1));
+  CHECK((a[5].IsInt64() && !a[5].IsInt() && a[5].GetInt64() == -2147483649));
+  CHECK((a[6].IsUint64() && a[6].GetUint64() == 18446744073709551615u));
+  CHECK((a[7].IsInt64() && a[7].GetInt64() == INT64_MIN));
+  CHECK((a[8].IsDouble() && a[8].GetDouble() == 18446744073709551616.0));
+  CHECK(a[9].GetDouble() == 1.5);
+  CHECK(a[10].GetDouble() == -2.5e-3);
+  CHECK(a[11].GetDouble() == 1e308);
+  CHECK(a[12].GetDouble() == 4.9406564584124654e-324);
+  CHECK(ordinaut::json::dump(a[13]) == "0.1");
+  auto big = ordinaut::json::parse("[1,\n 1e309]");
+  REQUIRE_FALSE(big.ok());
+  CHECK(big.error().message == "line 2, column 2 (offset 5): Number too big to be stored in double.");
+}
