@@ -305,4 +305,15 @@ inline RawResponse raw_request(int port, const std::string& method, const std::s
   return parse_response(c.receive(5s));
 }
 
+/// Resident set size of a process in KiB (VmRSS), 0 when unknown. Memory
+/// tests compare it before and after a load: bounded growth, never timing.
+inline std::size_t rss_kib(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoul(line.substr(6));
+  }
+  return 0;
+}
+
 }  // namespace server_test
