@@ -596,7 +596,7 @@ TEST_CASE("an initialize flood never locks new clients out, and one address cann
 }
 
 TEST_CASE("clientInfo fields longer than the cap are refused; memory stays bounded") {
-  Server server;
+  Server server({}, {server_test::small_asan_quarantine()});
   const int port = server.port();
   auto init_named = [&](const std::string& name) {
     return request(port, "POST", kPath, rpc_headers({}, {}),

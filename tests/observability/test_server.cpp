@@ -309,7 +309,7 @@ TEST_CASE("events_demo: JSON nested 200,000 deep gets a 400 with the offset, and
 }
 
 TEST_CASE("events_demo: large payloads keep the server's memory bounded (history by bytes)") {
-  auto server = start_server();
+  auto server = start_server({}, {server_test::small_asan_quarantine()});
   auto c = client(server->port());
   // ~900 KB of text, ~7 MiB as a DOM: the old history kept 1,024 such DOMs.
   std::string big = "[1";
