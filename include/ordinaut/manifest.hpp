@@ -56,12 +56,13 @@ std::string_view manifest_schema();
 /// True for a semantic version 2.0.0 string ("1.2.3", "1.0.0-rc.1+build.5").
 bool is_semantic_version(std::string_view version) noexcept;
 
-/// True for a valid extension id: [a-z][a-z0-9_]{0,63} and not reserved.
+/// True for a well-formed extension id: [a-z][a-z0-9_]{0,63} (reserved ids
+/// included: see is_reserved_extension_id()).
 bool is_extension_id(std::string_view id) noexcept;
 
 /// True for ids the host keeps for itself: "status", "core", "openapi.json",
 /// "_admin" and anything starting with '_'. parse_manifest() refuses them with
-/// pointer /id.
+/// pointer /id; the host must refuse them for linked-in extensions too.
 bool is_reserved_extension_id(std::string_view id) noexcept;
 
 }  // namespace ORDINAUT_ABI_NAMESPACE

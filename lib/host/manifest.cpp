@@ -50,7 +50,6 @@ bool is_reserved_extension_id(std::string_view id) noexcept {
 }
 
 bool is_extension_id(std::string_view id) noexcept {
-  if (is_reserved_extension_id(id)) return false;
   if (id.empty() || id.size() > 64 || !(id[0] >= 'a' && id[0] <= 'z')) return false;
   for (char c : id) {
     if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return false;
