@@ -8,6 +8,9 @@
 # doctest has no pkg-config file: Meson finds it through CMake, hence cmake.
 # libssl-dev: OpenSSL verifies JWT signatures and hashes bearer tokens (lib/auth);
 # the openssl CLI makes the keys and tokens the auth tests use.
+# clang-14 and libclang-rt-14-dev: GCC has no libFuzzer; tools/fuzz.sh builds
+# the fuzz targets of tests/fuzz/ with clang++-14 -fsanitize=fuzzer (the
+# runtime is in libclang-rt-14-dev), and tools/test.sh runs each for a while.
 # shellcheck shell=bash
 
 ORDINAUT_BUILD_PACKAGES=(
@@ -16,6 +19,7 @@ ORDINAUT_BUILD_PACKAGES=(
 )
 ORDINAUT_TEST_PACKAGES=(
   redis-server redis-tools wrk prometheus curl ca-certificates nodejs npm chromium openssl
+  clang-14 libclang-rt-14-dev
 )
 
 # Prints the packages of the given lists (build, test or all) that are not

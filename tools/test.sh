@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Builds Ordinaut and runs the whole test suite three ways:
+# Builds Ordinaut and runs the whole test suite four ways:
 #   normal      every Meson test                       build dir PREFIX
 #   asan        every Meson test, ASan + UBSan         build dir PREFIX-asan
 #   tsan        Meson suite 'concurrency', TSan        build dir PREFIX-tsan
+#   fuzz        each libFuzzer target of tests/fuzz/ for ORDINAUT_FUZZ_SECONDS
+#               (default 30), ASan + UBSan, clang++-14 (tools/fuzz.sh)
+#                                                      build dir PREFIX-fuzz
 # then prints one closing line "N passed, N failed", where N counts test cases
-# over all three runs (doctest cases, plus one per non-doctest Meson test; see
-# docs/testing.md). Exits non-zero if anything failed.
+# over all runs (doctest cases, plus one per non-doctest Meson test, plus one
+# per fuzz target; see docs/testing.md). Exits non-zero if anything failed.
 #
 # Installs missing Debian packages (tools/deps.sh) and runs `npm ci` where
 # node_modules is missing, so it works on a fresh Debian 12 machine.
@@ -19,7 +22,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$root/tools/deps.sh"
 
 prefix="$root/build-test"
-only="normal,asan,tsan"
+only="normal,asan,tsan,fuzz"
 jobs="$(nproc 2>/dev/null || echo 2)"
 install=1
 extra=()
@@ -169,6 +172,26 @@ if [[ -f "$root/tools/tsan.supp" ]]; then
   export TSAN_OPTIONS="$TSAN_OPTIONS:suppressions=$root/tools/tsan.supp"
 fi
 
+# run_fuzz BUILDDIR: every fuzz target once, for a bounded time; one case each.
+run_fuzz() {
+  local dir="$1" started=$SECONDS seconds="${ORDINAUT_FUZZ_SECONDS:-30}"
+  echo
+  echo "== fuzz: tools/fuzz.sh --seconds $seconds --build-dir $dir"
+  local out last p f
+  out="$(mktemp)"
+  "$root/tools/fuzz.sh" --seconds "$seconds" --jobs "$jobs" --build-dir "$dir" 2>&1 | tee "$out"
+  last="$(tail -1 "$out")"
+  rm -f "$out"
+  if [[ "$last" =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+    p="${BASH_REMATCH[1]}"
+    f="${BASH_REMATCH[2]}"
+  else
+    p=0
+    f=1
+  fi
+  record "fuzz ($((SECONDS - started)) s)" "$p" "$f"
+}
+
 IFS=',' read -r -a variants <<<"$only"
 for v in "${variants[@]}"; do
   case "$v" in
@@ -179,7 +202,8 @@ for v in "${variants[@]}"; do
     asan) run_variant asan+ubsan "$prefix-asan" "" 3 --buildtype=debug -Db_sanitize=address,undefined \
             -Db_lundef=false ;;
     tsan) run_variant tsan "$prefix-tsan" "$TSAN_SUITE" 5 --buildtype=debug -Db_sanitize=thread -Db_lundef=false ;;
-    *) echo "tools/test.sh: unknown variant '$v' (normal, asan, tsan)" >&2; record "$v (unknown variant)" 0 1 ;;
+    fuzz) run_fuzz "$prefix-fuzz" ;;
+    *) echo "tools/test.sh: unknown variant '$v' (normal, asan, tsan, fuzz)" >&2; record "$v (unknown variant)" 0 1 ;;
   esac
 done
 finish

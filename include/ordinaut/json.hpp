@@ -27,15 +27,26 @@ using JsonValue = rapidjson::Value;
 
 namespace json {
 
-/// Parses `text`. On failure the error code is "invalid_json" and the message
-/// gives line, column and byte offset, e.g. "line 1, column 9 (offset 8):
-/// Missing a colon after a name of object member."
+/// The one parse for untrusted text (bodies, manifests, event payloads, MCP).
+/// Beyond JSON syntax it refuses nesting deeper than 512 levels (without
+/// recursing deeper), a key repeated in one object (JSON.parse would keep the
+/// last, RapidJSON lookups the first), and bytes that are not UTF-8. On failure
+/// the error code is "invalid_json", Error::offset/line/column say where, and
+/// the message starts with the same numbers, e.g. "line 1, column 9 (offset
+/// 8): Missing a colon after a name of object member." or "line 1, column 7
+/// (offset 6): invalid UTF-8 at offset 6".
 Result<Json> parse(std::string_view text);
 
-/// Serialises a value compactly (no whitespace).
+/// parse() into an existing document (e.g. one with its own allocator). On
+/// failure `doc` is null.
+Result<void> parse_into(Json& doc, std::string_view text);
+
+/// Serialises a value compactly (no whitespace). The text is always valid
+/// UTF-8: a string byte that is not (in a value built from raw bytes, never
+/// from parse()) becomes U+FFFD.
 std::string dump(const JsonValue& value);
 
-/// Serialises a value with two-space indentation.
+/// Serialises a value with two-space indentation (UTF-8 as dump()).
 std::string dump_pretty(const JsonValue& value);
 
 /// Deep copy of `value` into a new document.
@@ -51,6 +62,8 @@ const char* type_name(const JsonValue& value);
 std::optional<std::string_view> get_string(const JsonValue& object, std::string_view key);
 
 /// Escapes `text` for inclusion inside a JSON string literal (no quotes added).
+/// A byte that is not part of valid UTF-8 becomes \ufffd, so the result is
+/// always valid UTF-8.
 std::string escape(std::string_view text);
 
 }  // namespace json

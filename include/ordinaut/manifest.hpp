@@ -6,6 +6,7 @@
 //   "/srv/ext/hello/extension.json: /grants/1: "ROUTE" is not one of ROUTES, TOOLS, ..."
 #pragma once
 
+#include <cstddef>
 #include <filesystem>
 #include <string>
 #include <string_view>
@@ -34,7 +35,19 @@ struct Manifest {
 /// Manifest::file/dir. Error codes: "invalid_json", "invalid_manifest".
 Result<Manifest> parse_manifest(std::string_view text, const std::filesystem::path& file);
 
-/// Reads and parses `file`. Adds error code "unreadable_manifest".
+/// Manifests larger than this are refused unread (ORDINAUT_MANIFEST_MAX_BYTES changes it).
+inline constexpr std::size_t kDefaultManifestMaxBytes = 1024 * 1024;
+
+/// Reads and parses `file`, which must be a regular file (or a symlink to one)
+/// named extension.json of at most `max_bytes`. Adds error codes
+/// "unreadable_manifest" (missing, unreadable, a folder, a FIFO, a socket, a
+/// device or another name: discovery must report these, not skip them) and
+/// "manifest_too_large" (names the limit). Never blocks on a FIFO.
+Result<Manifest> load_manifest(const std::filesystem::path& file, std::size_t max_bytes);
+
+/// load_manifest() with the limit from ORDINAUT_MANIFEST_MAX_BYTES (a whole
+/// number of bytes; default kDefaultManifestMaxBytes). A malformed setting is
+/// error "invalid_setting" naming the variable.
 Result<Manifest> load_manifest(const std::filesystem::path& file);
 
 /// The manifest JSON Schema text.
@@ -43,8 +56,14 @@ std::string_view manifest_schema();
 /// True for a semantic version 2.0.0 string ("1.2.3", "1.0.0-rc.1+build.5").
 bool is_semantic_version(std::string_view version) noexcept;
 
-/// True for a valid extension id: [a-z][a-z0-9_]{0,63}.
+/// True for a well-formed extension id: [a-z][a-z0-9_]{0,63} (reserved ids
+/// included: see is_reserved_extension_id()).
 bool is_extension_id(std::string_view id) noexcept;
+
+/// True for ids the host keeps for itself: "status", "core", "openapi.json",
+/// "_admin" and anything starting with '_'. parse_manifest() refuses them with
+/// pointer /id; the host must refuse them for linked-in extensions too.
+bool is_reserved_extension_id(std::string_view id) noexcept;
 
 }  // namespace ORDINAUT_ABI_NAMESPACE
 }  // namespace ordinaut

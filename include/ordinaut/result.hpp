@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cassert>
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <utility>
@@ -23,13 +24,21 @@ struct Error {
   std::string message;  ///< human-readable, names the offending thing
   std::string pointer;  ///< JSON pointer of the offending value, when relevant
   std::string file;     ///< file the error concerns, when relevant
+  /// Where in the input text the error is (parse errors): byte offset, and the
+  /// 1-based line and column (in bytes) of that offset.
+  std::optional<std::size_t> offset;
+  std::size_t line = 0;
+  std::size_t column = 0;
 
   /// "file: message" when a file is set, otherwise the message.
   std::string describe() const { return file.empty() ? message : file + ": " + message; }
 };
 
 inline Error make_error(std::string code, std::string message) {
-  return Error{std::move(code), std::move(message), {}, {}};
+  Error e;
+  e.code = std::move(code);
+  e.message = std::move(message);
+  return e;
 }
 
 /// Either a value of type T or an Error.

@@ -11,7 +11,10 @@
 
 #include "ordinaut/json.hpp"
 
+#include <rapidjson/encodedstream.h>
 #include <rapidjson/error/en.h>
+#include <rapidjson/memorystream.h>
+#include <rapidjson/reader.h>
 #include <rapidjson/pointer.h>
 #include <rapidjson/prettywriter.h>
 #include <rapidjson/schema.h>
@@ -20,9 +23,16 @@
 
 #include <fmt/format.h>
 
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <regex>
+#include <unordered_set>
 #include <vector>
+
+#include "core/strings.hpp"
 
 
 namespace ordinaut {
@@ -38,63 +48,270 @@ namespace json {
 
 namespace {
 
-// RapidJSON parses, validates and serialises recursively: a body of a million
-// '[' would exhaust the stack. Returns the offset where nesting passes
-// kMaxJsonDepth, or npos.
-std::size_t too_deep_at(std::string_view text) noexcept {
-  std::size_t depth = 0;
-  bool in_string = false;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (in_string) {
-      if (c == '\\') {
-        ++i;
-      } else if (c == '"') {
-        in_string = false;
+// Why a parse stopped when RapidJSON's reader did not decide it itself.
+enum class Refusal { none, too_deep, duplicate_key, lone_surrogate, number_too_big };
+
+// A SAX handler between RapidJSON's reader and the document it builds. It
+// refuses, at the byte where they occur:
+//  - nesting deeper than kMaxJsonDepth: the reader, the DOM's destructor and
+//    the writer all recurse, so a body of a million '[' would exhaust the
+//    stack. The reader calls StartArray/StartObject before it recurses, so
+//    refusing there bounds the recursion too;
+//  - a key that occurs twice in one object: JavaScript's JSON.parse keeps the
+//    last, RapidJSON's FindMember the first; the two must never disagree about
+//    what a body means;
+//  - a \uDC00-style escape of a lone UTF-16 surrogate, which RapidJSON 1.1.0
+//    decodes to bytes that are not UTF-8 (invalid raw bytes are refused by
+//    kParseValidateEncodingFlag).
+// It also converts numbers itself (kParseNumbersAsStringsFlag): RapidJSON
+// 1.1.0's full-precision strtod calls __builtin_clzll(0) for a zero with a
+// large exponent ("0e300", found by tests/fuzz), which is undefined and can
+// yield a power of two instead of 0. glibc's strtod rounds correctly.
+class GuardedHandler {
+ public:
+  using Stream = rapidjson::EncodedInputStream<rapidjson::UTF8<>, rapidjson::MemoryStream>;
+  using Builder = Json;  // the document's own SAX interface
+
+  GuardedHandler(Builder& out, const Stream& in) : out_(out), in_(in) {}
+
+  bool Null() { return out_.Null(); }
+  bool Bool(bool b) { return out_.Bool(b); }
+  bool Int(int i) { return out_.Int(i); }
+  bool Uint(unsigned u) { return out_.Uint(u); }
+  bool Int64(std::int64_t i) { return out_.Int64(i); }
+  bool Uint64(std::uint64_t u) { return out_.Uint64(u); }
+  bool Double(double d) { return out_.Double(d); }
+  bool RawNumber(const char* s, rapidjson::SizeType n, bool /*copy*/) {
+    // Integers as RapidJSON types them: 32-bit when they fit, else 64-bit.
+    const std::string_view text(s, n);
+    const bool minus = !text.empty() && text.front() == '-';
+    const std::string_view digits = minus ? text.substr(1) : text;
+    if (digits.find_first_of(".eE") == std::string_view::npos) {
+      std::uint64_t value = 0;
+      const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+      if (ec == std::errc() && end == digits.data() + digits.size()) {
+        if (!minus) return value <= 0xFFFFFFFFu ? out_.Uint(static_cast<unsigned>(value)) : out_.Uint64(value);
+        if (value <= 0x80000000u) return out_.Int(static_cast<int>(-static_cast<std::int64_t>(value)));
+        if (value <= 0x8000000000000000u) return out_.Int64(static_cast<std::int64_t>(0 - value));
       }
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > kMaxJsonDepth) return i;
-    } else if ((c == ']' || c == '}') && depth > 0) {
-      --depth;
+    }
+    char small[64];
+    std::string large;
+    const char* nul_terminated = small;
+    if (n < sizeof small) {
+      std::memcpy(small, s, n);
+      small[n] = '\0';
+    } else {
+      large.assign(s, n);
+      nul_terminated = large.c_str();
+    }
+    const double d = std::strtod(nul_terminated, nullptr);
+    if (std::isinf(d)) {
+      refuse(Refusal::number_too_big, in_.Tell() - n);
+      return false;
+    }
+    return out_.Double(d);
+  }
+  bool String(const char* s, rapidjson::SizeType n, bool copy) {
+    return valid_surrogates(s, n) && out_.String(s, n, copy);
+  }
+  bool StartObject() {
+    if (!enter()) return false;
+    levels_.push_back(Level{keys_.size(), nullptr});
+    return out_.StartObject();
+  }
+  bool Key(const char* s, rapidjson::SizeType n, bool copy) {
+    if (!valid_surrogates(s, n)) return false;
+    if (!remember_key(std::string_view(s, n))) {
+      refuse(Refusal::duplicate_key, in_.Tell());
+      duplicate_.assign(s, n);
+      return false;
+    }
+    return out_.Key(s, n, copy);
+  }
+  bool EndObject(rapidjson::SizeType members) {
+    --depth_;
+    keys_.resize(levels_.back().first_key);
+    levels_.pop_back();
+    return out_.EndObject(members);
+  }
+  bool StartArray() { return enter() && out_.StartArray(); }
+  bool EndArray(rapidjson::SizeType elements) {
+    --depth_;
+    return out_.EndArray(elements);
+  }
+
+  Refusal refusal() const { return refusal_; }
+  std::size_t refusal_offset() const { return refusal_offset_; }
+  const std::string& duplicate() const { return duplicate_; }
+
+ private:
+  // Objects with more keys than this look duplicates up in a hash set.
+  static constexpr std::size_t kLinearKeys = 16;
+  struct Level {
+    std::size_t first_key;  // index in keys_ of this object's first key
+    std::unique_ptr<std::unordered_set<std::string>> many;
+  };
+
+  bool enter() {
+    if (++depth_ <= kMaxJsonDepth) return true;
+    refuse(Refusal::too_deep, in_.Tell() - 1);  // the bracket just read
+    return false;
+  }
+
+  // False when `key` is already a key of the innermost object.
+  bool remember_key(std::string_view key) {
+    Level& level = levels_.back();
+    if (level.many) return level.many->emplace(key).second;
+    for (std::size_t i = level.first_key; i < keys_.size(); ++i) {
+      if (keys_[i] == key) return false;
+    }
+    keys_.emplace_back(key);
+    if (keys_.size() - level.first_key > kLinearKeys) {
+      level.many = std::make_unique<std::unordered_set<std::string>>(
+          std::make_move_iterator(keys_.begin() + static_cast<std::ptrdiff_t>(level.first_key)),
+          std::make_move_iterator(keys_.end()));
+      keys_.resize(level.first_key);
+    }
+    return true;
+  }
+
+  // UTF-8 of a surrogate code point: ED A0..BF xx.
+  bool valid_surrogates(const char* s, std::size_t n) {
+    for (const char* p = static_cast<const char*>(std::memchr(s, '\xED', n)); p != nullptr;
+         p = static_cast<const char*>(std::memchr(p + 1, '\xED', n - static_cast<std::size_t>(p + 1 - s)))) {
+      if (p + 1 < s + n && static_cast<unsigned char>(p[1]) >= 0xA0) {
+        refuse(Refusal::lone_surrogate, in_.Tell());
+        return false;
+      }
+    }
+    return true;
+  }
+
+  void refuse(Refusal why, std::size_t offset) {
+    refusal_ = why;
+    refusal_offset_ = offset;
+  }
+
+  Builder& out_;
+  const Stream& in_;
+  std::size_t depth_ = 0;
+  std::vector<Level> levels_;
+  std::vector<std::string> keys_;  // keys of the open objects without a set, innermost last
+  Refusal refusal_ = Refusal::none;
+  std::size_t refusal_offset_ = 0;
+  std::string duplicate_;
+};
+
+Error parse_error(std::string_view text, std::size_t offset, std::string_view reason) {
+  std::size_t line = 1, column = 1;
+  for (std::size_t i = 0; i < offset && i < text.size(); ++i) {
+    if (text[i] == '\n') {
+      ++line;
+      column = 1;
+    } else {
+      ++column;
     }
   }
-  return std::string_view::npos;
+  Error e = make_error("invalid_json", fmt::format("line {}, column {} (offset {}): {}", line, column, offset, reason));
+  e.offset = offset;
+  e.line = line;
+  e.column = column;
+  return e;
 }
 
 }  // namespace
 
+Result<void> parse_into(Json& doc, std::string_view text) {
+  rapidjson::MemoryStream memory(text.data(), text.size());
+  GuardedHandler::Stream in(memory);
+  rapidjson::Reader reader;
+  bool parsed = false;
+  Error doc_error;
+  auto generate = [&](Json& builder) {
+    GuardedHandler handler(builder, in);
+    constexpr unsigned kFlags = rapidjson::kParseNumbersAsStringsFlag | rapidjson::kParseValidateEncodingFlag;
+    parsed = !reader.Parse<kFlags>(in, handler).IsError();
+    if (parsed) return true;
+    const std::size_t offset = reader.GetErrorOffset();
+    switch (handler.refusal()) {
+      case Refusal::too_deep:
+        doc_error = parse_error(text, handler.refusal_offset(),
+                                fmt::format("nesting deeper than {} levels", kMaxJsonDepth));
+        break;
+      case Refusal::duplicate_key:
+        doc_error = parse_error(text, handler.refusal_offset(),
+                                fmt::format("duplicate key \"{}\" in one object", escape(handler.duplicate())));
+        break;
+      case Refusal::number_too_big:
+        doc_error = parse_error(text, handler.refusal_offset(), "Number too big to be stored in double.");
+        break;
+      case Refusal::lone_surrogate:
+        // Raw bytes of a surrogate are invalid UTF-8 at their own offset;
+        // otherwise an escape in the string just read produced them.
+        if (const std::size_t bad = detail::first_invalid_utf8(text.substr(0, handler.refusal_offset()));
+            bad != std::string_view::npos) {
+          doc_error = parse_error(text, bad, fmt::format("invalid UTF-8 at offset {}", bad));
+        } else {
+          doc_error = parse_error(text, handler.refusal_offset(),
+                                  "a \\u escape encodes a lone UTF-16 surrogate, which is not a Unicode character");
+        }
+        break;
+      case Refusal::none:
+        if (reader.GetParseErrorCode() == rapidjson::kParseErrorStringInvalidEncoding) {
+          // The reader stops after the bad sequence; name its first byte.
+          const std::size_t bad = std::min(detail::first_invalid_utf8(text), offset);
+          doc_error = parse_error(text, bad, fmt::format("invalid UTF-8 at offset {}", bad));
+        } else {
+          doc_error = parse_error(text, offset, rapidjson::GetParseError_En(reader.GetParseErrorCode()));
+        }
+        break;
+    }
+    return false;
+  };
+  doc.Populate(generate);
+  if (!parsed) {
+    doc.SetNull();
+    return doc_error;
+  }
+  return {};
+}
+
 Result<Json> parse(std::string_view text) {
   Json doc;
-  const std::size_t deep = too_deep_at(text);
-  if (deep == std::string_view::npos) doc.Parse<rapidjson::kParseFullPrecisionFlag>(text.data(), text.size());
-  if (deep != std::string_view::npos || doc.HasParseError()) {
-    const std::size_t offset = deep != std::string_view::npos ? deep : doc.GetErrorOffset();
-    std::size_t line = 1, column = 1;
-    for (std::size_t i = 0; i < offset && i < text.size(); ++i) {
-      if (text[i] == '\n') {
-        ++line;
-        column = 1;
-      } else {
-        ++column;
-      }
-    }
-    Error e = make_error("invalid_json",
-                         fmt::format("line {}, column {} (offset {}): {}", line, column, offset,
-                                     deep != std::string_view::npos
-                                         ? fmt::format("nesting deeper than {} levels", kMaxJsonDepth).c_str()
-                                         : rapidjson::GetParseError_En(doc.GetParseError())));
-    return e;
-  }
+  if (auto parsed = parse_into(doc, text); !parsed) return parsed.error();
   return doc;
 }
+
+namespace {
+
+// Output is always UTF-8: parse() refuses invalid input, but a value may also
+// be built from other bytes (a path, a header, a file name). The writer copies
+// string bytes as they are, and outside strings it writes only ASCII, so each
+// invalid byte can be replaced by U+FFFD in the text.
+std::string valid_utf8(const char* text, std::size_t size) {
+  std::string_view rest(text, size);
+  std::size_t bad = detail::first_invalid_utf8(rest);
+  if (bad == std::string_view::npos) return std::string(rest);
+  std::string out;
+  out.reserve(size + 16);
+  while (bad != std::string_view::npos) {
+    out.append(rest.substr(0, bad));
+    out += "\xEF\xBF\xBD";
+    rest.remove_prefix(bad + 1);
+    bad = detail::first_invalid_utf8(rest);
+  }
+  out.append(rest);
+  return out;
+}
+
+}  // namespace
 
 std::string dump(const JsonValue& value) {
   rapidjson::StringBuffer buffer;
   rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
   value.Accept(writer);
-  return std::string(buffer.GetString(), buffer.GetSize());
+  return valid_utf8(buffer.GetString(), buffer.GetSize());
 }
 
 std::string dump_pretty(const JsonValue& value) {
@@ -102,7 +319,7 @@ std::string dump_pretty(const JsonValue& value) {
   rapidjson::PrettyWriter<rapidjson::StringBuffer> writer(buffer);
   writer.SetIndent(' ', 2);
   value.Accept(writer);
-  return std::string(buffer.GetString(), buffer.GetSize());
+  return valid_utf8(buffer.GetString(), buffer.GetSize());
 }
 
 Json copy(const JsonValue& value) {
@@ -140,7 +357,8 @@ std::optional<std::string_view> get_string(const JsonValue& object, std::string_
 std::string escape(std::string_view text) {
   std::string out;
   out.reserve(text.size() + 8);
-  for (char ch : text) {
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char ch = text[i];
     const auto c = static_cast<unsigned char>(ch);
     switch (c) {
       case '"': out += "\\\""; break;
@@ -153,8 +371,14 @@ std::string escape(std::string_view text) {
       default:
         if (c < 0x20) {
           out += fmt::format("\\u{:04x}", c);
-        } else {
+        } else if (c < 0x80) {
           out += ch;
+        } else if (detail::first_invalid_utf8(text.substr(i, 4)) == 0) {
+          out += "\\ufffd";  // output is always UTF-8: a byte that is not becomes U+FFFD
+        } else {
+          const std::size_t length = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
+          out.append(text.substr(i, length));
+          i += length - 1;
         }
     }
   }

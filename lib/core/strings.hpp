@@ -72,6 +72,11 @@ inline std::int64_t now_ms() {
       .count();
 }
 
+/// Offset of the first byte of `text` that does not start a well-formed UTF-8
+/// sequence (RFC 3629: no overlong forms, no surrogates, nothing above
+/// U+10FFFF), or npos when all of `text` is valid UTF-8.
+std::size_t first_invalid_utf8(std::string_view text) noexcept;
+
 /// RFC 3339 UTC timestamp with milliseconds: "2026-11-26T12:00:00.123Z".
 std::string rfc3339(std::int64_t epoch_ms);
 

@@ -1,8 +1,13 @@
 #include "ordinaut/manifest.hpp"
 
-#include <fstream>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
 #include <mutex>
-#include <sstream>
 
 #include <fmt/format.h>
 
@@ -36,6 +41,13 @@ Error file_error(std::string code, std::string message, const std::filesystem::p
 }
 
 }  // namespace
+
+bool is_reserved_extension_id(std::string_view id) noexcept {
+  // Paths the host serves itself under /ext/ (status, openapi.json, _admin),
+  // plus names kept for the host. The id pattern already excludes '_' first
+  // and '.'.
+  return id == "status" || id == "core" || id == "openapi.json" || id == "_admin" || id.starts_with('_');
+}
 
 bool is_extension_id(std::string_view id) noexcept {
   if (id.empty() || id.size() > 64 || !(id[0] >= 'a' && id[0] <= 'z')) return false;
@@ -85,7 +97,11 @@ bool is_semantic_version(std::string_view v) noexcept {
 Result<Manifest> parse_manifest(std::string_view text, const std::filesystem::path& file) {
   auto doc = json::parse(text);
   if (!doc) {
-    return file_error("invalid_json", "not valid JSON: " + doc.error().message, file);
+    Error e = file_error("invalid_json", "not valid JSON: " + doc.error().message, file);
+    e.offset = doc.error().offset;
+    e.line = doc.error().line;
+    e.column = doc.error().column;
+    return e;
   }
   if (auto valid = compiled_manifest_schema().validate(*doc); !valid) {
     return file_error("invalid_manifest", valid.error().message, file, valid.error().pointer);
@@ -93,6 +109,10 @@ Result<Manifest> parse_manifest(std::string_view text, const std::filesystem::pa
   const Json& d = *doc;
   Manifest m;
   m.id = d["id"].GetString();
+  if (is_reserved_extension_id(m.id)) {
+    return file_error("invalid_manifest",
+                      fmt::format("/id: \"{}\" is reserved for the host's own paths under /ext/", m.id), file, "/id");
+  }
   m.name = d["name"].GetString();
   m.version = d["version"].GetString();
   m.module = d["module"].GetString();
@@ -111,14 +131,76 @@ Result<Manifest> parse_manifest(std::string_view text, const std::filesystem::pa
   return m;
 }
 
+namespace {
+
+Result<std::size_t> manifest_size_limit() {
+  const char* v = std::getenv("ORDINAUT_MANIFEST_MAX_BYTES");
+  if (v == nullptr || *v == '\0') return kDefaultManifestMaxBytes;
+  char* end = nullptr;
+  errno = 0;
+  const unsigned long long n = std::strtoull(v, &end, 10);
+  if (*end != '\0' || errno != 0 || n == 0 || *v == '-') {
+    return make_error("invalid_setting",
+                      fmt::format("ORDINAUT_MANIFEST_MAX_BYTES=\"{}\" must be a whole number of bytes above 0", v));
+  }
+  return static_cast<std::size_t>(n);
+}
+
+}  // namespace
+
 Result<Manifest> load_manifest(const std::filesystem::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) {
+  auto limit = manifest_size_limit();
+  if (!limit) return file_error(limit.error().code, limit.error().message, file);
+  return load_manifest(file, *limit);
+}
+
+Result<Manifest> load_manifest(const std::filesystem::path& file, std::size_t max_bytes) {
+  if (file.filename() != "extension.json") {
+    return file_error("unreadable_manifest", "a manifest file must be named extension.json", file);
+  }
+  // O_NONBLOCK: opening a FIFO must not wait for a writer. fstat on the open
+  // descriptor: what is checked is what is read.
+  const int fd = ::open(file.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
     return file_error("unreadable_manifest", fmt::format("cannot read: {}", std::strerror(errno)), file);
   }
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  return parse_manifest(buffer.str(), file);
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    return file_error("unreadable_manifest", fmt::format("cannot read: {}", std::strerror(errno)), file);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    const char* kind = S_ISDIR(st.st_mode)    ? "a folder"
+                       : S_ISFIFO(st.st_mode) ? "a FIFO"
+                       : S_ISSOCK(st.st_mode) ? "a socket"
+                       : S_ISCHR(st.st_mode)  ? "a character device"
+                       : S_ISBLK(st.st_mode)  ? "a block device"
+                                              : "a special file";
+    return file_error("unreadable_manifest", fmt::format("is {}, not a regular file", kind), file);
+  }
+  auto too_large = [&] {
+    return file_error("manifest_too_large",
+                      fmt::format("is larger than {} bytes, the limit for a manifest (ORDINAUT_MANIFEST_MAX_BYTES)",
+                                  max_bytes),
+                      file);
+  };
+  if (static_cast<std::uint64_t>(st.st_size) > max_bytes) return too_large();
+  // Read at most one byte past the limit: the file may have grown since fstat.
+  std::string text;
+  char chunk[16384];
+  while (text.size() <= max_bytes) {
+    const ssize_t n = ::read(fd, chunk, std::min(sizeof chunk, max_bytes + 1 - text.size()));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return file_error("unreadable_manifest", fmt::format("cannot read: {}", std::strerror(errno)), file);
+    if (n == 0) break;
+    text.append(chunk, static_cast<std::size_t>(n));
+  }
+  const std::size_t got = text.size();
+  if (got > max_bytes) return too_large();
+  return parse_manifest(text, file);
 }
 
 }  // namespace ORDINAUT_ABI_NAMESPACE

@@ -2,6 +2,7 @@
 
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -56,6 +57,38 @@ Result<RawFactory> open_module(const std::filesystem::path& module) {
                                   module.string(), ORDINAUT_ENTRY_FACTORY_SYMBOL));
   }
   return factory;
+}
+
+Result<std::filesystem::path> resolve_module_path(const Manifest& manifest) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path folder = fs::canonical(manifest.dir, ec);
+  if (ec) {
+    return make_error("module_not_found",
+                      fmt::format("extension folder {} cannot be resolved: {}", manifest.dir.string(), ec.message()));
+  }
+  const fs::path given = manifest.dir / manifest.module;
+  const fs::path module = fs::canonical(given, ec);
+  if (ec) {
+    return make_error("module_not_found", fmt::format("module file {} does not exist", given.string()));
+  }
+  // Inside: the folder's path is a prefix of the module's, component by component.
+  auto [folder_end, module_at] = std::mismatch(folder.begin(), folder.end(), module.begin(), module.end());
+  if (folder_end != folder.end() || module_at == module.end()) {
+    return make_error("module_outside_folder",
+                      fmt::format("module {} resolves to {}, outside the extension folder {}; refused before loading",
+                                  given.string(), module.string(), folder.string()));
+  }
+  if (!fs::is_regular_file(module, ec)) {
+    return make_error("module_not_found", fmt::format("module file {} is not a regular file", given.string()));
+  }
+  return module;
+}
+
+Result<RawFactory> open_manifest_module(const Manifest& manifest) {
+  auto path = resolve_module_path(manifest);
+  if (!path) return path.error();
+  return open_module(*path);
 }
 
 }  // namespace ordinaut::detail

@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "ordinaut/extension.hpp"
+#include "ordinaut/manifest.hpp"
 #include "ordinaut/result.hpp"
 
 namespace ordinaut::detail {
@@ -15,5 +16,15 @@ using RawFactory = Extension* (*)();
 /// host's. Returns its factory. Error codes: "module_not_found",
 /// "module_load_failed", "abi_mismatch", "missing_factory".
 Result<RawFactory> open_module(const std::filesystem::path& module);
+
+/// The module file a manifest names, resolved (symlinks followed, canonical),
+/// checked to be a regular file inside the manifest's folder (itself
+/// canonical). Error codes: "module_not_found", "module_outside_folder" (its
+/// message names both paths). Nothing is loaded.
+Result<std::filesystem::path> resolve_module_path(const Manifest& manifest);
+
+/// resolve_module_path() then open_module() of the resolved path: a module
+/// outside its folder is refused before dlopen runs any of its constructors.
+Result<RawFactory> open_manifest_module(const Manifest& manifest);
 
 }  // namespace ordinaut::detail

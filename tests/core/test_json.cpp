@@ -125,3 +125,109 @@ TEST_CASE("schema: boolean schemas and bad schemas") {
   CHECK(bad.error().code == "invalid_schema");
   CHECK(JsonSchema::compile("{nope").error().message.find("not valid JSON") != std::string::npos);
 }
+
+TEST_CASE("json: a parse error carries offset, line and column as numbers, agreeing with the message") {
+  auto r = ordinaut::json::parse("{\n  \"a\": [1,\n  2,,]\n}");
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().offset == std::optional<std::size_t>(17));
+  CHECK(r.error().line == 3);
+  CHECK(r.error().column == 5);
+  // Issue 13: the message said "offset 512" where a re-parse said 600.
+  auto deep = ordinaut::json::parse(std::string(600, '[') + std::string(600, ']'));
+  REQUIRE_FALSE(deep.ok());
+  CHECK(deep.error().offset == std::optional<std::size_t>(512));
+  CHECK(deep.error().message.find("(offset 512)") != std::string::npos);
+  std::string objects_text;
+  for (int i = 0; i < 200'000; ++i) objects_text += "{\"a\":";
+  auto objects = ordinaut::json::parse(objects_text);
+  REQUIRE_FALSE(objects.ok());
+  CHECK(objects.error().offset == std::optional<std::size_t>(512 * 5));
+  auto ok = ordinaut::json::parse("{}");
+  REQUIRE(ok.ok());
+}
+
+TEST_CASE("json: a key repeated in one object is refused and named") {
+  auto r = ordinaut::json::parse(R"({"a":1,"b":{"a":2},"a":3})");
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().message == R"(line 1, column 23 (offset 22): duplicate key "a" in one object)");
+  CHECK(r.error().offset == std::optional<std::size_t>(22));
+  // The same key in sibling and nested objects is fine.
+  CHECK(ordinaut::json::parse(R"({"a":{"a":{"a":1}},"b":[{"a":1},{"a":2}]})").ok());
+  // Large objects (hash-set path) too, and escapes compare decoded.
+  std::string big = "{";
+  for (int i = 0; i < 100; ++i) big += "\"k" + std::to_string(i) + "\":" + std::to_string(i) + ",";
+  CHECK(ordinaut::json::parse(big + "\"k100\":0}").ok());
+  auto dup = ordinaut::json::parse(big + "\"k\\u0037\":0}");
+  REQUIRE_FALSE(dup.ok());
+  CHECK(dup.error().message.find(R"(duplicate key "k7")") != std::string::npos);
+  auto escaped = ordinaut::json::parse(R"({"ab":1,"a\u0062":2})");
+  REQUIRE_FALSE(escaped.ok());
+  CHECK(escaped.error().message.find(R"(duplicate key "ab")") != std::string::npos);
+}
+
+TEST_CASE("json: bytes that are not UTF-8 are refused with their offset") {
+  auto ff = ordinaut::json::parse("{\"id\":\"\xff\xfe\"}");
+  REQUIRE_FALSE(ff.ok());
+  CHECK(ff.error().message == "line 1, column 8 (offset 7): invalid UTF-8 at offset 7");
+  CHECK(ff.error().offset == std::optional<std::size_t>(7));
+  // A truncated sequence, an overlong form, an encoded surrogate, a key.
+  CHECK(ordinaut::json::parse("[\"ab\xe2\x28\xa1\"]").error().offset == std::optional<std::size_t>(4));
+  CHECK(ordinaut::json::parse("[\"\xc0\xaf\"]").error().offset == std::optional<std::size_t>(2));
+  CHECK(ordinaut::json::parse("[\"\xed\xa0\x80\"]").error().offset == std::optional<std::size_t>(2));
+  CHECK(ordinaut::json::parse("{\"\xf5\x80\x80\x80\":1}").error().offset == std::optional<std::size_t>(2));
+  // Valid multi-byte text and escaped surrogate pairs pass.
+  auto ok = ordinaut::json::parse("[\"h\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\",\"\\ud83d\\ude00\"]");
+  REQUIRE(ok.ok());
+  // A lone surrogate escape would decode to bytes that are not UTF-8.
+  auto lone = ordinaut::json::parse(R"(["\udc00"])");
+  REQUIRE_FALSE(lone.ok());
+  CHECK(lone.error().message.find("lone UTF-16 surrogate") != std::string::npos);
+}
+
+TEST_CASE("json: escape() output is always valid UTF-8") {
+  CHECK(ordinaut::json::escape("a\xff\xfe" "b") == "a\\ufffd\\ufffdb");
+  CHECK(ordinaut::json::escape("\xc3\xa9\xe2\x82") == "\xc3\xa9\\ufffd\\ufffd");
+  CHECK(ordinaut::json::escape("\xf0\x9f\x98\x80") == "\xf0\x9f\x98\x80");
+}
+
+TEST_CASE("json: dump() output is always valid UTF-8, even for values built from raw bytes") {
+  ordinaut::Json doc = ordinaut::json::object();
+  doc.AddMember("name", ordinaut::JsonValue("a\xff\xfe" "b\xc3\xa9", doc.GetAllocator()), doc.GetAllocator());
+  const std::string text = ordinaut::json::dump(doc);
+  CHECK(text == "{\"name\":\"a\xef\xbf\xbd\xef\xbf\xbd" "b\xc3\xa9\"}");
+  CHECK(ordinaut::json::parse(text).ok());
+  CHECK(ordinaut::json::parse(ordinaut::json::dump_pretty(doc)).ok());
+}
+
+TEST_CASE("json: numbers are typed as before and zero with a large exponent is zero") {
+  // RapidJSON 1.1.0's full-precision strtod computed __builtin_clzll(0) for
+  // these (found by tests/fuzz/fuzz_json_schema): undefined behaviour.
+  auto zeros = ordinaut::json::parse("[0e300,0e58,-0e55,0.000e300,0e-400]");
+  REQUIRE(zeros.ok());
+  for (auto& z : zeros->GetArray()) {
+    REQUIRE(z.IsDouble());
+    CHECK(z.GetDouble() == 0.0);
+  }
+  auto doc = ordinaut::json::parse(
+      "[0,-0,4294967295,4294967296,-2147483648,-2147483649,18446744073709551615,-9223372036854775808,"
+      "18446744073709551616,1.5,-2.5e-3,1e308,4.9406564584124654e-324,0.1]");
+  REQUIRE(doc.ok());
+  const auto& a = *doc;
+  CHECK((a[0].IsUint() && a[0].GetUint() == 0));
+  CHECK((a[1].IsInt() && a[1].GetInt() == 0));
+  CHECK((a[2].IsUint() && a[2].GetUint() == 4294967295u));
+  CHECK((a[3].IsUint64() && !a[3].IsUint() && a[3].GetUint64() == 4294967296u));
+  CHECK((a[4].IsInt() && a[4].GetInt() == -2147483647 - 1));
+  CHECK((a[5].IsInt64() && !a[5].IsInt() && a[5].GetInt64() == -2147483649));
+  CHECK((a[6].IsUint64() && a[6].GetUint64() == 18446744073709551615u));
+  CHECK((a[7].IsInt64() && a[7].GetInt64() == INT64_MIN));
+  CHECK((a[8].IsDouble() && a[8].GetDouble() == 18446744073709551616.0));
+  CHECK(a[9].GetDouble() == 1.5);
+  CHECK(a[10].GetDouble() == -2.5e-3);
+  CHECK(a[11].GetDouble() == 1e308);
+  CHECK(a[12].GetDouble() == 4.9406564584124654e-324);
+  CHECK(ordinaut::json::dump(a[13]) == "0.1");
+  auto big = ordinaut::json::parse("[1,\n 1e309]");
+  REQUIRE_FALSE(big.ok());
+  CHECK(big.error().message == "line 2, column 2 (offset 5): Number too big to be stored in double.");
+}

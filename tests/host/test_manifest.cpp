@@ -2,8 +2,11 @@
 // JSON pointer and the reason.
 #include <doctest/doctest.h>
 
+#include <sys/stat.h>
+
 #include <ordinaut/manifest.hpp>
 
+#include "host/module_loader.hpp"
 #include "support.hpp"
 
 using ordinaut::Capability;
@@ -200,4 +203,131 @@ TEST_CASE("semantic versions and extension ids") {
   CHECK_FALSE(ordinaut::is_extension_id("my ext"));
   CHECK_FALSE(ordinaut::is_extension_id(std::string(65, 'a')));
   CHECK(ordinaut::is_extension_id(std::string(64, 'a')));
+}
+
+// ---- issue 13: hostile manifests ------------------------------------------------
+
+TEST_CASE("manifest: ids the host serves itself are reserved, with pointer /id") {
+  for (const char* id : {"status", "core"}) {
+    CAPTURE(id);
+    expect_manifest_error(parse_manifest(fmt_id(id), kFile), "invalid_manifest", "/id", "is reserved");
+    CHECK(ordinaut::is_reserved_extension_id(id));
+  }
+  // The id pattern already excludes these; they stay refused with pointer /id.
+  for (const char* id : {"openapi.json", "_admin", "_x"}) {
+    CAPTURE(id);
+    expect_manifest_error(parse_manifest(fmt_id(id), kFile), "invalid_manifest", "/id", "");
+    CHECK(ordinaut::is_reserved_extension_id(id));
+    CHECK_FALSE(ordinaut::is_extension_id(id));
+  }
+  CHECK_FALSE(ordinaut::is_reserved_extension_id("statuses"));
+  CHECK(parse_manifest(fmt_id("status_page"), kFile).ok());
+}
+
+TEST_CASE("manifest: a duplicate key is refused and named, not first-wins") {
+  auto r = parse_manifest(R"({"id":"d","name":"D","version":"1.0.0","module":"d.so","module":"evil.so"})", kFile);
+  expect_manifest_error(r, "invalid_json", "", R"(duplicate key "module")");
+  CHECK(r.error().offset.has_value());
+}
+
+TEST_CASE("manifest: a name that is not UTF-8 is refused at the byte") {
+  auto r = parse_manifest("{\"id\":\"d\",\"name\":\"D\xff\",\"version\":\"1.0.0\",\"module\":\"d.so\"}", kFile);
+  expect_manifest_error(r, "invalid_json", "", "invalid UTF-8 at offset 19");
+  CHECK(r.error().offset == std::optional<std::size_t>(19));
+}
+
+TEST_CASE("load_manifest: only a regular file named extension.json, within the size cap") {
+  test_support::TempDir tmp;
+  const std::string good = fmt_id("d");
+  auto ok_file = tmp.path() / "ok" / "extension.json";
+  test_support::write_file(ok_file, good);
+  CHECK(ordinaut::load_manifest(ok_file).ok());
+
+  auto expect = [](const ordinaut::Result<ordinaut::Manifest>& r, const std::filesystem::path& file,
+                   const std::string& code, const std::string& reason) {
+    REQUIRE_FALSE(r.ok());
+    INFO(r.error().describe());
+    CHECK(r.error().code == code);
+    CHECK(r.error().file == file.string());
+    CHECK(r.error().message.find(reason) != std::string::npos);
+  };
+  // A folder named extension.json.
+  auto folder = tmp.path() / "folder" / "extension.json";
+  std::filesystem::create_directories(folder);
+  expect(ordinaut::load_manifest(folder), folder, "unreadable_manifest", "is a folder, not a regular file");
+  // A FIFO: refused without blocking on it.
+  auto fifo = tmp.path() / "fifo" / "extension.json";
+  std::filesystem::create_directories(fifo.parent_path());
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  expect(ordinaut::load_manifest(fifo), fifo, "unreadable_manifest", "is a FIFO, not a regular file");
+  // Another name.
+  auto other = tmp.path() / "ok" / "manifest.json";
+  test_support::write_file(other, good);
+  expect(ordinaut::load_manifest(other), other, "unreadable_manifest", "must be named extension.json");
+  // Missing.
+  auto missing = tmp.path() / "none" / "extension.json";
+  expect(ordinaut::load_manifest(missing), missing, "unreadable_manifest", "cannot read");
+  // A symlink to a regular file is read as the file.
+  auto link = tmp.path() / "link" / "extension.json";
+  std::filesystem::create_directories(link.parent_path());
+  std::filesystem::create_symlink(ok_file, link);
+  CHECK(ordinaut::load_manifest(link).ok());
+
+  // Size cap: the default is 1 MiB; the error names the file and the cap.
+  CHECK(ordinaut::kDefaultManifestMaxBytes == 1024 * 1024);
+  auto big = tmp.path() / "big" / "extension.json";
+  std::string padded = good;
+  padded.insert(padded.size() - 1, ",\"x-pad\":\"" + std::string(ordinaut::kDefaultManifestMaxBytes, 'p') + "\"");
+  test_support::write_file(big, padded);
+  expect(ordinaut::load_manifest(big), big, "manifest_too_large", "larger than 1048576 bytes");
+  CHECK(ordinaut::load_manifest(big, 2 * ordinaut::kDefaultManifestMaxBytes).ok());
+  expect(ordinaut::load_manifest(ok_file, 10), ok_file, "manifest_too_large", "larger than 10 bytes");
+  CHECK(ordinaut::load_manifest(ok_file, good.size()).ok());
+  {
+    test_support::ScopedEnv env("ORDINAUT_MANIFEST_MAX_BYTES", "3000000");
+    CHECK(ordinaut::load_manifest(big).ok());
+  }
+  {
+    test_support::ScopedEnv env("ORDINAUT_MANIFEST_MAX_BYTES", "lots");
+    expect(ordinaut::load_manifest(ok_file), ok_file, "invalid_setting", "ORDINAUT_MANIFEST_MAX_BYTES");
+  }
+}
+
+TEST_CASE("resolve_module_path: a module resolving outside its folder is refused before loading") {
+  test_support::TempDir tmp;
+  auto dir = tmp.path() / "ext";
+  test_support::write_file(dir / "inside.so", "not really a module");
+  test_support::write_file(dir / "lib" / "nested.so", "x");
+  test_support::write_file(tmp.path() / "outside.so", "x");
+  std::filesystem::create_symlink(tmp.path() / "outside.so", dir / "escape.so");
+  std::filesystem::create_symlink(dir / "inside.so", dir / "alias.so");
+  std::filesystem::create_directory_symlink(tmp.path(), dir / "up");
+  ordinaut::Manifest m;
+  m.dir = dir;
+  m.file = dir / "extension.json";
+
+  m.module = "inside.so";
+  auto inside = ordinaut::detail::resolve_module_path(m);
+  REQUIRE(inside.ok());
+  CHECK(*inside == std::filesystem::canonical(dir / "inside.so"));
+  m.module = "alias.so";
+  CHECK(ordinaut::detail::resolve_module_path(m).ok());
+  m.module = "lib/nested.so";
+  CHECK(ordinaut::detail::resolve_module_path(m).ok());
+  for (const char* bad : {"escape.so", "up/outside.so"}) {
+    CAPTURE(bad);
+    m.module = bad;
+    auto r = ordinaut::detail::resolve_module_path(m);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().code == "module_outside_folder");
+    CHECK(r.error().message.find("outside the extension folder") != std::string::npos);
+    // open_manifest_module refuses it the same way (no dlopen of a text file).
+    auto opened = ordinaut::detail::open_manifest_module(m);
+    REQUIRE_FALSE(opened.ok());
+    CHECK(opened.error().code == "module_outside_folder");
+  }
+  m.module = "missing.so";
+  CHECK(ordinaut::detail::resolve_module_path(m).error().code == "module_not_found");
+  m.module = "lib";
+  CHECK(ordinaut::detail::resolve_module_path(m).error().code == "module_not_found");
 }

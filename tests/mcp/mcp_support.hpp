@@ -40,6 +40,7 @@ class Server {
       : process_(env_or_throw("ORDINAUT_SERVER"), arguments(std::move(args)), environment(std::move(env))) {}
 
   int port() const { return process_.port(); }
+  pid_t pid() const { return process_.pid(); }
   std::string log() const { return process_.log(); }
 
  private:

@@ -7,6 +7,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <fstream>
 #include <set>
 
 #include <ordinaut/json.hpp>
@@ -487,18 +488,25 @@ TEST_CASE("a silent slow call turns into a stream with keep-alives") {
   CHECK(slow.body.find(R"("id":2,"result":{"content":[{"type":"text","text":"slept"}]})") != std::string::npos);
 }
 
-TEST_CASE("session cap (503) and idle expiry") {
+// Issue 13: a full store used to answer 503 to every new client until the
+// idle timeout. Now the least recently used idle session makes room; 503 is
+// left for a store whose sessions are all busy (tests/mcp/test_mcp_sessions.cpp).
+TEST_CASE("session cap: the least recently used idle session makes room; idle expiry") {
   Server server({}, {{"ORDINAUT_MCP_MAX_SESSIONS", "2"}, {"ORDINAUT_MCP_SESSION_IDLE_S", "1"}});
   const int port = server.port();
   const std::string first = open_session(port);
-  open_session(port);
-  auto full = request(port, "POST", kPath, rpc_headers({}, {}), init_body());
-  CHECK(full.status == 503);
-  CHECK(full.header("mcp-session-id").empty());
-  std::this_thread::sleep_for(1500ms);  // both idle past the limit: the next initialize expires them
-  const std::string third = open_session(port);
+  const std::string second = open_session(port);
+  REQUIRE(rpc(port, second, R"({"jsonrpc":"2.0","id":1,"method":"ping"})").status == 200);  // first is now the LRU
+  auto third = request(port, "POST", kPath, rpc_headers({}, {}), init_body());
+  CHECK(third.status == 200);
+  CHECK(third.header("mcp-session-id").size() == 32);
   CHECK(rpc(port, first, R"({"jsonrpc":"2.0","id":1,"method":"ping"})").status == 404);
-  CHECK(rpc(port, third, R"({"jsonrpc":"2.0","id":1,"method":"ping"})").status == 200);
+  CHECK(rpc(port, second, R"({"jsonrpc":"2.0","id":1,"method":"ping"})").status == 200);
+  std::this_thread::sleep_for(1500ms);  // both idle past the limit: the next initialize expires them
+  const std::string fourth = open_session(port);
+  CHECK(rpc(port, second, R"({"jsonrpc":"2.0","id":1,"method":"ping"})").status == 404);
+  CHECK(rpc(port, third.header("mcp-session-id"), R"({"jsonrpc":"2.0","id":1,"method":"ping"})").status == 404);
+  CHECK(rpc(port, fourth, R"({"jsonrpc":"2.0","id":1,"method":"ping"})").status == 200);
 }
 
 TEST_CASE("REST companion") {
@@ -562,4 +570,69 @@ TEST_CASE("concurrent POSTs on one session") {
   }
   for (auto& th : threads) th.join();
   CHECK(ok.load() == 200);
+}
+
+using server_test::rss_kib;
+
+// ---- issue 13: hostile clients ---------------------------------------------------
+
+TEST_CASE("an initialize flood never locks new clients out, and one address cannot take every session") {
+  Server server({}, {{"ORDINAUT_MCP_MAX_SESSIONS", "50"}, {"ORDINAUT_MCP_MAX_SESSIONS_PER_CLIENT", "20"}});
+  const int port = server.port();
+  for (int i = 0; i < 200; ++i) {
+    auto r = request(port, "POST", kPath, rpc_headers({}, {}), init_body());
+    REQUIRE(r.status == 200);
+  }
+  // Every session came from 127.0.0.1: at most 20 of them are kept.
+  auto health = parse(request(port, "GET", "/ext/mcp_http/health", {}).body);
+  INFO(ordinaut::json::dump(health));
+  const auto& sessions = health["checks"]["sessions"];
+  CHECK(sessions["open"].GetUint64() == 20);
+  CHECK(sessions["limit_per_client"].GetUint64() == 20);
+  CHECK(sessions["evicted"].GetUint64() == 180);
+  // A new client still gets a session that works.
+  const std::string fresh = open_session(port);
+  CHECK(rpc(port, fresh, R"({"jsonrpc":"2.0","id":1,"method":"ping"})").status == 200);
+}
+
+TEST_CASE("clientInfo fields longer than the cap are refused; memory stays bounded") {
+  Server server({}, {server_test::small_asan_quarantine()});
+  const int port = server.port();
+  auto init_named = [&](const std::string& name) {
+    return request(port, "POST", kPath, rpc_headers({}, {}),
+                   R"({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25",)"
+                   R"("capabilities":{},"clientInfo":{"name":")" + name + R"(","version":"1.0"}}})");
+  };
+  auto ok = init_named(std::string(256, 'n'));
+  CHECK(ok.status == 200);
+  CHECK(ok.header("mcp-session-id").size() == 32);
+  auto refused = init_named(std::string(257, 'n'));
+  CHECK(refused.header("mcp-session-id").empty());
+  auto doc = parse(refused.body);
+  CHECK(error_code(doc) == -32602);
+  CHECK(std::string(doc["error"]["message"].GetString()) ==
+        "Invalid params: params.clientInfo.name is 257 bytes long; at most 256 bytes are accepted");
+
+  // Issue 13: 300 sessions with a 1000 KiB name took the RSS from 108 to 405 MiB.
+  const std::string huge(1000 * 1024, 'n');
+  for (int i = 0; i < 20; ++i) REQUIRE(init_named(huge).header("mcp-session-id").empty());  // warm-up
+  const std::size_t before = rss_kib(server.pid());
+  for (int i = 0; i < 300; ++i) REQUIRE(init_named(huge).header("mcp-session-id").empty());
+  const std::size_t after = rss_kib(server.pid());
+  INFO("RSS before " << before << " KiB, after " << after << " KiB");
+  CHECK(before > 0);
+  CHECK(after < before + 32 * 1024);  // was +297 MiB
+}
+
+TEST_CASE("an id of invalid UTF-8 is refused at input, never echoed raw") {
+  const int port = shared_server().port();
+  const std::string session = open_session(port);
+  auto r = rpc(port, session, "{\"jsonrpc\":\"2.0\",\"id\":\"\xff\xfe\",\"method\":\"ping\"}");
+  CHECK(r.status == 400);
+  CHECK(r.body.find('\xff') == std::string::npos);
+  CHECK(ordinaut::json::parse(r.body).ok());  // the strict parse refuses invalid UTF-8
+  auto doc = parse(r.body);
+  CHECK(error_code(doc) == -32700);
+  CHECK(doc["id"].IsNull());
+  CHECK(std::string(doc["error"]["message"].GetString()).find("invalid UTF-8 at offset 23") != std::string::npos);
 }

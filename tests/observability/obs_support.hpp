@@ -41,11 +41,13 @@ inline std::string server_binary() { return env_or_throw("ORDINAUT_SERVER_BIN");
 inline std::string listener_dir() { return env_or_throw("ORDINAUT_LISTENER_DIR"); }
 
 /// ordinaut-server on a free loopback port, with examples/listener on its path.
-inline std::unique_ptr<ServerProcess> start_server(std::vector<std::string> extra_args = {}) {
+inline std::unique_ptr<ServerProcess> start_server(std::vector<std::string> extra_args = {},
+                                                   std::vector<std::pair<std::string, std::string>> extra_env = {}) {
   std::vector<std::string> args = {"--port", "0", "--no-request-log", "--ext-path", listener_dir()};
   args.insert(args.end(), extra_args.begin(), extra_args.end());
-  return std::make_unique<ServerProcess>(server_binary(), args,
-                                         std::vector<std::pair<std::string, std::string>>{{"ORDINAUT_EXT_PATHS", ""}, {"REDIS_URL", ""}});
+  std::vector<std::pair<std::string, std::string>> env = {{"ORDINAUT_EXT_PATHS", ""}, {"REDIS_URL", ""}};
+  env.insert(env.end(), extra_env.begin(), extra_env.end());
+  return std::make_unique<ServerProcess>(server_binary(), args, env);
 }
 
 inline std::unique_ptr<httplib::Client> client(int port) {

@@ -681,3 +681,123 @@ TEST_CASE("on the Redis Streams bus observability exports the bus, and the liste
   }
   bus->shutdown();
 }
+
+// ---- issue 13: events_demo budgets and pagination ----------------------------------
+
+namespace {
+
+// Sets an environment variable for one scope (events_demo reads its settings at setup).
+class EnvVar {
+ public:
+  EnvVar(const char* name, const std::string& value) : name_(name) { ::setenv(name, value.c_str(), 1); }
+  ~EnvVar() { ::unsetenv(name_); }
+  EnvVar(const EnvVar&) = delete;
+  EnvVar& operator=(const EnvVar&) = delete;
+
+ private:
+  const char* name_;
+};
+
+// The "history" check of GET /ext/events_demo/health.
+ordinaut::Json history_health(ordinaut::testing::TestClient& client) {
+  auto doc = payload(client.get("/health").body);
+  return ordinaut::json::copy(doc["checks"]["history"]);
+}
+
+}  // namespace
+
+TEST_CASE("events_demo: for a 600-deep body the message and details.offset agree; 200,000 deep is a 400 too") {
+  auto bus = ordinaut::make_memory_event_bus();
+  auto owned = events_demo_client(bus, kAllGrants);
+  for (std::size_t depth : {600u, 200'000u}) {
+    CAPTURE(depth);
+    auto r = owned->post("/publish/x", std::string(depth, '[') + std::string(depth, ']'));
+    CHECK(r.status == 400);
+    auto doc = payload(r.body);
+    CHECK(doc["details"]["offset"].GetUint64() == 512);
+    CHECK(doc["details"]["line"].GetUint64() == 1);
+    CHECK(doc["details"]["column"].GetUint64() == 513);
+    CHECK(std::string(doc["message"].GetString()) ==
+          "request body is not valid JSON: line 1, column 513 (offset 512): nesting deeper than 512 levels");
+  }
+  bus->shutdown();
+}
+
+TEST_CASE("events_demo: the history is bounded by bytes as well as by count") {
+  EnvVar bytes("ORDINAUT_EVENTS_DEMO_HISTORY_BYTES", "8192");
+  EnvVar count("ORDINAUT_EVENTS_DEMO_HISTORY_EVENTS", "1000");
+  auto bus = ordinaut::make_memory_event_bus();
+  auto owned = events_demo_client(bus, kAllGrants);
+  auto& client = *owned;
+  const std::string text(500, 't');
+  std::string last_id;
+  for (int i = 0; i < 60; ++i) {
+    auto r = client.post("/publish/budget", R"({"i":)" + std::to_string(i) + R"(,"text":")" + text + "\"}");
+    REQUIRE(r.status == 200);
+    last_id = payload(r.body)["id"].GetString();
+  }
+  REQUIRE(eventually([&] { return client.get("/recent").body.find(last_id) != std::string::npos; }));
+  auto h = history_health(client);
+  INFO(ordinaut::json::dump(h));
+  CHECK(h["capacity_bytes"].GetUint64() == 8192);
+  CHECK(h["bytes"].GetUint64() <= 8192);
+  CHECK(h["events"].GetUint64() < 20);
+  CHECK(h["events"].GetUint64() >= 10);
+  // One event larger than the whole budget is streamed live but not kept.
+  auto big = client.post("/publish/budget", R"({"text":")" + std::string(9000, 'b') + "\"}");
+  REQUIRE(big.status == 200);
+  REQUIRE(eventually([&] { return history_health(client)["skipped_too_large"].GetUint64() == 1; }));
+  CHECK(client.get("/recent").body.find(last_id) != std::string::npos);
+  bus->shutdown();
+}
+
+TEST_CASE("events_demo: a malformed history setting is a setup error naming the variable") {
+  EnvVar bytes("ORDINAUT_EVENTS_DEMO_HISTORY_BYTES", "lots");
+  ordinaut::testing::TestClientOptions options;
+  options.grants = kAllGrants;
+  options.event_bus = ordinaut::make_memory_event_bus();
+  ordinaut::testing::TestClient client(load_module("events_demo"), options);
+  CHECK(client.state() == ordinaut::ExtensionState::error);
+  options.event_bus->shutdown();
+}
+
+TEST_CASE("events_demo: /recent is paginated with limit and before, newest last within a page") {
+  auto bus = ordinaut::make_memory_event_bus();
+  auto owned = events_demo_client(bus, kAllGrants);
+  auto& client = *owned;
+  std::vector<std::string> ids;
+  for (int i = 0; i < 25; ++i) {
+    auto r = client.post("/publish/page", R"({"i":)" + std::to_string(i) + "}");
+    REQUIRE(r.status == 200);
+    ids.push_back(payload(r.body)["id"].GetString());
+  }
+  client.post("/publish/elsewhere", "{}");
+  REQUIRE(eventually([&] { return client.get("/recent?name=page").body.find(ids.back()) != std::string::npos; }));
+  std::vector<std::string> seen;  // newest page first
+  std::string before;
+  int pages = 0;
+  while (true) {
+    auto r = client.get("/recent?name=page&limit=10" + (before.empty() ? std::string() : "&before=" + before));
+    REQUIRE(r.status == 200);
+    auto doc = payload(r.body);
+    std::vector<std::string> page;
+    for (auto& e : doc["events"].GetArray()) page.emplace_back(e["id"].GetString());
+    CHECK(page.size() <= 10);
+    seen.insert(seen.begin(), page.begin(), page.end());
+    ++pages;
+    if (doc["next_before"].IsNull()) break;
+    before = doc["next_before"].GetString();
+    CHECK(before == page.front());
+    REQUIRE(pages < 10);
+  }
+  CHECK(pages == 3);
+  CHECK(seen == ids);
+  // Default limit and bad parameters.
+  CHECK(payload(client.get("/recent").body)["events"].Size() == 26);
+  for (const char* bad : {"limit=0", "limit=1001", "limit=x", "limit=-1", "before=nope"}) {
+    CAPTURE(bad);
+    auto r = client.get(std::string("/recent?") + bad);
+    CHECK(r.status == 400);
+  }
+  bus->shutdown();
+}

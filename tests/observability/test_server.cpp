@@ -280,3 +280,54 @@ TEST_CASE("an SSE client receives published events in order on the Redis Streams
   auto lint = run_with_input("promtool check metrics", scrape(port));
   CHECK_MESSAGE(lint.output.empty(), lint.output);
 }
+
+using server_test::rss_kib;
+
+// ---- issue 13: hostile bodies against the real server ----------------------------
+
+TEST_CASE("events_demo: JSON nested 200,000 deep gets a 400 with the offset, and the server keeps serving") {
+  auto server = start_server();
+  auto c = client(server->port());
+  // 200 KB and 1 MB, under the 1 MiB body limit. The first used to kill the server with SIGSEGV.
+  for (const char* open : {"[", "{\"a\":"}) {
+    CAPTURE(open);
+    std::string body;
+    for (int i = 0; i < 200'000; ++i) body += open;
+    auto r = c->Post("/ext/events_demo/publish/x", body, "application/json");
+    REQUIRE(r);
+    CHECK(r->status == 400);
+    auto doc = parse_json(r->body);
+    const std::uint64_t offset = doc["details"]["offset"].GetUint64();
+    CHECK(offset == 512 * std::string(open).size());
+    CHECK(std::string(doc["message"].GetString()).find("(offset " + std::to_string(offset) + ")") !=
+          std::string::npos);
+  }
+  auto health = c->Get("/health");
+  REQUIRE(health);
+  CHECK(health->status == 200);
+  CHECK(publish(*c, "after", "{}").size() > 0);
+}
+
+TEST_CASE("events_demo: large payloads keep the server's memory bounded (history by bytes)") {
+  auto server = start_server({}, {server_test::small_asan_quarantine()});
+  auto c = client(server->port());
+  // ~900 KB of text, ~7 MiB as a DOM: the old history kept 1,024 such DOMs.
+  std::string big = "[1";
+  while (big.size() < 900 * 1024) big += ",1";
+  big += "]";
+  for (int i = 0; i < 5; ++i) publish(*c, "big", big);  // warm-up: allocator pools, threads
+  const std::size_t before = rss_kib(server->pid());
+  std::string last;
+  for (int i = 0; i < 120; ++i) last = publish(*c, "big", big);
+  REQUIRE(eventually([&] {
+    auto r = c->Get("/ext/events_demo/recent?limit=1");
+    return r && r->body.find(last) != std::string::npos;
+  }, 30s));
+  const std::size_t after = rss_kib(server->pid());
+  INFO("RSS before " << before << " KiB, after " << after << " KiB");
+  CHECK(before > 0);
+  CHECK(after < before + 160 * 1024);  // unbounded: 120 x ~7 MiB
+  auto recent = c->Get("/ext/events_demo/recent?limit=1000");
+  REQUIRE(recent);
+  CHECK(recent->body.size() <= 2 * 1024 * 1024);  // one page: at most 1 MiB of events, one event at least
+}

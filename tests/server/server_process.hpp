@@ -305,4 +305,24 @@ inline RawResponse raw_request(int port, const std::string& method, const std::s
   return parse_response(c.receive(5s));
 }
 
+/// Environment for a server whose RSS a test measures: under AddressSanitizer
+/// freed memory waits in a quarantine (256 MiB by default) before reuse, which
+/// would look like growth; keep it small. No effect on other builds.
+inline std::pair<std::string, std::string> small_asan_quarantine() {
+  const char* options = std::getenv("ASAN_OPTIONS");
+  return {"ASAN_OPTIONS", std::string(options != nullptr ? options : "") +
+                              ":quarantine_size_mb=4:thread_local_quarantine_size_kb=64"};
+}
+
+/// Resident set size of a process in KiB (VmRSS), 0 when unknown. Memory
+/// tests compare it before and after a load: bounded growth, never timing.
+inline std::size_t rss_kib(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoul(line.substr(6));
+  }
+  return 0;
+}
+
 }  // namespace server_test

@@ -3,7 +3,10 @@
 //   POST /ext/events_demo/publish/{name}   body: any JSON value
 //        → 200 {"id": "<event id>", "topic": "events_demo.{name}"}
 //   GET  /ext/events_demo/stream/{name}    text/event-stream
-//   GET  /ext/events_demo/recent           the history ring, newest last
+//   GET  /ext/events_demo/recent           the history, newest last, one page at a time:
+//        ?limit=N (1–1000, default 100) newest events, ?before=<id> older than
+//        that event; "next_before" names the id for the next page (null at the
+//        end). A page also stops after 1 MiB of event text (one event at least).
 //
 // Topic naming: everything this extension publishes is "events_demo.{name}",
 // so other extensions subscribe to "events_demo.*" (or one name) without
@@ -21,8 +24,9 @@
 // shuts down or the server stops; its subscription is then cancelled.
 //
 // Resume: the bus interface has no history to read back, and the in-memory bus
-// keeps none. So events_demo keeps its own: the last kHistory events of
-// "events_demo.*", recorded by its own subscription. A stream opened with a
+// keeps none. So events_demo keeps its own: the last events of
+// "events_demo.*", recorded by its own subscription, as JSON text (a DOM costs
+// up to ~9x its text), bounded by count and by bytes (see Settings). A stream opened with a
 // Last-Event-ID header (or `last_event_id` query parameter, for a first
 // EventSource connection) first replays the recorded events after that id
 // that match its pattern, then goes on live, without duplicates. The id is
@@ -34,8 +38,14 @@
 // what resumes (on Redis), and replaying would duplicate what other members
 // received. Best effort: an event published just before the stream opened,
 // and not yet recorded by the history's own subscription, is not replayed.
+// Settings (environment, read at setup; a malformed value is a setup error):
+//   ORDINAUT_EVENTS_DEMO_HISTORY_EVENTS  events kept at most (default 1024)
+//   ORDINAUT_EVENTS_DEMO_HISTORY_BYTES   bytes of event text kept at most (default
+//                                        16 MiB); an event larger than this is
+//                                        streamed live but not kept
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
@@ -54,11 +64,35 @@ using ordinaut::Capability;
 using ordinaut::Request;
 using ordinaut::Response;
 
-constexpr std::size_t kHistory = 1024;           // events kept for Last-Event-ID resume
+constexpr std::size_t kHistoryEvents = 1024;     // defaults of the history budget
+constexpr std::size_t kHistoryBytes = 16 * 1024 * 1024;
+constexpr std::size_t kRecentDefaultLimit = 100;  // events per /recent page
+constexpr std::size_t kRecentMaxLimit = 1000;
+constexpr std::size_t kRecentPageBytes = 1024 * 1024;
 constexpr std::size_t kStreamQueue = 4096;       // events buffered per slow stream
 constexpr std::size_t kMaxStreams = 64;          // each stream holds a server thread
 constexpr double kDefaultHeartbeatSeconds = 5;
 constexpr std::string_view kPrefix = "events_demo.";
+
+std::size_t setting(const char* name, std::size_t fallback) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') return fallback;
+  char* end = nullptr;
+  errno = 0;
+  const unsigned long long n = std::strtoull(v, &end, 10);
+  if (*end != '\0' || errno != 0 || n == 0 || *v == '-') {
+    throw std::invalid_argument(fmt::format("{}=\"{}\" must be a whole number above 0", name, v));
+  }
+  return static_cast<std::size_t>(n);
+}
+
+// One event of the history, kept as the text streams and /recent send.
+struct Recorded {
+  std::string topic;
+  std::string id;
+  std::string json;  // Event::to_json()
+  std::size_t bytes() const { return sizeof(Recorded) + topic.size() + id.size() + json.size(); }
+};
 
 bool valid_client_name(std::string_view s) {
   if (s.empty() || s.size() > 64) return false;
@@ -86,6 +120,8 @@ class EventsDemo final : public ordinaut::Extension {
   }
 
   std::optional<ordinaut::Router> setup(ordinaut::SetupContext& context) override {
+    history_events_ = setting("ORDINAUT_EVENTS_DEMO_HISTORY_EVENTS", kHistoryEvents);
+    history_bytes_ = setting("ORDINAUT_EVENTS_DEMO_HISTORY_BYTES", kHistoryBytes);
     if (context.granted(Capability::EVENTS_PUB)) publisher_ = &context.events_publisher();
     if (context.granted(Capability::EVENTS_SUB)) {
       subscriber_ = &context.events_subscriber();
@@ -109,7 +145,8 @@ class EventsDemo final : public ordinaut::Extension {
                 .request_schema = {},
                 .response_schema = {}});
     router.get("/recent", [this](Request& r) { return recent(r); },
-               {.summary = "The recorded history (newest last); ?name= filters by topic pattern",
+               {.summary = "The recorded history (newest last), paginated: ?limit=, ?before=<id>; ?name= filters by "
+                           "topic pattern",
                 .request_schema = {},
                 .response_schema = {}});
     return router;
@@ -133,8 +170,11 @@ class EventsDemo final : public ordinaut::Extension {
     {
       std::lock_guard lock(history_mutex_);
       h.AddMember("events", static_cast<std::uint64_t>(history_.size()), a);
+      h.AddMember("bytes", static_cast<std::uint64_t>(history_used_), a);
+      h.AddMember("skipped_too_large", history_skipped_, a);
     }
-    h.AddMember("capacity", static_cast<std::uint64_t>(kHistory), a);
+    h.AddMember("capacity", static_cast<std::uint64_t>(history_events_), a);
+    h.AddMember("capacity_bytes", static_cast<std::uint64_t>(history_bytes_), a);
     h.AddMember("recording", subscriber_ != nullptr, a);
     doc.AddMember("history", h, a);
     ordinaut::JsonValue s(rapidjson::kObjectType);
@@ -168,20 +208,10 @@ class EventsDemo final : public ordinaut::Extension {
     }
     auto body = request.json();
     if (!body) {
-      ordinaut::Json probe;  // the same parse again, for the position as numbers
-      probe.Parse<rapidjson::kParseFullPrecisionFlag>(request.body.data(), request.body.size());
-      const std::size_t offset = probe.GetErrorOffset();
-      std::size_t line = 1, column = 1;
-      for (std::size_t i = 0; i < offset && i < request.body.size(); ++i) {
-        if (request.body[i] == '\n') {
-          ++line;
-          column = 1;
-        } else {
-          ++column;
-        }
-      }
-      return Response::error(400, "bad_request", "request body is not valid JSON: " + body.error().message,
-                             fmt::format(R"({{"offset":{},"line":{},"column":{}}})", offset, line, column));
+      const ordinaut::Error& e = body.error();
+      return Response::error(400, "bad_request", "request body is not valid JSON: " + e.message,
+                             fmt::format(R"({{"offset":{},"line":{},"column":{}}})", e.offset.value_or(0), e.line,
+                                         e.column));
     }
     auto id = publisher_->publish(topic, *body);
     if (!id) {
@@ -297,7 +327,7 @@ class EventsDemo final : public ordinaut::Extension {
     if (!sink.write(fmt::format("retry: 2000\n: events_demo stream of {}\n\n", pattern))) return;
     std::set<std::pair<std::string, std::string>> replayed;  // (topic, id)
     if (!last_id.empty()) {
-      std::vector<std::shared_ptr<const ordinaut::Event>> events;
+      std::vector<std::shared_ptr<const Recorded>> events;
       bool found = false;
       {
         std::lock_guard lock(history_mutex_);
@@ -310,14 +340,14 @@ class EventsDemo final : public ordinaut::Extension {
         }
       }
       if (!found) {
-        if (!sink.write(fmt::format(": last-event-id {} is not among the last {} events; streaming live events\n\n",
-                                    last_id.substr(0, 100), kHistory))) {
+        if (!sink.write(fmt::format(": last-event-id {} is not among the recorded events; streaming live events\n\n",
+                                    last_id.substr(0, 100)))) {
           return;
         }
       }
       for (const auto& e : events) {
         replayed.emplace(e->topic, e->id);
-        if (!write_event(sink, *e)) return;
+        if (!write_event(sink, e->json, e->topic, e->id)) return;
       }
     }
     std::vector<ordinaut::Event> batch;
@@ -340,14 +370,15 @@ class EventsDemo final : public ordinaut::Extension {
       }
       for (const auto& e : batch) {
         if (!replayed.empty() && replayed.count({e.topic, e.id}) > 0) continue;
-        if (!write_event(sink, e)) return;
+        if (!write_event(sink, e.to_json(), e.topic, e.id)) return;
       }
       batch.clear();
     }
   }
 
-  bool write_event(ordinaut::StreamSink& sink, const ordinaut::Event& e) {
-    if (!sink.write(ordinaut::format_sse_event(e.to_json(), e.topic, e.id))) return false;
+  bool write_event(ordinaut::StreamSink& sink, const std::string& json, const std::string& topic,
+                   const std::string& id) {
+    if (!sink.write(ordinaut::format_sse_event(json, topic, id))) return false;
     streamed_->inc();
     return true;
   }
@@ -358,9 +389,18 @@ class EventsDemo final : public ordinaut::Extension {
   }
 
   void record(const ordinaut::Event& e) {
-    auto copy = std::make_shared<const ordinaut::Event>(e);
+    auto copy = std::make_shared<const Recorded>(Recorded{e.topic, e.id, e.to_json()});
+    const std::size_t bytes = copy->bytes();
     std::lock_guard lock(history_mutex_);
-    if (history_.size() >= kHistory) history_.pop_front();
+    if (bytes > history_bytes_) {
+      ++history_skipped_;
+      return;
+    }
+    while (!history_.empty() && (history_.size() >= history_events_ || history_used_ + bytes > history_bytes_)) {
+      history_used_ -= history_.front()->bytes();
+      history_.pop_front();
+    }
+    history_used_ += bytes;
     history_.push_back(std::move(copy));
   }
 
@@ -374,17 +414,56 @@ class EventsDemo final : public ordinaut::Extension {
       }
       if (*name == "*") pattern = "events_demo.*";
     }
-    std::string out = R"({"capacity":)" + std::to_string(kHistory) + R"(,"recording":)" +
-                      (subscriber_ ? "true" : "false") + R"(,"events":[)";
-    bool first = true;
-    std::lock_guard lock(history_mutex_);
-    for (const auto& e : history_) {
-      if (!ordinaut::topic_matches(pattern, e->topic)) continue;
-      if (!first) out += ',';
-      first = false;
-      out += e->to_json();
+    std::size_t limit = kRecentDefaultLimit;
+    if (auto v = request.query("limit")) {
+      char* end = nullptr;
+      errno = 0;
+      const unsigned long long n = std::strtoull(v->c_str(), &end, 10);
+      if (v->empty() || *end != '\0' || errno != 0 || (*v)[0] == '-' || n < 1 || n > kRecentMaxLimit) {
+        return Response::error(400, "bad_request",
+                               fmt::format("query parameter limit must be a whole number from 1 to {}", kRecentMaxLimit),
+                               R"({"parameter":"limit"})");
+      }
+      limit = static_cast<std::size_t>(n);
     }
-    out += "]}";
+    const std::optional<std::string> before = request.query("before");
+    // Newest first, under the lock only pointers are copied.
+    std::vector<std::shared_ptr<const Recorded>> page;
+    bool more = false;
+    {
+      std::lock_guard lock(history_mutex_);
+      bool found = !before.has_value();
+      std::size_t bytes = 0;
+      for (auto it = history_.rbegin(); it != history_.rend(); ++it) {
+        const auto& e = *it;
+        if (!ordinaut::topic_matches(pattern, e->topic)) continue;
+        if (!found) {
+          found = e->id == *before;
+          continue;
+        }
+        if (page.size() == limit || (!page.empty() && bytes + e->json.size() > kRecentPageBytes)) {
+          more = true;
+          break;
+        }
+        bytes += e->json.size();
+        page.push_back(e);
+      }
+      if (!found) {
+        return Response::error(400, "bad_request",
+                               "query parameter before names no recorded event of this pattern (it may have been "
+                               "evicted); start again without before",
+                               R"({"parameter":"before"})");
+      }
+    }
+    std::string out = fmt::format(R"({{"capacity":{},"capacity_bytes":{},"recording":{},"events":[)",
+                                  history_events_, history_bytes_, subscriber_ ? "true" : "false");
+    for (auto it = page.rbegin(); it != page.rend(); ++it) {
+      if (it != page.rbegin()) out += ',';
+      out += (*it)->json;
+    }
+    out += R"(],"next_before":)";
+    out += more ? "\"" + ordinaut::json::escape(page.back()->id) + "\"" : std::string("null");
+    out += '}';
     return Response::json_text(200, std::move(out));
   }
 
@@ -392,8 +471,12 @@ class EventsDemo final : public ordinaut::Extension {
   const ordinaut::EventSubscriber* subscriber_ = nullptr;
   ordinaut::Subscription history_subscription_;
 
+  std::size_t history_events_ = kHistoryEvents;
+  std::size_t history_bytes_ = kHistoryBytes;
   mutable std::mutex history_mutex_;
-  std::deque<std::shared_ptr<const ordinaut::Event>> history_;
+  std::deque<std::shared_ptr<const Recorded>> history_;
+  std::size_t history_used_ = 0;     // sum of bytes() over history_
+  std::uint64_t history_skipped_ = 0;  // events larger than the whole budget
 
   mutable std::mutex streams_mutex_;
   std::list<std::shared_ptr<StreamState>> open_streams_;

@@ -66,6 +66,8 @@ Config Config::from_environment() {
   }
   c.page_size = number("ORDINAUT_MCP_PAGE_SIZE", c.page_size, 1, 100000);
   c.max_sessions = number("ORDINAUT_MCP_MAX_SESSIONS", c.max_sessions, 1, 10000000);
+  c.max_sessions_per_client = number("ORDINAUT_MCP_MAX_SESSIONS_PER_CLIENT", c.max_sessions_per_client, 1, 10000000);
+  c.max_client_info = number("ORDINAUT_MCP_CLIENT_INFO_MAX_BYTES", c.max_client_info, 1, 1024 * 1024);
   c.session_idle = std::chrono::seconds(number("ORDINAUT_MCP_SESSION_IDLE_S", 3600, 1, 30 * 24 * 3600));
   c.keepalive = std::chrono::milliseconds(number("ORDINAUT_MCP_KEEPALIVE_MS", 10000, 50, 600000));
   c.max_workers = number("ORDINAUT_MCP_MAX_WORKERS", c.max_workers, 1, 4096);

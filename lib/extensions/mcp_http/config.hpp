@@ -8,7 +8,13 @@
 //                                 MCP clients see without the "ext.{id}." prefix
 //                                 when that name is unambiguous
 //   ORDINAUT_MCP_PAGE_SIZE        tools per tools/list page (default 100)
-//   ORDINAUT_MCP_MAX_SESSIONS     open sessions at most (default 10000)
+//   ORDINAUT_MCP_MAX_SESSIONS     open sessions at most (default 10000); when full, the
+//                                 least recently used idle session makes room
+//   ORDINAUT_MCP_MAX_SESSIONS_PER_CLIENT  sessions per client address at most
+//                                 (default 100); beyond, that address's own least
+//                                 recently used idle session makes room
+//   ORDINAUT_MCP_CLIENT_INFO_MAX_BYTES  longest clientInfo name, version and title
+//                                 accepted by initialize (default 256)
 //   ORDINAUT_MCP_SESSION_IDLE_S   idle seconds before a session expires (default 3600)
 //   ORDINAUT_MCP_KEEPALIVE_MS     SSE keep-alive comment interval (default 10000);
 //                                 with a sink that cannot see the socket close,
@@ -33,6 +39,8 @@ struct Config {
   bool short_names_all = false;
   std::size_t page_size = 100;
   std::size_t max_sessions = 10000;
+  std::size_t max_sessions_per_client = 100;
+  std::size_t max_client_info = 256;  ///< bytes of clientInfo.name/version/title
   std::chrono::seconds session_idle{3600};
   std::chrono::milliseconds keepalive{10000};
   std::size_t max_workers = 64;

@@ -66,6 +66,8 @@ class McpHttp final : public Extension {
     sessions.AddMember("status", JsonValue(open < limit ? "ok" : "full", a), a);
     sessions.AddMember("open", open, a);
     sessions.AddMember("limit", limit, a);
+    sessions.AddMember("limit_per_client", static_cast<std::uint64_t>(server_->config().max_sessions_per_client), a);
+    sessions.AddMember("evicted", server_->sessions_evicted(), a);
     doc.AddMember("sessions", sessions, a);
     JsonValue workers(rapidjson::kObjectType);
     workers.AddMember("status", "ok", a);

@@ -37,7 +37,8 @@ McpServer::McpServer(ToolView tools, Config config, bool scopes_enforced, Logger
       config_(std::move(config)),
       scopes_enforced_(scopes_enforced),
       logger_(std::move(logger)),
-      sessions_(config_.max_sessions, std::chrono::duration_cast<std::chrono::milliseconds>(config_.session_idle)),
+      sessions_(config_.max_sessions, std::chrono::duration_cast<std::chrono::milliseconds>(config_.session_idle),
+                config_.max_sessions_per_client),
       workers_(config_.max_workers, std::chrono::seconds(30)),
       catalog_(tools, config_) {}
 
@@ -174,7 +175,7 @@ Response McpServer::post(Request& request) {
       if (request.headers.has(kSessionHeader) && sessions_.find(request.header(kSessionHeader))) {
         return http_error(400, kInvalidRequest, "Invalid Request: Server already initialized", m.id);
       }
-      return initialize(m);
+      return initialize(m, request.remote_addr);
     }
   }
   if (!batch && messages.front().kind == MessageKind::invalid) {
@@ -214,7 +215,7 @@ Response McpServer::post(Request& request) {
   return response;
 }
 
-Response McpServer::initialize(const Message& m) {
+Response McpServer::initialize(const Message& m, const std::string& client_address) {
   const JsonValue* version = member(m.params, "protocolVersion");
   const JsonValue* caps = member(m.params, "capabilities");
   const JsonValue* client = member(m.params, "clientInfo");
@@ -226,6 +227,16 @@ Response McpServer::initialize(const Message& m) {
   } else if (client == nullptr || !client->IsObject() || !member(client, "name") || !(*member(client, "name")).IsString() ||
              !member(client, "version") || !(*member(client, "version")).IsString()) {
     problem = "params.clientInfo must be an object with string name and version";
+  } else {
+    // Kept for the session's life: bounded, whatever the body limit.
+    for (const char* field : {"name", "version", "title"}) {
+      const JsonValue* v = member(client, field);
+      if (v != nullptr && v->IsString() && v->GetStringLength() > config_.max_client_info) {
+        problem = fmt::format("params.clientInfo.{} is {} bytes long; at most {} bytes are accepted", field,
+                              v->GetStringLength(), config_.max_client_info);
+        break;
+      }
+    }
   }
   if (!problem.empty()) {
     return Response::json_text(200, error_message(m.id, kInvalidParams, "Invalid params: " + problem));
@@ -236,11 +247,20 @@ Response McpServer::initialize(const Message& m) {
   cc.roots = member(caps, "roots") != nullptr && member(caps, "roots")->IsObject();
   const std::string_view negotiated =
       negotiate_version(std::string_view(version->GetString(), version->GetStringLength()));
-  auto session = sessions_.create(std::string(negotiated), cc, (*member(client, "name")).GetString());
+  const JsonValue& name = *member(client, "name");
+  auto session = sessions_.create(std::string(negotiated), cc, std::string(name.GetString(), name.GetStringLength()),
+                                  client_address);
   if (!session) {
-    logger_.warn("mcp_sessions_full", fmt::format("initialize refused: {} sessions are open", config_.max_sessions));
+    // Only when every session that could make room is busy (a stream open or a call running).
+    logger_.warn("mcp_sessions_full",
+                 fmt::format("initialize refused: {} sessions are open, none idle (limits: {} in all, {} per client "
+                             "address)",
+                             sessions_.size(), config_.max_sessions, config_.max_sessions_per_client));
     return http_error(503, kConnectionError,
-                      fmt::format("Service Unavailable: too many open sessions (limit {})", config_.max_sessions), m.id);
+                      fmt::format("Service Unavailable: too many busy sessions (limits: {} in all, {} per client "
+                                  "address)",
+                                  config_.max_sessions, config_.max_sessions_per_client),
+                      m.id);
   }
   const std::string result = fmt::format(
       R"({{"protocolVersion":"{}","capabilities":{{"tools":{{"listChanged":true}},"logging":{{}}}},)"

@@ -59,6 +59,7 @@ class McpServer : public std::enable_shared_from_this<McpServer> {
   Response rest_invoke(Request& request);
 
   std::size_t session_count() const { return sessions_.size(); }
+  std::uint64_t sessions_evicted() const { return sessions_.evicted(); }
   std::size_t worker_threads() const { return workers_.threads(); }
   const Config& config() const { return config_; }
 
@@ -66,7 +67,7 @@ class McpServer : public std::enable_shared_from_this<McpServer> {
   Response post(Request& request);
   Response get(Request& request);
   Response del(Request& request);
-  Response initialize(const Message& message);
+  Response initialize(const Message& message, const std::string& client_address);
   /// Checks the session header; on failure `error` holds the 400/404 reply.
   std::shared_ptr<Session> session_of(const Request& request, Response& error);
 

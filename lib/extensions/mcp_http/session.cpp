@@ -15,6 +15,12 @@ std::int64_t steady_ms() {
       .count();
 }
 
+// Stamps of last use, for least-recently-used eviction.
+std::uint64_t next_use() {
+  static std::atomic<std::uint64_t> counter{0};
+  return counter.fetch_add(1, std::memory_order_relaxed) + 1;
+}
+
 // 128 random bits as hex: std::random_device reads the kernel's CSPRNG on
 // Linux, so ids cannot be guessed from earlier ones.
 std::string new_session_id() {
@@ -34,14 +40,20 @@ std::string new_session_id() {
 
 }  // namespace
 
-Session::Session(std::string id, std::string version, ClientCapabilities caps, std::string client_name)
+Session::Session(std::string id, std::string version, ClientCapabilities caps, std::string client_name,
+                 std::string client_address)
     : id_(std::move(id)),
       version_(std::move(version)),
       caps_(caps),
       client_name_(std::move(client_name)),
-      last_active_ms_(steady_ms()) {}
+      client_address_(std::move(client_address)),
+      last_active_ms_(steady_ms()),
+      last_use_(next_use()) {}
 
-void Session::touch() { last_active_ms_.store(steady_ms(), std::memory_order_relaxed); }
+void Session::touch() {
+  last_active_ms_.store(steady_ms(), std::memory_order_relaxed);
+  last_use_.store(next_use(), std::memory_order_relaxed);
+}
 
 std::chrono::milliseconds Session::idle_for() const {
   return std::chrono::milliseconds(steady_ms() - last_active_ms_.load(std::memory_order_relaxed));
@@ -180,14 +192,64 @@ void Session::close() {
   }
 }
 
-std::shared_ptr<Session> SessionStore::create(std::string version, ClientCapabilities caps, std::string client_name) {
-  if (size() >= max_sessions_ || steady_ms() - last_sweep_ms_.load(std::memory_order_relaxed) > 60000) sweep();
-  std::unique_lock lock(mutex_);
-  if (sessions_.size() >= max_sessions_) return nullptr;
-  while (true) {
-    auto session = std::make_shared<Session>(new_session_id(), std::move(version), caps, std::move(client_name));
-    if (sessions_.emplace(session->id(), session).second) return session;
+void SessionStore::forget_locked(Map::iterator it) {
+  const std::string& address = it->second->client_address();
+  if (!address.empty()) {
+    auto count = per_client_.find(address);
+    if (count != per_client_.end() && --count->second == 0) per_client_.erase(count);
   }
+  sessions_.erase(it);
+}
+
+std::shared_ptr<Session> SessionStore::evict_locked(const std::string* address) {
+  // A linear scan: eviction happens only when full, and touch() stays a
+  // lock-free store instead of maintaining an ordered list on every request.
+  auto oldest = sessions_.end();
+  std::uint64_t oldest_use = 0;
+  for (auto it = sessions_.begin(); it != sessions_.end(); ++it) {
+    Session& s = *it->second;
+    if (address != nullptr && s.client_address() != *address) continue;
+    if (s.busy()) continue;
+    if (oldest == sessions_.end() || s.last_use() < oldest_use) {
+      oldest_use = s.last_use();
+      oldest = it;
+    }
+  }
+  if (oldest == sessions_.end()) return nullptr;
+  auto session = oldest->second;
+  forget_locked(oldest);
+  evicted_.fetch_add(1, std::memory_order_relaxed);
+  return session;
+}
+
+std::shared_ptr<Session> SessionStore::create(std::string version, ClientCapabilities caps, std::string client_name,
+                                              std::string client_address) {
+  if (size() >= max_sessions_ || steady_ms() - last_sweep_ms_.load(std::memory_order_relaxed) > 60000) sweep();
+  std::vector<std::shared_ptr<Session>> evicted;  // closed outside the lock
+  std::shared_ptr<Session> session;
+  {
+    std::unique_lock lock(mutex_);
+    if (!client_address.empty()) {
+      auto count = per_client_.find(client_address);
+      if (count != per_client_.end() && count->second >= max_per_client_) {
+        auto own = evict_locked(&client_address);
+        if (!own) return nullptr;
+        evicted.push_back(std::move(own));
+      }
+    }
+    if (sessions_.size() >= max_sessions_) {
+      auto any = evict_locked(nullptr);
+      if (!any) return nullptr;
+      evicted.push_back(std::move(any));
+    }
+    while (true) {
+      session = std::make_shared<Session>(new_session_id(), version, caps, client_name, client_address);
+      if (sessions_.emplace(session->id(), session).second) break;
+    }
+    if (!client_address.empty()) ++per_client_[client_address];
+  }
+  for (auto& s : evicted) s->close();
+  return session;
 }
 
 std::shared_ptr<Session> SessionStore::find(std::string_view id) const {
@@ -202,8 +264,8 @@ bool SessionStore::remove(std::string_view id) {
     std::unique_lock lock(mutex_);
     auto it = sessions_.find(std::string(id));
     if (it == sessions_.end()) return false;
-    session = std::move(it->second);
-    sessions_.erase(it);
+    session = it->second;
+    forget_locked(it);
   }
   session->close();
   return true;
@@ -220,10 +282,11 @@ void SessionStore::for_each(const std::function<void(Session&)>& fn) const {
 }
 
 void SessionStore::close_all() {
-  std::unordered_map<std::string, std::shared_ptr<Session>> all;
+  Map all;
   {
     std::unique_lock lock(mutex_);
     all.swap(sessions_);
+    per_client_.clear();
   }
   for (auto& [id, s] : all) s->close();
 }
@@ -233,18 +296,28 @@ std::size_t SessionStore::size() const {
   return sessions_.size();
 }
 
+std::size_t SessionStore::size_of(const std::string& client_address) const {
+  std::shared_lock lock(mutex_);
+  if (client_address.empty()) {
+    return static_cast<std::size_t>(std::count_if(sessions_.begin(), sessions_.end(),
+                                                  [](const auto& kv) { return kv.second->client_address().empty(); }));
+  }
+  auto it = per_client_.find(client_address);
+  return it == per_client_.end() ? 0 : it->second;
+}
+
 std::size_t SessionStore::sweep() {
   std::vector<std::shared_ptr<Session>> expired;
   {
     std::unique_lock lock(mutex_);
     last_sweep_ms_.store(steady_ms(), std::memory_order_relaxed);
     for (auto it = sessions_.begin(); it != sessions_.end();) {
+      auto next = std::next(it);
       if (!it->second->busy() && it->second->idle_for() > idle_limit_) {
-        expired.push_back(std::move(it->second));
-        it = sessions_.erase(it);
-      } else {
-        ++it;
+        expired.push_back(it->second);
+        forget_locked(it);
       }
+      it = next;
     }
   }
   for (auto& s : expired) s->close();

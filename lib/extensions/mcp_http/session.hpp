@@ -60,15 +60,21 @@ struct PendingAsk {
 
 class Session {
  public:
-  Session(std::string id, std::string version, ClientCapabilities caps, std::string client_name);
+  Session(std::string id, std::string version, ClientCapabilities caps, std::string client_name,
+          std::string client_address = {});
 
   const std::string& id() const { return id_; }
   const std::string& protocol_version() const { return version_; }
   const ClientCapabilities& capabilities() const { return caps_; }
   const std::string& client_name() const { return client_name_; }
+  /// Request::remote_addr of the initialize request ("" when unknown).
+  const std::string& client_address() const { return client_address_; }
 
   void touch();
   std::chrono::milliseconds idle_for() const;
+  /// Orders sessions by last use (larger = more recent); unlike idle_for(),
+  /// never ties.
+  std::uint64_t last_use() const { return last_use_.load(std::memory_order_relaxed); }
   /// True while a GET stream is open or a call runs: never expired then.
   bool busy() const;
   void set_initialized() { initialized_.store(true); }
@@ -104,10 +110,12 @@ class Session {
   const std::string version_;
   const ClientCapabilities caps_;
   const std::string client_name_;
+  const std::string client_address_;
   std::atomic<bool> initialized_{false};
   std::atomic<bool> closed_{false};
   std::atomic<int> min_log_rank_{0};  // the SDK sends every level until setLevel
   std::atomic<std::int64_t> last_active_ms_;
+  std::atomic<std::uint64_t> last_use_;
 
   mutable std::mutex mutex_;
   std::condition_variable stream_wakeup_;
@@ -119,13 +127,26 @@ class Session {
   std::uint64_t next_ask_ = 0;
 };
 
+/// The sessions of one mcp_http instance, bounded in two ways:
+///  - at most `max_sessions` in all: when full, expired sessions go first, then
+///    the least recently used idle one (no stream open, no call running), so a
+///    new client always gets a session unless every session is busy;
+///  - at most `max_per_client` per client address: beyond it, that address's
+///    own least recently used idle session is evicted, so one address cannot
+///    push everybody else out. Sessions without an address ("") have no
+///    per-address cap.
+/// An evicted session's client gets 404 on its next request and initializes
+/// again, as MCP prescribes for an unknown session.
 class SessionStore {
  public:
-  SessionStore(std::size_t max_sessions, std::chrono::milliseconds idle_limit)
-      : max_sessions_(max_sessions), idle_limit_(idle_limit) {}
+  SessionStore(std::size_t max_sessions, std::chrono::milliseconds idle_limit,
+               std::size_t max_per_client = static_cast<std::size_t>(-1))
+      : max_sessions_(max_sessions), max_per_client_(max_per_client), idle_limit_(idle_limit) {}
 
-  /// A new session, or null when the store is full even after expiring idle ones.
-  std::shared_ptr<Session> create(std::string version, ClientCapabilities caps, std::string client_name);
+  /// A new session, or null when the store (or the address's share) is full of
+  /// busy sessions.
+  std::shared_ptr<Session> create(std::string version, ClientCapabilities caps, std::string client_name,
+                                  std::string client_address = {});
   std::shared_ptr<Session> find(std::string_view id) const;
   /// Closes and forgets a session; false when unknown.
   bool remove(std::string_view id);
@@ -133,16 +154,29 @@ class SessionStore {
   /// Closes every session (shutdown).
   void close_all();
   std::size_t size() const;
+  /// Sessions of one client address.
+  std::size_t size_of(const std::string& client_address) const;
+  /// Sessions evicted to make room so far.
+  std::uint64_t evicted() const { return evicted_.load(std::memory_order_relaxed); }
   /// Expires idle sessions; returns how many. create() also sweeps, at most
   /// once a minute, so no background thread is needed.
   std::size_t sweep();
 
  private:
+  using Map = std::unordered_map<std::string, std::shared_ptr<Session>>;
+  // REQUIRES: mutex_ held. Removes the least recently used idle session (of
+  // `address` only, when given); null when none is idle.
+  std::shared_ptr<Session> evict_locked(const std::string* address);
+  void forget_locked(Map::iterator it);
+
   const std::size_t max_sessions_;
+  const std::size_t max_per_client_;
   const std::chrono::milliseconds idle_limit_;
   mutable std::shared_mutex mutex_;
-  std::unordered_map<std::string, std::shared_ptr<Session>> sessions_;
+  Map sessions_;
+  std::unordered_map<std::string, std::size_t> per_client_;  // address → sessions; no entry for ""
   std::atomic<std::int64_t> last_sweep_ms_{0};
+  std::atomic<std::uint64_t> evicted_{0};
 };
 
 }  // namespace ordinaut::mcp_http
