@@ -8,9 +8,12 @@
 //   GET  /slow?ms=N             answers after N ms
 //   GET  /big?mb=N              N MiB of 'x'
 //   GET  /stream?mode=M         SSE: "silent" waits for the client to leave,
-//                               "chatty" writes every 20 ms, "finite" writes 3 events
+//                               "chatty" writes every 20 ms, "finite" writes 3 events,
+//                               "parked" waits for the client to leave, checking every 250 ms
 //   GET  /streams               what the producers saw (started, ended, how)
 //   GET  /setups                how often setup() ran in this process
+//   GET  /mark                  counts a call (a visible side effect for the
+//                               request-smuggling tests); GET /marks reads it
 // on_shutdown() appends "srvtest on_shutdown" to $ORDINAUT_TEST_SHUTDOWN_FILE.
 #include <algorithm>
 #include <atomic>
@@ -31,6 +34,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 std::atomic<int> g_setups{0};
+std::atomic<int> g_marks{0};
 
 struct StreamRecord {
   std::mutex mutex;
@@ -83,7 +87,7 @@ ordinaut::Response produce(std::string mode) {
         }
         ++writes;
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      std::this_thread::sleep_for(std::chrono::milliseconds(mode == "parked" ? 250 : 20));
     }
     stream_ended(mode, "timeout", writes);
   });
@@ -151,6 +155,12 @@ class SrvTest final : public ordinaut::Extension {
           200, fmt::format(R"({{"started":{},"ended":{},"last_mode":"{}","last_reason":"{}","last_writes":{}}})",
                            g_streams.started, g_streams.ended, g_streams.last_mode, g_streams.last_reason,
                            g_streams.last_writes));
+    });
+    r.get("/mark", [](ordinaut::Request&) {
+      return ordinaut::Response::json_text(200, fmt::format(R"({{"marks":{}}})", g_marks.fetch_add(1) + 1));
+    });
+    r.get("/marks", [](ordinaut::Request&) {
+      return ordinaut::Response::json_text(200, fmt::format(R"({{"marks":{}}})", g_marks.load()));
     });
     r.get("/setups", [](ordinaut::Request&) {
       return ordinaut::Response::json_text(200, fmt::format(R"({{"setups":{}}})", g_setups.load()));
