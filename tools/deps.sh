@@ -2,7 +2,7 @@
 # tools/serve.sh, tools/test.sh and .ci/run; the README's commands use it too.
 #
 #   ORDINAUT_BUILD_PACKAGES  build the library, the server and the tests
-#   ORDINAUT_TEST_PACKAGES   run the whole test suite (real Redis, wrk, promtool,
+#   ORDINAUT_TEST_PACKAGES   run the whole test suite (real Redis, wrk, nginx-light, promtool,
 #                            Node for the MCP SDK client, headless Chromium)
 #
 # doctest has no pkg-config file: Meson finds it through CMake, hence cmake.
@@ -13,7 +13,7 @@ ORDINAUT_BUILD_PACKAGES=(
   libcpp-httplib-dev rapidjson-dev libhiredis-dev libfmt-dev doctest-dev
 )
 ORDINAUT_TEST_PACKAGES=(
-  redis-server redis-tools wrk prometheus curl ca-certificates nodejs npm chromium
+  redis-server redis-tools wrk prometheus curl ca-certificates nodejs npm chromium nginx-light
 )
 
 # Prints the packages of the given lists (build, test or all) that are not
