@@ -33,6 +33,8 @@ constexpr std::size_t kReadChunk = 64 * 1024;
 constexpr std::int64_t kNever = std::numeric_limits<std::int64_t>::max();
 constexpr std::int64_t kLingerMs = 1000;      // how long a closing connection is drained
 constexpr std::int64_t kHousekeepingMs = 50;  // deadline granularity
+constexpr std::int64_t kBlockedMs = 5;        // a worker busy this long no longer counts as running
+constexpr int kIdleWorker = 0, kBusyWorker = 1, kBlockedWorker = 2;
 constexpr std::uint32_t kEvents = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 constexpr std::size_t kStreamStack = 4u << 20;  // sanitizers need far bigger frames
@@ -192,6 +194,11 @@ struct ConnectionServer::Conn {
   std::int64_t linger_until_ms = 0;
 };
 
+struct ConnectionServer::Worker {
+  std::atomic<int> state{kIdleWorker};
+  std::atomic<std::int64_t> busy_since_ms{0};
+};
+
 struct ConnectionServer::Slot {
   std::mutex mutex;
   Conn* conn = nullptr;                         // guarded by mutex
@@ -315,7 +322,11 @@ int ConnectionServer::bind(const std::string& host, int port) {
 }
 
 bool ConnectionServer::run() {
-  for (int i = 0; i < options_.threads; ++i) workers_.emplace_back([this] { worker_loop(); });
+  run_limit_ = std::max(2, static_cast<int>(std::thread::hardware_concurrency()));
+  for (int i = 0; i < options_.threads; ++i) worker_states_.push_back(std::make_unique<Worker>());
+  for (int i = 0; i < options_.threads; ++i) {
+    workers_.emplace_back([this, w = worker_states_[static_cast<std::size_t>(i)].get()] { worker_loop(*w); });
+  }
   housekeeper_ = std::thread([this] { housekeeping_loop(); });
   accept_loop();
   {
@@ -329,6 +340,10 @@ bool ConnectionServer::run() {
   quit_.store(true);
   std::uint64_t one = 1;
   [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
+  {
+    std::lock_guard lock(run_mutex_);
+  }
+  run_cv_.notify_all();
   for (auto& t : workers_) t.join();
   workers_.clear();
   state_cv_.notify_all();
@@ -391,9 +406,37 @@ void ConnectionServer::add_connection(int fd) {
   if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) close_locked(*slot);
 }
 
-void ConnectionServer::worker_loop() {
+// At most run_limit_ (the number of cores) workers run at once: more would only
+// preempt each other in the middle of requests and stretch the latency tail.
+// A worker whose handler has been busy for kBlockedMs (asleep, waiting on I/O)
+// gives up its turn to a waiting worker; it takes a turn again when it is done.
+void ConnectionServer::acquire_turn() {
+  std::unique_lock lock(run_mutex_);
+  run_cv_.wait(lock, [&] { return running_ < run_limit_ || quit_.load(); });
+  ++running_;
+}
+
+void ConnectionServer::release_turn() {
+  {
+    std::lock_guard lock(run_mutex_);
+    --running_;
+  }
+  run_cv_.notify_one();
+}
+
+void ConnectionServer::release_blocked_turns(std::int64_t now) {
+  for (auto& w : worker_states_) {
+    const std::int64_t since = w->busy_since_ms.load(std::memory_order_relaxed);
+    if (since == 0 || now - since < kBlockedMs) continue;
+    int busy = kBusyWorker;
+    if (w->state.compare_exchange_strong(busy, kBlockedWorker)) release_turn();
+  }
+}
+
+void ConnectionServer::worker_loop(Worker& me) {
   auto scratch = std::make_unique<char[]>(kReadChunk);
   epoll_event ev{};
+  acquire_turn();
   while (!quit_.load()) {
     int n = ::epoll_wait(epoll_fd_, &ev, 1, -1);
     if (n <= 0) continue;
@@ -409,8 +452,17 @@ void ConnectionServer::worker_loop() {
       slot->armed.store(false);
       c = slot->conn;
     }
+    me.busy_since_ms.store(now_ms(), std::memory_order_relaxed);
+    me.state.store(kBusyWorker);
     serve(*c, scratch.get(), kReadChunk);
+    me.busy_since_ms.store(0, std::memory_order_relaxed);
+    int busy = kBusyWorker;
+    if (!me.state.compare_exchange_strong(busy, kIdleWorker)) {  // blocked: its turn went to another worker
+      me.state.store(kIdleWorker);
+      acquire_turn();
+    }
   }
+  release_turn();
 }
 
 void ConnectionServer::serve(Conn& c, char* scratch, std::size_t scratch_size) {
@@ -722,13 +774,23 @@ void ConnectionServer::expire_locked(Slot& slot, std::int64_t now) {
 
 void ConnectionServer::housekeeping_loop() {
   std::int64_t last_trim = now_ms();
+  std::int64_t last_sweep = 0;
+  std::int64_t last_busy = 0;
   while (!quit_.load()) {
     {
+      // Every kBlockedMs while workers are busy, to hand on their turns.
+      const std::int64_t tick = now_ms() - last_busy < 1000 ? kBlockedMs : kHousekeepingMs;
       std::unique_lock lock(state_mutex_);
-      state_cv_.wait_for(lock, std::chrono::milliseconds(kHousekeepingMs));
+      state_cv_.wait_for(lock, std::chrono::milliseconds(tick));
     }
     if (quit_.load()) break;
     const std::int64_t now = now_ms();
+    for (auto& w : worker_states_) {
+      if (w->busy_since_ms.load(std::memory_order_relaxed) != 0) last_busy = now;
+    }
+    release_blocked_turns(now);
+    if (now - last_sweep < kHousekeepingMs && !stopping_.load()) continue;
+    last_sweep = now;
     const bool stopping = stopping_.load();
     const bool sweep_idle = stopping;
     for (std::size_t i = 0; i < chunk_count_; ++i) {

@@ -9,6 +9,10 @@
 //     response. Then the connection goes back to epoll. No thread waits for
 //     a client's bytes: idle keep-alive connections, slow-drip clients and
 //     half-sent bodies only sit in epoll.
+//   - At most one worker per core runs at a time (more would preempt each
+//     other mid-request and stretch the latency tail); a worker whose handler
+//     has been busy for 5 ms (sleeping, waiting on I/O) hands its turn on, so
+//     slow handlers still get up to `threads` workers.
 //   - Writing a response is done by its worker, trying the socket first and
 //     waiting at most --write-timeout whenever the client does not take bytes.
 //   - A streamed response (Response::stream, a blocking producer) runs on a
@@ -96,13 +100,17 @@ class ConnectionServer {
 
   struct Conn;  // implementation details
   struct Slot;
+  struct Worker;
 
  private:
   enum class Served { rearm, closed, handed_off };
 
   void accept_loop();
   void add_connection(int fd);
-  void worker_loop();
+  void worker_loop(Worker& me);
+  void acquire_turn();
+  void release_turn();
+  void release_blocked_turns(std::int64_t now);
   void housekeeping_loop();
   Slot* slot_of(int fd) const noexcept;
   Slot* make_slot(int fd);
@@ -145,6 +153,11 @@ class ConnectionServer {
   std::mutex state_mutex_;  // with state_cv_: connection count changes, housekeeping wake-ups
   std::condition_variable state_cv_;
 
+  std::mutex run_mutex_;  // with run_cv_: turns to run (see acquire_turn)
+  std::condition_variable run_cv_;
+  int running_ = 0;
+  int run_limit_ = 2;
+  std::vector<std::unique_ptr<Worker>> worker_states_;
   std::vector<std::thread> workers_;
   std::thread housekeeper_;
 };
