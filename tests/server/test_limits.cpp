@@ -177,7 +177,7 @@ TEST_CASE("--max-body holds for every content type (form bodies over 8 KiB inclu
   CHECK(res->status == 200);
 }
 
-TEST_CASE("405 with Allow for other methods on /health") {
+TEST_CASE("405 with Allow for other methods on /health and /ext/status") {
   Server s;
   for (const char* method : {"TRACE", "POST", "DELETE"}) {
     auto r = raw_request(s.port, method, "/health");
@@ -185,6 +185,9 @@ TEST_CASE("405 with Allow for other methods on /health") {
     CHECK(r.headers["allow"] == "GET, HEAD");
     check_error_shape(r.body, "method_not_allowed");
   }
+  auto status = raw_request(s.port, "TRACE", "/ext/status");  // the host's own endpoints too
+  CHECK(status.status == 405);
+  CHECK(!status.headers["allow"].empty());
   auto head = raw_request(s.port, "HEAD", "/health");
   CHECK(head.status == 200);
   CHECK(head.body.empty());
