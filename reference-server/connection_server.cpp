@@ -475,7 +475,10 @@ void ConnectionServer::serve(Conn& c, char* scratch, std::size_t scratch_size) {
       return;
     }
     if (n <= 0) break;  // the client closed (or failed): nothing left to answer
-    if (c.lingering) continue;  // drained and dropped
+    if (c.lingering) {  // drained and dropped, for at most kLingerMs however fast it comes
+      if (now_ms() >= c.linger_until_ms) break;
+      continue;
+    }
     c.last_read_ms = now_ms();
     switch (process(c, scratch, static_cast<std::size_t>(n))) {
       case Served::closed:
