@@ -148,3 +148,20 @@ TEST_CASE("10,000 idle connections, streams and slow-drip clients do not stop /h
   auto marks = parse_json(client(port)->Get("/ext/srvtest/marks")->body);
   CHECK(marks["marks"].GetInt() == 0);  // no slow-drip head ever completed
 }
+
+TEST_CASE("a stream whose client stops reading ends after --write-timeout; memory stays bounded") {
+  auto server = start_server({"--write-timeout", "1", "--no-request-log"});
+  const int port = server->port();
+  RawConnection reader(port);
+  REQUIRE(reader.send("GET /ext/srvtest/stream?mode=flood HTTP/1.1\r\nHost: x\r\n\r\n"));
+  REQUIRE(reader.receive(30s, "event: flood").find("event: flood") != std::string::npos);
+  // The client reads nothing more: the producer's writes block, then fail.
+  CHECK(wait_for([&] {
+    auto res = client(port)->Get("/ext/srvtest/streams");
+    return res && parse_json(res->body)["ended"].GetInt() == 1;
+  }));
+  auto doc = parse_json(client(port)->Get("/ext/srvtest/streams")->body);
+  CHECK(str(doc, "last_reason") == "write");
+  if (!kSanitized) CHECK(rss_mib(server->pid()) <= 64.0);  // the socket buffers bound what was queued
+  check_serving(port);
+}

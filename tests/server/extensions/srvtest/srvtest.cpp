@@ -9,7 +9,8 @@
 //   GET  /big?mb=N              N MiB of 'x'
 //   GET  /stream?mode=M         SSE: "silent" waits for the client to leave,
 //                               "chatty" writes every 20 ms, "finite" writes 3 events,
-//                               "parked" waits for the client to leave, checking every 250 ms
+//                               "parked" waits for the client to leave, checking every 250 ms,
+//                               "flood" writes 64 KiB events until a write fails
 //   GET  /streams               what the producers saw (started, ended, how)
 //   GET  /setups                how often setup() ran in this process
 //   GET  /mark                  counts a call (a visible side effect for the
@@ -66,6 +67,12 @@ ordinaut::Response produce(std::string mode) {
       return;
     }
     ++writes;
+    if (mode == "flood") {
+      const std::string event = ordinaut::format_sse_event(std::string(64 * 1024, 'f'), "flood");
+      while (sink.write(event)) ++writes;
+      stream_ended(mode, "write", writes);
+      return;
+    }
     if (mode == "finite") {
       for (int i = 0; i < 2; ++i) {
         sink.write(ordinaut::format_sse_event(fmt::format(R"({{"n":{}}})", i), "tick", std::to_string(i)));
