@@ -98,10 +98,8 @@ class StreamSink {
   virtual bool is_open() const = 0;
 };
 
-/// Produces a streamed body. Runs on a server thread and holds it until it
-/// returns (the reference server gives each stream a small thread of its own,
-/// not one of its request workers; a write the client does not take within
-/// --write-timeout fails and ends the stream).
+/// Produces a streamed body. Runs on the server thread that serves the request
+/// and holds it until it returns.
 using StreamProducer = std::function<void(StreamSink&)>;
 
 struct Response {
