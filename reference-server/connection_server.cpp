@@ -89,7 +89,7 @@ bool send_all(int fd, iovec* iov, int count, std::chrono::milliseconds timeout) 
 
 bool send_all(int fd, std::string_view a, std::string_view b, std::chrono::milliseconds timeout) {
   iovec iov[2] = {{const_cast<char*>(a.data()), a.size()}, {const_cast<char*>(b.data()), b.size()}};
-  return send_all(fd, b.empty() ? iov : iov, b.empty() ? 1 : 2, timeout);
+  return send_all(fd, iov, b.empty() ? 1 : 2, timeout);
 }
 
 std::string peer_address(int fd) {
