@@ -1,10 +1,11 @@
-// ordinaut-server: the reference server. Serves an ExtensionHost over
-// cpp-httplib: /health, and everything under /ext through the host's dispatch
+// ordinaut-server: the reference server. Serves an ExtensionHost over its own
+// connection layer (connection_server.hpp): /health, and everything under /ext through the host's dispatch
 // (the built-in extensions and any on ORDINAUT_EXT_PATHS / --ext-path).
 //
 // Shutdown (SIGTERM or SIGINT): stop accepting, close idle connections, let
 // requests in flight finish for up to --shutdown-timeout seconds (streams are
 // told is_open() == false), then run every extension's on_shutdown() and exit 0.
+#include <malloc.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -18,10 +19,8 @@
 #include <thread>
 
 #include <fmt/format.h>
-#include <httplib.h>
 
 #include "connection_server.hpp"
-#include "httplib_adapter.hpp"
 #include "log_writer.hpp"
 #include "ordinaut/host.hpp"
 #include "ordinaut/json.hpp"
@@ -81,6 +80,11 @@ struct ShutdownState {
 
 int main(int argc, char** argv) {
   const ServerConfig config = parse_command_line(argc, argv);
+#ifdef M_ARENA_MAX
+  // Few malloc arenas: memory freed after a burst of connections is reused
+  // rather than kept in one arena per thread that once touched it.
+  ::mallopt(M_ARENA_MAX, 2);
+#endif
 
   // Signals are taken by one thread with sigwait; block them everywhere else
   // (threads inherit the mask).
@@ -122,101 +126,51 @@ int main(int argc, char** argv) {
   const ordinaut::Logger& log = host->logger();
 
   StreamWatcher watcher(config.stream_keepalive);
-  ConnectionServer server;
   const int threads = worker_threads(config);
-  server.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<std::size_t>(threads)); };
-  server.set_tcp_nodelay(true);
-  server.set_keep_alive_max_count(100000);
-  server.set_keep_alive_timeout(config.keep_alive_timeout_s);
-  server.set_read_timeout(config.read_timeout_s, 0);
-  server.set_write_timeout(config.write_timeout_s, 0);
-  server.set_payload_max_length(config.max_body);
-  int listen_fd = -1;
-  server.set_socket_options([&listen_fd](int fd) {
-    int yes = 1;
-    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-    listen_fd = fd;
-  });
-
-  // httplib's own errors (malformed request, body over the limit) get the
-  // error shape too; responses that already have a body are left alone.
-  server.set_error_handler([&config](const httplib::Request&, httplib::Response& res) {
-    if (!res.body.empty() || res.is_chunked_content_provider_) return;
-    ordinaut::Response r =
-        res.status == 413
-            ? ordinaut::Response::error(413, "payload_too_large",
-                                        fmt::format("request body exceeds the limit of {} bytes", config.max_body),
-                                        fmt::format(R"({{"limit":{}}})", config.max_body))
-            : ordinaut::Response::error(res.status, res.status == 400 ? "bad_request" : "error",
-                                        ordinaut::status_reason(res.status));
-    res.set_content(r.body, "application/json");
-  });
-  server.set_exception_handler([&log](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
-    std::string what = "unknown exception";
-    try {
-      std::rethrow_exception(ep);
-    } catch (const std::exception& e) {
-      what = e.what();
-    } catch (...) {
-    }
-    log.error("server_failed", fmt::format("{} {}: {}", req.method, req.path, what));
-    res.status = 500;
-    res.set_content(ordinaut::Response::error(500, "internal_error", "the server failed to handle the request").body,
-                    "application/json");
-  });
-
   const auto start_time = Clock::now();
-  auto health = [&](const httplib::Request&, httplib::Response& res) {
-    const double uptime = std::chrono::duration<double>(Clock::now() - start_time).count();
-    res.set_content(fmt::format(R"({{"status":"ok","version":"{}","uptime_seconds":{:.3f}}})",
-                                ordinaut::library_version(), uptime),
-                    "application/json");
-  };
-  server.Get("/health", health);
-
-  auto handler = [&](const httplib::Request& in, httplib::Response& res) {
+  ConnectionHooks hooks;
+  hooks.handle = [&](ordinaut::Request& request) -> ordinaut::Response {
+    if (request.path == "/health") {  // the server's own endpoint, not logged per request
+      if (request.method != "GET" && request.method != "HEAD") {
+        ordinaut::Response r = ordinaut::Response::error(405, "method_not_allowed", "GET or HEAD /health only",
+                                                         R"({"allow":["GET","HEAD"]})");
+        r.headers.set("Allow", "GET, HEAD");
+        return r;
+      }
+      const double uptime = std::chrono::duration<double>(Clock::now() - start_time).count();
+      return ordinaut::Response::json_text(200, fmt::format(R"({{"status":"ok","version":"{}","uptime_seconds":{:.3f}}})",
+                                                            ordinaut::library_version(), uptime));
+    }
     const auto started = Clock::now();
-    ordinaut::Request request = to_request(in);
     ordinaut::Response response = host->handle(request);
-    const int status = response.status;
-    const bool streamed = static_cast<bool>(response.stream);
-    write_response(std::move(response), res, watcher, ConnectionServer::current_socket());
-    if (config.log_requests) log_request(request_sink, request, status, started, streamed);
+    if (config.log_requests) {
+      log_request(request_sink, request, response.status, started, static_cast<bool>(response.stream));
+    }
+    return response;
   };
-  // Requests without a body are answered before httplib's routing, which
-  // would run a std::regex per registered pattern on every request. A request
-  // that declares a body goes the usual way, so that httplib reads it first.
-  server.set_pre_routing_handler([&](const httplib::Request& in, httplib::Response& res) {
-    if (in.has_header("Content-Length") || in.has_header("Transfer-Encoding")) {
-      return httplib::Server::HandlerResponse::Unhandled;
-    }
-    if ((in.method == "GET" || in.method == "HEAD") && in.path == "/health") {
-      health(in, res);
-    } else {
-      handler(in, res);
-    }
-    return httplib::Server::HandlerResponse::Handled;
-  });
-  const char* kAll = "/.*";
-  server.Get(kAll, handler);
-  server.Post(kAll, handler);
-  server.Put(kAll, handler);
-  server.Patch(kAll, handler);
-  server.Delete(kAll, handler);
-  server.Options(kAll, handler);
+  hooks.rejected = [&](const RequestError& error, std::string_view remote) {
+    if (!config.log_requests) return;
+    log.info("request_rejected", fmt::format("{} {}: {}", error.status, error.code, error.message),
+             fmt::format(R"({{"status":{},"code":"{}","remote":"{}"}})", error.status, error.code,
+                         ordinaut::json::escape(remote)));
+  };
+  hooks.error = [&](std::string_view event, std::string_view message) { log.error(std::string(event), std::string(message)); };
+  ConnectionOptions connection_options;
+  connection_options.threads = threads;
+  connection_options.max_body = config.max_body;
+  connection_options.header_timeout = config.header_timeout;
+  connection_options.body_timeout = config.body_timeout;
+  connection_options.read_timeout = std::chrono::seconds(config.read_timeout_s);
+  connection_options.write_timeout = std::chrono::seconds(config.write_timeout_s);
+  connection_options.keep_alive_timeout = std::chrono::seconds(config.keep_alive_timeout_s);
+  ConnectionServer server(connection_options, std::move(hooks), watcher);
 
-  int port = config.port;
-  if (port == 0) {
-    port = server.bind_to_any_port(config.host);
-    if (port < 0) {
-      std::fprintf(stderr, "ordinaut-server: cannot bind %s: %s\n", config.host.c_str(), std::strerror(errno));
-      return 1;
-    }
-  } else if (!server.bind_to_port(config.host, port)) {
-    std::fprintf(stderr, "ordinaut-server: cannot bind %s:%d: %s\n", config.host.c_str(), port, std::strerror(errno));
+  const int port = server.bind(config.host, config.port);
+  if (port < 0) {
+    std::fprintf(stderr, "ordinaut-server: cannot bind %s:%d: %s\n", config.host.c_str(), config.port,
+                 std::strerror(errno));
     return 1;
   }
-  if (listen_fd >= 0) ::listen(listen_fd, 1024);  // httplib's compiled-in backlog is 5
 
   ShutdownState state;
   auto stop_host = [&] {
@@ -261,10 +215,12 @@ int main(int argc, char** argv) {
 
   std::printf("ordinaut-server listening on http://%s:%d\n", config.host.c_str(), port);
   std::fflush(stdout);
-  log.info("listening", fmt::format("http://{}:{}", config.host, port),
-           fmt::format(R"({{"port":{},"threads":{},"max_body":{},"stream_keepalive_ms":{}}})", port, threads,
-                       config.max_body, config.stream_keepalive.count()));
-  const bool listened = server.listen_after_bind();
+  log.info("listening", fmt::format("http://{}:{} (up to {} open files)", config.host, port, server.max_files()),
+           fmt::format(R"({{"port":{},"threads":{},"max_body":{},"stream_keepalive_ms":{},"max_open_files":{},)"
+                       R"("header_timeout_ms":{},"body_timeout_ms":{}}})",
+                       port, threads, config.max_body, config.stream_keepalive.count(), server.max_files(),
+                       config.header_timeout.count(), config.body_timeout.count()));
+  const bool listened = server.run();
   bool requested = false;
   {
     std::lock_guard lock(state.mutex);

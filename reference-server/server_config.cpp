@@ -33,9 +33,15 @@ options:
   --require-scopes         require scope ext:{id}:routes (as ORDINAUT_REQUIRE_SCOPES=1)
   --log-format json|text   structured log format (default json)
   --no-request-log         no log line per request
-  --threads N              worker threads, one per open connection (default max(16, 4 x cores))
-  --max-body BYTES         largest request body (default 1048576); larger gets 413
-  --read-timeout S         seconds to wait for request bytes (default 30)
+  --threads N              worker threads that read requests and run handlers (default
+                           max(16, 4 x cores)); idle connections and streams hold none
+  --max-body BYTES         largest request body, any content type, also chunked
+                           (default 1048576); larger gets 413 and the connection closes
+  --header-timeout S       seconds a whole request head may take to arrive (default 10;
+                           fractions allowed); later gets 408
+  --body-timeout S         seconds a whole request body may take to arrive (default 60;
+                           fractions allowed); later gets 408
+  --read-timeout S         seconds to wait for the next bytes of a request (default 30)
   --write-timeout S        seconds to wait for the client to take response bytes (default 30)
   --keep-alive-timeout S   seconds an idle keep-alive connection stays open (default 30)
   --stream-keepalive S     seconds of producer silence before an SSE stream gets a
@@ -48,6 +54,10 @@ options:
                            (default: REDIS_URL; unset: in-memory bus, this process only)
   --help                   this text
   --version                print the version
+
+fixed request limits: request line 8 KiB (else 414); one header line 8 KiB, all
+header lines 32 KiB, 100 fields (else 431). Every error answer closes the connection.
+The soft limit on open files is raised to the hard limit at start (one per connection).
 
 The server prints "ordinaut-server listening on http://HOST:PORT" on stdout once
 it accepts connections; logs go to stderr.
@@ -79,6 +89,13 @@ double parse_seconds(std::string_view flag, const std::string& value, double max
     usage_error(fmt::format("{} needs a number of seconds from 0 to {}, got \"{}\"", flag, max, value));
   }
   return s;
+}
+
+// A positive number of seconds, to the next millisecond (never 0).
+std::chrono::milliseconds seconds_flag(std::string_view flag, const std::string& value) {
+  const double s = parse_seconds(flag, value, 3600);
+  if (s <= 0) usage_error(fmt::format("{} needs a number of seconds above 0, got \"{}\"", flag, value));
+  return std::chrono::milliseconds(static_cast<long long>(std::ceil(s * 1000)));
 }
 
 }  // namespace
@@ -129,6 +146,10 @@ ServerConfig parse_command_line(int argc, char** argv) {
       c.threads = static_cast<int>(parse_integer("--threads", value(), 1, 4096));
     } else if (name == "--max-body") {
       c.max_body = static_cast<std::size_t>(parse_integer("--max-body", value(), 1, 1LL << 34));
+    } else if (name == "--header-timeout") {
+      c.header_timeout = seconds_flag("--header-timeout", value());
+    } else if (name == "--body-timeout") {
+      c.body_timeout = seconds_flag("--body-timeout", value());
     } else if (name == "--read-timeout") {
       c.read_timeout_s = static_cast<int>(parse_integer("--read-timeout", value(), 1, 3600));
     } else if (name == "--write-timeout") {

@@ -18,12 +18,14 @@ struct ServerConfig {
   bool require_scopes = false;
   bool log_json = true;
   bool log_requests = true;
-  int threads = 0;  // 0: max(16, 4 x cores)
+  int threads = 0;  // 0: max(16, 4 x cores); handler threads, not one per connection
   std::size_t max_body = 1 << 20;
   int shutdown_timeout_s = 10;
   int read_timeout_s = 30;
   int write_timeout_s = 30;
   int keep_alive_timeout_s = 30;
+  std::chrono::milliseconds header_timeout{10000};  // a whole request head
+  std::chrono::milliseconds body_timeout{60000};    // a whole request body
   std::chrono::milliseconds stream_keepalive{15000};
   std::chrono::milliseconds lifecycle_timeout{5000};  // HostOptions::lifecycle_timeout
   std::string redis_url;  // --redis-url, else REDIS_URL; empty: the in-memory event bus

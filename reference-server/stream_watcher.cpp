@@ -25,7 +25,7 @@ constexpr std::string_view kKeepaliveComment = ": keepalive\n\n";
 
 struct StreamWatcher::Stream {
   std::mutex write_mutex;
-  httplib::DataSink* sink = nullptr;  // null once the producer returned; guarded by write_mutex
+  BodyWriter* sink = nullptr;  // null once the producer returned; guarded by write_mutex
   int sock = -1;
   bool sse = false;
   std::atomic<bool> closed{false};
@@ -43,7 +43,7 @@ class WatchedSink final : public ordinaut::StreamSink {
     if (!is_open()) return false;
     if (data.empty()) return true;  // an empty chunk would end the chunked body
     std::lock_guard lock(stream_.write_mutex);
-    if (!stream_.sink->write(data.data(), data.size())) {
+    if (!stream_.sink->write(data)) {
       stream_.closed.store(true);
       return false;
     }
@@ -103,7 +103,7 @@ void StreamWatcher::remove(const std::shared_ptr<Stream>& stream) {
   wake();  // so that the watcher stops polling this socket before it is closed and reused
 }
 
-void StreamWatcher::run(const ordinaut::StreamProducer& producer, httplib::DataSink& sink, int sock, bool sse) {
+void StreamWatcher::run(const ordinaut::StreamProducer& producer, BodyWriter& sink, int sock, bool sse) {
   auto stream = std::make_shared<Stream>();
   stream->sink = &sink;
   stream->sock = sock;
@@ -164,7 +164,7 @@ void StreamWatcher::loop() {
       std::unique_lock lock(s->write_mutex, std::try_to_lock);
       if (!lock.owns_lock() || s->sink == nullptr) continue;  // the producer is writing, or done
       if (::poll(&p, 1, 0) != 1 || !(p.revents & POLLOUT)) continue;
-      if (s->sink->write(kKeepaliveComment.data(), kKeepaliveComment.size())) {
+      if (s->sink->write(kKeepaliveComment)) {
         s->last_write_ns.store(after, std::memory_order_relaxed);
       } else {
         s->closed.store(true);

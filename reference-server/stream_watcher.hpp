@@ -1,8 +1,8 @@
 // StreamWatcher: runs streamed responses and keeps them honest.
 //
-// A producer (ordinaut::StreamProducer) holds its pool thread for as long as
-// it streams. One watcher thread, started with the first stream, serves every
-// open stream:
+// A producer (ordinaut::StreamProducer) runs on a thread of its own (see
+// connection_server.hpp) for as long as it streams. One watcher thread,
+// started with the first stream, serves every open stream:
 //   - it polls each stream's socket for the peer's close (POLLRDHUP), so
 //     is_open() turns false as soon as the client disconnects, not only after
 //     a failed write;
@@ -23,11 +23,18 @@
 #include <thread>
 #include <vector>
 
-#include <httplib.h>
-
 #include "ordinaut/http.hpp"
 
 namespace ordinaut_server {
+
+/// Where a stream's bytes go: the connection, framed as the response needs
+/// (chunked or not). write() returns false once the client is gone or did not
+/// take the bytes within the write timeout.
+class BodyWriter {
+ public:
+  virtual ~BodyWriter() = default;
+  virtual bool write(std::string_view data) = 0;
+};
 
 class StreamWatcher {
  public:
@@ -37,10 +44,10 @@ class StreamWatcher {
   StreamWatcher(const StreamWatcher&) = delete;
   StreamWatcher& operator=(const StreamWatcher&) = delete;
 
-  /// Runs `producer` on the calling thread, writing into `sink`, the chunked
-  /// body of a response on socket `sock` (-1 when unknown: then only failed
-  /// writes reveal a disconnect). `sse` enables keep-alive comments.
-  void run(const ordinaut::StreamProducer& producer, httplib::DataSink& sink, int sock, bool sse);
+  /// Runs `producer` on the calling thread, writing into `body`, the body of
+  /// a response on socket `sock` (-1 when unknown: then only failed writes
+  /// reveal a disconnect). `sse` enables keep-alive comments.
+  void run(const ordinaut::StreamProducer& producer, BodyWriter& body, int sock, bool sse);
 
   /// From now on every stream reports is_open() == false (server shutdown).
   void close_all();

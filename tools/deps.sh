@@ -2,7 +2,7 @@
 # tools/serve.sh, tools/test.sh and .ci/run; the README's commands use it too.
 #
 #   ORDINAUT_BUILD_PACKAGES  build the library, the server and the tests
-#   ORDINAUT_TEST_PACKAGES   run the whole test suite (real Redis, wrk, promtool,
+#   ORDINAUT_TEST_PACKAGES   run the whole test suite (real Redis, wrk, nginx-light, promtool,
 #                            Node for the MCP SDK client, headless Chromium)
 #
 # doctest has no pkg-config file: Meson finds it through CMake, hence cmake.
@@ -18,7 +18,7 @@ ORDINAUT_BUILD_PACKAGES=(
   libcpp-httplib-dev rapidjson-dev libhiredis-dev libfmt-dev doctest-dev libssl-dev
 )
 ORDINAUT_TEST_PACKAGES=(
-  redis-server redis-tools wrk prometheus curl ca-certificates nodejs npm chromium openssl
+  redis-server redis-tools wrk prometheus curl ca-certificates nodejs npm chromium openssl nginx-light
   clang-14 libclang-rt-14-dev
 )
 

@@ -72,6 +72,8 @@ TEST_CASE("the metrics endpoint has the exact content type and promtool finds no
   REQUIRE(c->Get("/ext/listener/received"));
   REQUIRE(c->Get("/ext/webui/"));
   REQUIRE(c->Get("/ext/nope/x"));
+  // Deliveries are asynchronous: the listener's counter appears once it counted the event.
+  REQUIRE(eventually([&] { return value_of(scrape(server->port()), R"(ext_listener_received_total{source="events_demo"})") == 1; }));
   auto res = c->Get("/ext/observability/metrics");
   REQUIRE(res);
   CHECK(res->status == 200);
@@ -89,7 +91,7 @@ TEST_CASE("the metrics endpoint has the exact content type and promtool finds no
         "process_start_time_seconds", "ordinaut_task_runs_started_total", "ordinaut_task_runs_succeeded_total",
         "ordinaut_task_runs_failed_total", "ordinaut_task_run_duration_seconds", "ext_events_demo_published_total",
         "ext_listener_received_total"}) {
-    CHECK_MESSAGE(body.find(std::string("# TYPE ") + family + " ") != std::string::npos, family);
+    CHECK_MESSAGE(body.find(std::string("# TYPE ") + family + " ") != std::string::npos, std::string(family));
   }
   auto lint = run_with_input("promtool check metrics", body);
   CHECK_MESSAGE(lint.exit_code == 0, lint.output);

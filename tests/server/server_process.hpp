@@ -140,7 +140,7 @@ class ServerProcess {
     }
     if (stdout_fd_ >= 0) ::close(stdout_fd_);
     const std::string text = read_text(log_file_);
-    for (const char* marker : {"AddressSanitizer", "LeakSanitizer", "runtime error:"}) {
+    for (const char* marker : {"AddressSanitizer", "LeakSanitizer", "ThreadSanitizer", "runtime error:"}) {
       if (text.find(marker) != std::string::npos) {
         std::fprintf(stderr, "sanitizer report in the server log %s:\n%s\n", log_file_.c_str(), text.c_str());
         std::abort();

@@ -8,9 +8,13 @@
 //   GET  /slow?ms=N             answers after N ms
 //   GET  /big?mb=N              N MiB of 'x'
 //   GET  /stream?mode=M         SSE: "silent" waits for the client to leave,
-//                               "chatty" writes every 20 ms, "finite" writes 3 events
+//                               "chatty" writes every 20 ms, "finite" writes 3 events,
+//                               "parked" waits for the client to leave, checking every 250 ms,
+//                               "flood" writes 64 KiB events until a write fails
 //   GET  /streams               what the producers saw (started, ended, how)
 //   GET  /setups                how often setup() ran in this process
+//   GET  /mark                  counts a call (a visible side effect for the
+//                               request-smuggling tests); GET /marks reads it
 // on_shutdown() appends "srvtest on_shutdown" to $ORDINAUT_TEST_SHUTDOWN_FILE.
 #include <algorithm>
 #include <atomic>
@@ -31,6 +35,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 std::atomic<int> g_setups{0};
+std::atomic<int> g_marks{0};
 
 struct StreamRecord {
   std::mutex mutex;
@@ -62,6 +67,12 @@ ordinaut::Response produce(std::string mode) {
       return;
     }
     ++writes;
+    if (mode == "flood") {
+      const std::string event = ordinaut::format_sse_event(std::string(64 * 1024, 'f'), "flood");
+      while (sink.write(event)) ++writes;
+      stream_ended(mode, "write", writes);
+      return;
+    }
     if (mode == "finite") {
       for (int i = 0; i < 2; ++i) {
         sink.write(ordinaut::format_sse_event(fmt::format(R"({{"n":{}}})", i), "tick", std::to_string(i)));
@@ -83,7 +94,7 @@ ordinaut::Response produce(std::string mode) {
         }
         ++writes;
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      std::this_thread::sleep_for(std::chrono::milliseconds(mode == "parked" ? 250 : 20));
     }
     stream_ended(mode, "timeout", writes);
   });
@@ -151,6 +162,12 @@ class SrvTest final : public ordinaut::Extension {
           200, fmt::format(R"({{"started":{},"ended":{},"last_mode":"{}","last_reason":"{}","last_writes":{}}})",
                            g_streams.started, g_streams.ended, g_streams.last_mode, g_streams.last_reason,
                            g_streams.last_writes));
+    });
+    r.get("/mark", [](ordinaut::Request&) {
+      return ordinaut::Response::json_text(200, fmt::format(R"({{"marks":{}}})", g_marks.fetch_add(1) + 1));
+    });
+    r.get("/marks", [](ordinaut::Request&) {
+      return ordinaut::Response::json_text(200, fmt::format(R"({{"marks":{}}})", g_marks.load()));
     });
     r.get("/setups", [](ordinaut::Request&) {
       return ordinaut::Response::json_text(200, fmt::format(R"({{"setups":{}}})", g_setups.load()));
