@@ -26,6 +26,7 @@
 #include "ordinaut/json.hpp"
 #include "ordinaut/redis_bus.hpp"
 #include "ordinaut/version.hpp"
+#include "server_auth.hpp"
 #include "server_config.hpp"
 #include "stream_watcher.hpp"
 
@@ -92,6 +93,7 @@ int main(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);  // re-read the auth file's JWKS
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
 
@@ -118,18 +120,32 @@ int main(int argc, char** argv) {
     options.event_bus = *bus;
   }
 
+  ServerAuth auth;  // outlives the host: the authenticator is the host's too
+  if (auto configured = auth.configure(config, options); !configured) {
+    std::fprintf(stderr, "ordinaut-server: %s\n", configured.error().message.c_str());
+    return 2;
+  }
   auto host = std::make_unique<ordinaut::ExtensionHost>(std::move(options));
   if (auto started = host->start(); !started) {
     std::fprintf(stderr, "ordinaut-server: %s\n", started.error().message.c_str());
     return 2;
   }
   const ordinaut::Logger& log = host->logger();
+  auth.announce(config, log);
 
   StreamWatcher watcher(config.stream_keepalive);
   const int threads = worker_threads(config);
   const auto start_time = Clock::now();
   ConnectionHooks hooks;
   hooks.handle = [&](ordinaut::Request& request) -> ordinaut::Response {
+    if (request.path == "/.well-known/oauth-protected-resource" && auth.resource_metadata()) {
+      if (request.method != "GET" && request.method != "HEAD") {
+        ordinaut::Response r = ordinaut::Response::error(405, "method_not_allowed", "GET or HEAD only");
+        r.headers.set("Allow", "GET, HEAD");
+        return r;
+      }
+      return ordinaut::Response::json_text(200, *auth.resource_metadata());  // RFC 9728, for MCP clients
+    }
     if (request.path == "/health") {  // the server's own endpoint, not logged per request
       if (request.method != "GET" && request.method != "HEAD") {
         ordinaut::Response r = ordinaut::Response::error(405, "method_not_allowed", "GET or HEAD /health only",
@@ -180,7 +196,7 @@ int main(int argc, char** argv) {
   };
   std::thread signal_thread([&] {
     int sig = 0;
-    sigwait(&signals, &sig);
+    while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) auth.reload_keys(log);
     const auto began = Clock::now();
     {
       std::lock_guard lock(state.mutex);

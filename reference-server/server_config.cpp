@@ -30,7 +30,16 @@ options:
   --port N                 port (default 8080; 0 picks a free port)
   --ext-path DIR           extension folder added after ORDINAUT_EXT_PATHS (repeatable)
   --builtin-dir DIR        folder of built-in extensions (default: found next to the binary)
-  --require-scopes         require scope ext:{id}:routes (as ORDINAUT_REQUIRE_SCOPES=1)
+  --require-scopes         require scope ext:{id}:routes (as ORDINAUT_REQUIRE_SCOPES=1);
+                           scopes then come from the client's X-Scopes: development only
+  --auth FILE              authentication (default: ORDINAUT_AUTH_FILE): bearer tokens
+                           and JWTs as FILE says (docs/configuration.md); every request
+                           under /ext then needs one. SIGHUP re-reads its JWKS file
+  --insecure-no-auth       allow a non-loopback --host without --auth (a warning at start
+                           and every hour); only when something in front authenticates
+  --allowed-host NAME      Host name accepted besides localhost/127.0.0.1/[::1] and the
+                           bound address (repeatable; "*" = any; DNS-rebinding protection)
+  --allowed-origin ORIGIN  Origin accepted besides the server's own (repeatable)
   --log-format json|text   structured log format (default json)
   --no-request-log         no log line per request
   --threads N              worker threads that read requests and run handlers (default
@@ -63,7 +72,8 @@ The server prints "ordinaut-server listening on http://HOST:PORT" on stdout once
 it accepts connections; logs go to stderr.
 
 environment: ORDINAUT_EXT_PATHS, ORDINAUT_EXT_ENTRY_GRANTS, ORDINAUT_EXT_ENTRY_EAGER,
-             ORDINAUT_REQUIRE_SCOPES, REDIS_URL
+             ORDINAUT_REQUIRE_SCOPES, ORDINAUT_AUTH_FILE, ORDINAUT_ALLOWED_HOSTS,
+             ORDINAUT_ALLOWED_ORIGINS, REDIS_URL
 )";
 
 [[noreturn]] void usage_error(const std::string& message) {
@@ -132,6 +142,16 @@ ServerConfig parse_command_line(int argc, char** argv) {
       c.builtin_dir = value();
       std::error_code ec;
       if (!fs::is_directory(*c.builtin_dir, ec)) usage_error("--builtin-dir " + *c.builtin_dir + ": not a folder");
+    } else if (name == "--auth") {
+      c.auth_file = value();
+      if (c.auth_file.empty()) usage_error("--auth needs a file, got \"\"");
+    } else if (name == "--insecure-no-auth") {
+      no_value();
+      c.insecure_no_auth = true;
+    } else if (name == "--allowed-host") {
+      c.allowed_hosts.push_back(value());
+    } else if (name == "--allowed-origin") {
+      c.allowed_origins.push_back(value());
     } else if (name == "--require-scopes") {
       no_value();
       c.require_scopes = true;

@@ -16,6 +16,10 @@ struct ServerConfig {
   std::vector<std::string> ext_paths;
   std::optional<std::string> builtin_dir;
   bool require_scopes = false;
+  std::string auth_file;  // --auth, else ORDINAUT_AUTH_FILE (read by ServerAuth)
+  bool insecure_no_auth = false;
+  std::vector<std::string> allowed_hosts;
+  std::vector<std::string> allowed_origins;
   bool log_json = true;
   bool log_requests = true;
   int threads = 0;  // 0: max(16, 4 x cores); handler threads, not one per connection

@@ -62,7 +62,10 @@ Response AdminEndpoints::handle(Request& request, std::string_view rest) {
   if (!result) {
     const Error& e = result.error();
     int status = 409;  // the extension could not be brought to the state asked for
-    if (e.code == "invalid_json" || e.code == "invalid_manifest" || e.code == "unreadable_manifest") status = 422;
+    if (e.code == "invalid_json" || e.code == "invalid_manifest" || e.code == "unreadable_manifest" ||
+        e.code == "manifest_too_large") {
+      status = 422;
+    }
     return Response::error(
         status, e.code, e.message,
         fmt::format(R"({{"extension":"{}","action":"{}","state":"{}","file":"{}","pointer":"{}"}})", entry.id, action,

@@ -154,6 +154,10 @@ void Catalog::discover_linked() {
   }
   if (!linked.empty()) sources_.emplace_back("linked");
   for (auto& [id, factory] : linked) {
+    if (is_reserved_extension_id(id)) {
+      add_error("linked:" + id, fmt::format("linked-in extension id '{}' is reserved for the host; ignored", id));
+      continue;
+    }
     if (!is_extension_id(id)) {
       add_error("linked:" + id, fmt::format("linked-in extension id '{}' is invalid: use [a-z][a-z0-9_]{{0,63}}", id));
       continue;

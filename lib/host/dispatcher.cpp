@@ -180,7 +180,10 @@ Response Dispatcher::dispatch_extension(Entry& entry, Request& request, std::str
       auto body = request.json();
       if (!body) {
         valid = false;
-        response = Response::error(400, "bad_request", "request body is not valid JSON: " + body.error().message);
+        const Error& e = body.error();
+        response = Response::error(
+            400, "bad_request", "request body is not valid JSON: " + e.message,
+            e.offset ? fmt::format(R"({{"offset":{},"line":{},"column":{}}})", *e.offset, e.line, e.column) : "");
       } else if (auto v = route->request_schema->validate(*body); !v) {
         valid = false;
         response = Response::error(400, "bad_request", "request body: " + v.error().message,

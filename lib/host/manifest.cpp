@@ -46,7 +46,7 @@ bool is_reserved_extension_id(std::string_view id) noexcept {
   // Paths the host serves itself under /ext/ (status, openapi.json, _admin),
   // plus names kept for the host. The id pattern already excludes '_' first
   // and '.'.
-  return id == "status" || id == "core" || id == "openapi.json" || id == "_admin" || id.starts_with('_');
+  return id == "status" || id == "core" || id == "host" || id == "openapi.json" || id == "_admin" || id.starts_with('_');
 }
 
 bool is_extension_id(std::string_view id) noexcept {

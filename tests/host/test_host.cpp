@@ -832,6 +832,11 @@ TEST_CASE("host: request schemas are enforced before the handler (400 with the p
   CHECK(str(missing["details"]["pointer"]) == "/n");
   Json not_json = expect_error(send(host, "POST", "/ext/good/validated", "{\"n\":"), 400, "bad_request");
   CHECK(str(not_json["message"]).find("not valid JSON") != std::string::npos);
+  // The position is in details too, as numbers, agreeing with the message.
+  Json bad_line = expect_error(send(host, "POST", "/ext/good/validated", "{\n  \"n\": ]"), 400, "bad_request");
+  CHECK(bad_line["details"]["offset"].GetUint64() == 9);
+  CHECK(bad_line["details"]["line"].GetUint64() == 2);
+  CHECK(bad_line["details"]["column"].GetUint64() == 8);
   auto ok = send(host, "POST", "/ext/good/validated", R"({"n":5})");
   CHECK(ok.status == 200);
   CHECK(ok.body == R"({"n":5})");

@@ -56,8 +56,8 @@ inline void check_error_shape(const std::string& body, const std::string& code) 
   CHECK(doc["details"].IsObject());
 }
 
-inline std::string extension_state(int port, const std::string& id) {
-  auto res = client(port)->Get("/ext/status");
+inline std::string extension_state(int port, const std::string& id, const httplib::Headers& headers = {}) {
+  auto res = client(port)->Get("/ext/status", headers);
   REQUIRE(res);
   auto doc = parse_json(res->body);
   if (!doc["extensions"].HasMember(id.c_str())) return "<absent>";

@@ -13,7 +13,7 @@ using namespace server_test;
 
 namespace {
 
-const std::string kSmuggled = "GET /ext/srvtest/mark HTTP/1.1\r\nHost: x\r\n\r\n";
+const std::string kSmuggled = "GET /ext/srvtest/mark HTTP/1.1\r\nHost: localhost\r\n\r\n";
 
 int marks(int port) {
   auto res = client(port)->Get("/ext/srvtest/marks");
@@ -64,7 +64,7 @@ struct Server {
 
 TEST_CASE("414 for a request line over 8 KiB; the connection closes and nothing smuggled runs") {
   Server s;
-  auto r = refused(s.port, "GET /ext/srvtest/hello?" + std::string(9000, 'a') + " HTTP/1.1\r\nHost: x\r\n\r\n", 414,
+  auto r = refused(s.port, "GET /ext/srvtest/hello?" + std::string(9000, 'a') + " HTTP/1.1\r\nHost: localhost\r\n\r\n", 414,
                    "uri_too_long");
   CHECK(parse_json(r.body)["details"]["limit"].GetInt() == 8192);
   // A URI over 10 KiB, sent before its line ends: refused as the bytes arrive.
@@ -73,7 +73,7 @@ TEST_CASE("414 for a request line over 8 KiB; the connection closes and nothing 
 
 TEST_CASE("431 for a header line over 8 KiB, headers over 32 KiB, more than 100 fields") {
   Server s;
-  const std::string start = "GET /ext/srvtest/hello HTTP/1.1\r\nHost: x\r\n";
+  const std::string start = "GET /ext/srvtest/hello HTTP/1.1\r\nHost: localhost\r\n";
   refused(s.port, start + "X-Big: " + std::string(9000, 'b') + "\r\n\r\n", 431, "header_fields_too_large");
   std::string many_big = start;
   for (int i = 0; i < 6; ++i) many_big += "X-Part-" + std::to_string(i) + ": " + std::string(7000, 'p') + "\r\n";
@@ -87,7 +87,7 @@ TEST_CASE("431 for a header line over 8 KiB, headers over 32 KiB, more than 100 
 
 TEST_CASE("400 for framing a proxy and this server could read differently") {
   Server s;
-  const std::string post = "POST /ext/srvtest/echo HTTP/1.1\r\nHost: x\r\n";
+  const std::string post = "POST /ext/srvtest/echo HTTP/1.1\r\nHost: localhost\r\n";
   // Two different lengths: the second request hides in the body of the shorter one.
   refused(s.port, post + "Content-Length: 5\r\nContent-Length: " + std::to_string(5 + kSmuggled.size()) + "\r\n\r\nhello",
           400, "bad_request");
@@ -98,26 +98,26 @@ TEST_CASE("400 for framing a proxy and this server could read differently") {
           "bad_request");
   refused(s.port, "GET /ext/srvtest/hello HTTP/1.1\r\n\r\n", 400, "bad_request");                        // no Host
   refused(s.port, "GET /ext/srvtest/hello HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, "bad_request");  // two
-  refused(s.port, "GET /ext/srvtest/hello HTTP/1.1\r\nHost: x\r\nX-A: one\r\n two\r\n\r\n", 400, "bad_request");
-  refused(s.port, "GET /ext/srvtest/hello HTTP/1.1\r\nHost: x\r\nX-A : v\r\n\r\n", 400, "bad_request");
-  refused(s.port, "GET /ext/srvtest/hello HTTP/1.1\r\nHost: x\r\nX-A: a\rb\r\n\r\n", 400, "bad_request");
+  refused(s.port, "GET /ext/srvtest/hello HTTP/1.1\r\nHost: localhost\r\nX-A: one\r\n two\r\n\r\n", 400, "bad_request");
+  refused(s.port, "GET /ext/srvtest/hello HTTP/1.1\r\nHost: localhost\r\nX-A : v\r\n\r\n", 400, "bad_request");
+  refused(s.port, "GET /ext/srvtest/hello HTTP/1.1\r\nHost: localhost\r\nX-A: a\rb\r\n\r\n", 400, "bad_request");
   refused(s.port, "GARBAGE\r\n\r\n", 400, "bad_request");
-  refused(s.port, "GET  /ext/srvtest/hello HTTP/1.1\r\nHost: x\r\n\r\n", 400, "bad_request");
-  refused(s.port, "GET ext/srvtest/hello HTTP/1.1\r\nHost: x\r\n\r\n", 400, "bad_request");
+  refused(s.port, "GET  /ext/srvtest/hello HTTP/1.1\r\nHost: localhost\r\n\r\n", 400, "bad_request");
+  refused(s.port, "GET ext/srvtest/hello HTTP/1.1\r\nHost: localhost\r\n\r\n", 400, "bad_request");
   refused(s.port, post + "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n", 400, "bad_request");
-  refused(s.port, "GET /ext/srvtest/hello HTTP/2.0\r\nHost: x\r\n\r\n", 505, "http_version_not_supported");
+  refused(s.port, "GET /ext/srvtest/hello HTTP/2.0\r\nHost: localhost\r\n\r\n", 505, "http_version_not_supported");
 }
 
 TEST_CASE("501 for a Transfer-Encoding other than chunked") {
   Server s;
-  const std::string post = "POST /ext/srvtest/echo HTTP/1.1\r\nHost: x\r\n";
+  const std::string post = "POST /ext/srvtest/echo HTTP/1.1\r\nHost: localhost\r\n";
   refused(s.port, post + "Transfer-Encoding: xchunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 501, "not_implemented");
   refused(s.port, post + "Transfer-Encoding: gzip, chunked\r\n\r\n", 501, "not_implemented");
 }
 
 TEST_CASE("413 for bodies over --max-body: declared, chunked while it streams in, and before 100 Continue") {
   Server s({"--max-body", "1024"});
-  const std::string post = "POST /ext/srvtest/echo HTTP/1.1\r\nHost: x\r\n";
+  const std::string post = "POST /ext/srvtest/echo HTTP/1.1\r\nHost: localhost\r\n";
   auto r = refused(s.port, post + "Content-Length: 2048\r\n\r\n" + std::string(2048, 'x'), 413, "payload_too_large");
   CHECK(parse_json(r.body)["details"]["limit"].GetInt() == 1024);
   // 10 GB declared: refused from the head, nothing is drained.
@@ -214,15 +214,15 @@ TEST_CASE("408 when a whole head or body takes longer than --header-timeout / --
       CHECK(str(parse_json(r.body)["details"], "phase") == phase);
     }
   };
-  drip("GET /ext/srvtest/mark HTTP/1.1\r\nHost: x\r\nX-Slow: ", "head");
-  drip("POST /ext/srvtest/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n", "body");
+  drip("GET /ext/srvtest/mark HTTP/1.1\r\nHost: localhost\r\nX-Slow: ", "head");
+  drip("POST /ext/srvtest/echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000\r\n\r\n", "body");
 }
 
 TEST_CASE("pipelined requests after a good one are served; after an error, none") {
   Server s;
   RawConnection c(s.port);
-  c.send("GET /ext/srvtest/items/1 HTTP/1.1\r\nHost: x\r\n\r\n"
-         "GET /ext/srvtest/items/2 HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab" +
+  c.send("GET /ext/srvtest/items/1 HTTP/1.1\r\nHost: localhost\r\n\r\n"
+         "GET /ext/srvtest/items/2 HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab" +
          kSmuggled);
   const std::string got = c.receive(20s);
   CHECK(c.eof());

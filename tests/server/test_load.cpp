@@ -96,7 +96,7 @@ TEST_CASE("10,000 idle connections, streams and slow-drip clients do not stop /h
   const std::size_t baseline_files = open_files(server->pid());
 
   // Idle keep-alive connections: each made one request and stays open.
-  const std::string health = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+  const std::string health = "GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n";
   auto idle = open_all(port, kIdle, health);
   int answered = 0;
   for (auto& c : idle) answered += c->receive(30s, "}").find("HTTP/1.1 200") == 0 ? 1 : 0;
@@ -104,13 +104,13 @@ TEST_CASE("10,000 idle connections, streams and slow-drip clients do not stop /h
   check_serving(port);
 
   // Streams: each gets its first event and then waits for its client to leave.
-  auto streams = open_all(port, kStreams, "GET /ext/srvtest/stream?mode=parked HTTP/1.1\r\nHost: x\r\n\r\n");
+  auto streams = open_all(port, kStreams, "GET /ext/srvtest/stream?mode=parked HTTP/1.1\r\nHost: localhost\r\n\r\n");
   int ready = 0;
   for (auto& c : streams) ready += c->receive(30s, "event: ready").find("event: ready") != std::string::npos ? 1 : 0;
   CHECK(ready == kStreams);
 
   // Slow-drip clients: a head that never ends, one byte at a time.
-  auto slow = open_all(port, kSlow, "GET /ext/srvtest/mark HTTP/1.1\r\nHost: x\r\nX-Drip: ");
+  auto slow = open_all(port, kSlow, "GET /ext/srvtest/mark HTTP/1.1\r\nHost: localhost\r\nX-Drip: ");
   for (int round = 0; round < 3; ++round) {
     for (auto& c : slow) c->send("x");
     check_serving(port);
@@ -153,7 +153,7 @@ TEST_CASE("a stream whose client stops reading ends after --write-timeout; memor
   auto server = start_server({"--write-timeout", "1", "--no-request-log"});
   const int port = server->port();
   RawConnection reader(port);
-  REQUIRE(reader.send("GET /ext/srvtest/stream?mode=flood HTTP/1.1\r\nHost: x\r\n\r\n"));
+  REQUIRE(reader.send("GET /ext/srvtest/stream?mode=flood HTTP/1.1\r\nHost: localhost\r\n\r\n"));
   REQUIRE(reader.receive(30s, "event: flood").find("event: flood") != std::string::npos);
   // The client reads nothing more: the producer's writes block, then fail.
   CHECK(wait_for([&] {
