@@ -348,7 +348,14 @@ TEST_CASE("event delivery, drops and lag are exported per extension and never go
     CHECK(value_of(body, R"(ordinaut_event_subscriptions{extension="probe"})") == 1);
     CHECK(value_of(body, R"(ordinaut_events_published_total{bus="memory"})") == 10);
     gate.release();
-    body = metrics_when(*f.host, R"(ordinaut_events_delivered_total{extension="probe"})", 3);
+    // The worker counts an event delivered as its handler returns and takes it
+    // off the queue's depth just after: wait for both, not for the first.
+    CHECK(eventually([&] {
+      body = metrics(*f.host);
+      return value_of(body, R"(ordinaut_events_delivered_total{extension="probe"})") == 3 &&
+             value_of(body, R"(ordinaut_events_lag{extension="probe"})") == 0;
+    }));
+    CHECK(value_of(body, R"(ordinaut_events_delivered_total{extension="probe"})") == 3);
     CHECK(value_of(body, R"(ordinaut_events_lag{extension="probe"})") == 0);
     // The bus forgets a cancelled subscription's counters; the exported totals stay.
     REQUIRE(send(*f.host, "POST", "/ext/probe/unsubscribe").status == 200);
