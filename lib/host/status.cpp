@@ -261,16 +261,39 @@ Response StatusReporter::health(Entry& entry, Runtime* runtime) const {
       }
     }
     // "events": the bus's state and this extension's subscriptions (streams,
-    // groups, pending, lag); a disconnected bus degrades its users.
+    // groups, pending, lag). The verdict is the worst of the bus's own status
+    // and each subscription's ("ok" < "degraded" < "unhealthy"), with the first
+    // reason given; a bus without "status" is judged by "connected". Anything
+    // but "ok" degrades the extension, which stays active (the check's own
+    // status reads "error" while the bus is disconnected).
     if (runtime->granted.contains(Capability::EVENTS_PUB) || runtime->granted.contains(Capability::EVENTS_SUB)) {
       Json bus_health = services_.bus->health();
       Json subs = services_.bus->subscriber_health(entry.id);
       const bool connected = !bus_health.HasMember("connected") || bus_health["connected"].IsTrue();
-      if (!connected) status = "degraded";
+      auto rank = [](std::string_view v) { return v == "ok" ? 0 : v == "degraded" ? 1 : 2; };
+      std::string verdict = "ok";
+      std::string reason;
+      auto consider = [&](const JsonValue& h) {
+        auto st = json::get_string(h, "status");
+        if (!st || *st == "ok") return;
+        if (rank(*st) > rank(verdict)) verdict = std::string(*st);
+        if (auto r = json::get_string(h, "reason"); r && reason.empty()) reason = std::string(*r);
+      };
+      consider(bus_health);
+      if (subs.IsArray()) {
+        for (const auto& sub : subs.GetArray()) consider(sub);
+      }
+      if (!connected && verdict == "ok") verdict = "degraded";
+      if (verdict != "ok") status = "degraded";
+      if (reason.empty() && !connected && bus_health.HasMember("last_error") && bus_health["last_error"].IsString()) {
+        reason = bus_health["last_error"].GetString();
+      }
       JsonValue c(rapidjson::kObjectType);
-      c.AddMember("status", JsonValue(connected ? "ok" : "error", a), a);
+      // A lost connection keeps its long-standing "error"; otherwise the verdict.
+      c.AddMember("status", JsonValue(connected ? verdict.c_str() : "error", a), a);
       c.AddMember("bus", bus_health.HasMember("kind") ? JsonValue(bus_health["kind"], a) : JsonValue(), a);
       c.AddMember("connected", connected, a);
+      if (!reason.empty()) c.AddMember("reason", JsonValue(reason.c_str(), a), a);
       if (!connected && bus_health.HasMember("last_error")) {
         c.AddMember("last_error", JsonValue(bus_health["last_error"], a), a);
       }

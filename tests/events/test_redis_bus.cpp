@@ -498,6 +498,9 @@ TEST_CASE("two hosts on one Redis see each other's events; the health check show
   CHECK(std::string(doc["status"].GetString()) == "degraded");
   CHECK(std::string(doc["checks"]["events"]["status"].GetString()) == "error");
   CHECK(doc["checks"]["events"]["last_error"].IsString());
+  // The reason is the bus's own verdict: since when, and why.
+  REQUIRE(doc["checks"]["events"]["reason"].IsString());
+  CHECK(std::string(doc["checks"]["events"]["reason"].GetString()).starts_with("event bus unreachable since "));
 }
 
 #ifdef EVENT_PEER
