@@ -179,7 +179,13 @@ inline void check_source_stamping_and_delivery(const std::shared_ptr<EventBus>& 
   CHECK(json::dump(status["discovery_errors"]).find("reserved") != std::string::npos);
 
   // Health: /ext/{id}/health has an "events" check with the subscriptions,
-  // /ext/status the bus and the subscriptions in the metrics.
+  // /ext/status the bus and the subscriptions in the metrics. A handler's
+  // event counts as delivered once the handler has returned, just after the
+  // probe saw it: wait for the count, not for the probe.
+  REQUIRE(wait_until([&] {
+    Json subs = bus->subscriber_health("reader");
+    return subs.IsArray() && subs.Size() == 1 && subs[0]["delivered"].GetUint64() == 2;
+  }));
   Request health_request;
   health_request.method = "GET";
   health_request.path = "/ext/reader/health";
