@@ -12,27 +12,35 @@ inline namespace ORDINAUT_ABI_NAMESPACE {
 
 namespace {
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-// "host:port", "[v6]:port" or "host" → lower-case host ("[::1]" keeps brackets).
-std::string host_name(std::string_view authority) {
+// "host:port", "[v6]:port" or "host" → the host ("[::1]" keeps brackets).
+std::string_view host_name(std::string_view authority) {
   authority = detail::trim(authority);
   if (!authority.empty() && authority.front() == '[') {
     auto close = authority.find(']');
-    if (close == std::string_view::npos) return {};
-    return lower(authority.substr(0, close + 1));
+    return close == std::string_view::npos ? std::string_view{} : authority.substr(0, close + 1);
   }
-  return lower(authority.substr(0, authority.find(':')));
+  return authority.substr(0, authority.find(':'));
 }
 
-bool host_allowed(const std::string& host, const OriginPolicy& policy) {
-  if (host == "localhost" || host == "127.0.0.1" || host == "[::1]") return true;
+// Case-insensitive throughout, and without allocating: this runs for every
+// request under /ext.
+bool host_allowed(std::string_view host, const OriginPolicy& policy) {
+  using detail::iequals;
+  if (iequals(host, "localhost") || host == "127.0.0.1" || host == "[::1]") return true;
   for (const auto& h : policy.allowed_hosts) {
-    if (h == "*" || lower(h) == host) return true;
+    if (h == "*" || iequals(h, host)) return true;
+  }
+  return false;
+}
+
+// True when `origin` is http:// or https:// followed by `host_header`.
+bool is_own_origin(std::string_view origin, std::string_view host_header) {
+  for (std::string_view scheme : {"http://", "https://"}) {
+    if (origin.size() == scheme.size() + host_header.size() &&
+        detail::iequals(origin.substr(0, scheme.size()), scheme) &&
+        detail::iequals(origin.substr(scheme.size()), host_header)) {
+      return true;
+    }
   }
   return false;
 }
@@ -52,13 +60,10 @@ std::string origin_policy_problem(const Request& request, const OriginPolicy& po
         std::string(host_header.substr(0, 200)), policy.allowed_hosts.empty() ? "" : " and the allowed hosts");
   }
   if (!request.headers.has("Origin") || (!origin_on_every_method && !state_changing(request.method))) return {};
-  const std::string origin = lower(detail::trim(request.header("Origin")));
-  if (!host_header.empty()) {
-    const std::string own = lower(host_header);
-    if (origin == "http://" + own || origin == "https://" + own) return {};
-  }
+  const std::string_view origin = detail::trim(request.header("Origin"));
+  if (!host_header.empty() && is_own_origin(origin, host_header)) return {};
   for (const auto& o : policy.allowed_origins) {
-    if (o == "*" || lower(o) == origin) return {};
+    if (o == "*" || detail::iequals(o, origin)) return {};
   }
   return fmt::format(
       "Origin \"{}\" may not send {} requests here (cross-site request protection); allowed: this "
