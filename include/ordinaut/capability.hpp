@@ -26,9 +26,11 @@ enum class Capability : std::uint8_t {
   EVENTS_SUB = 3,        ///< subscribe to events
   BACKGROUND_TASKS = 4,  ///< run supervised long-running work
   STATIC = 5,            ///< serve files from the extension's static/ folder
+  RESOURCES = 6,         ///< offer resources and resource templates (ordinaut/resources.hpp)
+  PROMPTS = 7,           ///< offer prompts (ordinaut/prompts.hpp)
 };
 
-inline constexpr int kCapabilityCount = 6;
+inline constexpr int kCapabilityCount = 8;
 
 /// "ROUTES", "TOOLS", ...
 const char* to_string(Capability capability) noexcept;

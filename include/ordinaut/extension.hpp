@@ -25,6 +25,8 @@
 #include "ordinaut/json.hpp"
 #include "ordinaut/logging.hpp"
 #include "ordinaut/metrics.hpp"
+#include "ordinaut/prompts.hpp"
+#include "ordinaut/resources.hpp"
 #include "ordinaut/tools.hpp"
 #include "ordinaut/version.hpp"
 
@@ -60,6 +62,16 @@ class SetupContext {
   virtual const ToolView& tools() const = 0;
   /// Registration handle for ext.{id}.* tools. REQUIRES: TOOLS.
   virtual ToolRegistrar& tool_registrar() = 0;
+  /// Read-only view of every resource and template (with subscriptions):
+  /// always available.
+  virtual const ResourceView& resources() const = 0;
+  /// Registration handle for this extension's resources (URIs under
+  /// "ext://{id}/" or a scheme its manifest claims). REQUIRES: RESOURCES.
+  virtual ResourceRegistrar& resource_registrar() = 0;
+  /// Read-only view of every prompt: always available.
+  virtual const PromptView& prompts() const = 0;
+  /// Registration handle for ext.{id}.* prompts. REQUIRES: PROMPTS.
+  virtual PromptRegistrar& prompt_registrar() = 0;
   /// REQUIRES: EVENTS_PUB.
   virtual const EventPublisher& events_publisher() = 0;
   /// REQUIRES: EVENTS_SUB.

@@ -57,6 +57,8 @@
 #include "ordinaut/http.hpp"
 #include "ordinaut/logging.hpp"
 #include "ordinaut/result.hpp"
+#include "ordinaut/prompts.hpp"
+#include "ordinaut/resources.hpp"
 #include "ordinaut/tools.hpp"
 #include "ordinaut/version.hpp"
 
@@ -91,6 +93,10 @@ struct HostOptions {
   LogSink log_sink;
   /// Shared tool registry; the host creates one when null.
   std::shared_ptr<ToolRegistry> tool_registry;
+  /// Shared resource registry; the host creates one when null.
+  std::shared_ptr<ResourceRegistry> resource_registry;
+  /// Shared prompt registry; the host creates one when null.
+  std::shared_ptr<PromptRegistry> prompt_registry;
   /// Event bus; the host creates an in-memory bus when null.
   std::shared_ptr<EventBus> event_bus;
   /// Largest request body handle() accepts (413 above it).
@@ -210,6 +216,11 @@ class ExtensionHost {
   std::vector<ExtensionSnapshot> snapshot() const;
 
   ToolRegistry& tools();
+  /// Resources and templates of every extension (declared ones included) and
+  /// the host's own (ordinaut://host/status).
+  ResourceRegistry& resources();
+  /// Prompts of every extension (declared ones included).
+  PromptRegistry& prompts();
   std::shared_ptr<EventBus> event_bus() const;
   /// Publishes an event of the host itself: its source is "core", a name no
   /// extension can publish under. Errors as EventBus::publish().

@@ -10,13 +10,31 @@
 #include <filesystem>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "ordinaut/capability.hpp"
+#include "ordinaut/prompts.hpp"
+#include "ordinaut/resources.hpp"
+#include "ordinaut/tools.hpp"
 #include "ordinaut/result.hpp"
 #include "ordinaut/version.hpp"
 
 namespace ordinaut {
 inline namespace ORDINAUT_ABI_NAMESPACE {
+
+/// What a manifest's "contributes" object declares: listed by the host before
+/// the module is loaded, and checked against what the module registers when it
+/// is (any difference is a load error naming it). The specs carry no functions.
+struct Contributions {
+  /// True when the manifest has "contributes": then all four lists are
+  /// authoritative (a missing list declares none of that kind).
+  bool present = false;
+  std::vector<std::string> uri_schemes;  ///< schemes claimed for resource URIs
+  std::vector<ToolSpec> tools;           ///< names expanded to "ext.{id}.{name}"
+  std::vector<ResourceSpec> resources;
+  std::vector<ResourceTemplateSpec> resource_templates;
+  std::vector<PromptSpec> prompts;       ///< names expanded to "ext.{id}.{name}"
+};
 
 struct Manifest {
   std::string id;           ///< [a-z][a-z0-9_]{0,63}
@@ -27,6 +45,7 @@ struct Manifest {
   bool enabled = true;
   bool eager = false;
   CapabilitySet grants;     ///< capabilities the operator approves
+  Contributions contributes;
   std::filesystem::path file;  ///< the extension.json this came from
   std::filesystem::path dir;   ///< its folder
 };

@@ -78,6 +78,9 @@ struct ToolSpec {
   std::string input_schema = R"({"type":"object"})";  ///< JSON Schema text
   std::string output_schema{};                        ///< JSON Schema text, or empty
   ToolFunction function{};
+  /// MCP tool annotations as JSON object text (readOnlyHint, destructiveHint,
+  /// idempotentHint, openWorldHint, title), or empty.
+  std::string annotations{};
 };
 
 /// A registered tool as listed.
@@ -88,6 +91,10 @@ struct ToolInfo {
   std::string owner;  ///< extension id, or "core"
   std::shared_ptr<const Json> input_schema;
   std::shared_ptr<const Json> output_schema;  ///< null when none was declared
+  std::shared_ptr<const Json> annotations;    ///< null when none were given
+  /// True for a tool a manifest declares whose extension is not loaded yet:
+  /// calling it loads the extension (see ToolRegistry::declare).
+  bool declared = false;
 };
 
 /// Per-tool counters, read by observability.
@@ -111,9 +118,20 @@ class ToolRegistry {
   /// "tool_namespace" (an "ext." name outside ext.{owner}.), "duplicate_tool"
   /// or "registry_frozen".
   Result<void> add(ToolSpec spec, std::string_view owner = "core");
+  /// Lists a tool that the manifest of extension `owner` declares, before its
+  /// module is loaded: same checks as add() except that `function` is
+  /// ignored. call() and get() of a declared tool call the resolver first (the
+  /// host loads the extension, which registers the real tool with add(),
+  /// replacing the declaration); a tool still only declared then fails with
+  /// "extension_unavailable". Works on a frozen registry (the host declares
+  /// at discovery).
+  Result<void> declare(ToolSpec spec, std::string_view owner);
+  /// Removes the tools `owner` registered with add(), keeping its
+  /// declarations; returns how many went. Works on a frozen registry.
+  std::size_t remove_registered(std::string_view owner);
   /// Removes one tool; false when it did not exist.
   bool remove(std::string_view name);
-  /// Removes every tool of `owner`; returns how many. Works on a frozen
+  /// Removes every tool and declaration of `owner`; returns how many. Works on a frozen
   /// registry too: the host calls it when it stops an extension, whose tools
   /// must not stay callable once its code is shut down.
   std::size_t remove_owner(std::string_view owner);

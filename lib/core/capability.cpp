@@ -8,7 +8,7 @@ inline namespace ORDINAUT_ABI_NAMESPACE {
 
 namespace {
 constexpr const char* kCapabilityNames[kCapabilityCount] = {"ROUTES",           "TOOLS", "EVENTS_PUB", "EVENTS_SUB",
-                                                            "BACKGROUND_TASKS", "STATIC"};
+                                                            "BACKGROUND_TASKS", "STATIC", "RESOURCES", "PROMPTS"};
 }
 
 const char* to_string(Capability capability) noexcept {

@@ -58,7 +58,7 @@ Result<void> apply_environment(HostOptions& options, bool& require_scopes) {
         if (!g.IsString() || !parse_capability(g.GetString())) {
           return make_error("invalid_configuration",
                             fmt::format("ORDINAUT_EXT_ENTRY_GRANTS: /{}/{}: {} is not a capability (ROUTES, TOOLS, "
-                                        "EVENTS_PUB, EVENTS_SUB, BACKGROUND_TASKS, STATIC)",
+                                        "EVENTS_PUB, EVENTS_SUB, BACKGROUND_TASKS, STATIC, RESOURCES, PROMPTS)",
                                         m.name.GetString(), i, json::dump(g)));
         }
         list.emplace_back(g.GetString());

@@ -66,6 +66,8 @@ ExtensionHost::~ExtensionHost() {
   shutdown();
   detail::HostServices& s = impl_->services;
   s.tools->set_resolver(nullptr);
+  s.prompts->set_resolver(nullptr);
+  s.resources->set_resolver(nullptr);
   if (!s.options.event_bus) s.bus->shutdown();
   // A runtime whose code may still run on an abandoned thread (a hung
   // on_startup/on_shutdown or task) is never freed under it: it moves to a
@@ -95,12 +97,24 @@ Result<void> ExtensionHost::start() {
   h.started = true;
   h.catalog.discover();
 
-  s.tools->set_resolver([this](std::string_view name) {
-    // "ext.{id}.{tool}": load {id} lazily on the first call of one of its tools.
+  // "ext.{id}.{name}": load {id} lazily on the first call of one of its
+  // tools or prompts, declared in its manifest or not.
+  auto load_owner_of = [this](std::string_view name) {
     if (!name.starts_with("ext.")) return;
     std::string_view rest = name.substr(4);
     if (detail::Entry* entry = impl_->find(rest.substr(0, rest.find('.')))) (void)impl_->loader.ensure_loaded(*entry);
+  };
+  s.tools->set_resolver(load_owner_of);
+  s.prompts->set_resolver(load_owner_of);
+  s.resources->set_resolver([this](std::string_view owner) {
+    if (detail::Entry* entry = impl_->find(owner)) (void)impl_->loader.ensure_loaded(*entry);
   });
+  for (const auto& entry : h.catalog.entries()) {
+    if (!entry->enabled) continue;
+    std::lock_guard lock(entry->load_mutex);
+    (void)h.loader.declare(*entry);
+  }
+  detail::register_host_resources(s, h.status);
 
   for (const auto& entry : h.catalog.entries()) {
     if (entry->eager && entry->enabled) (void)h.loader.ensure_loaded(*entry);
@@ -156,6 +170,8 @@ Result<void> ExtensionHost::load(std::string_view id) {
 Json ExtensionHost::status() const { return impl_->status.status(); }
 std::vector<ExtensionSnapshot> ExtensionHost::snapshot() const { return impl_->status.snapshot(); }
 ToolRegistry& ExtensionHost::tools() { return *impl_->services.tools; }
+ResourceRegistry& ExtensionHost::resources() { return *impl_->services.resources; }
+PromptRegistry& ExtensionHost::prompts() { return *impl_->services.prompts; }
 std::shared_ptr<EventBus> ExtensionHost::event_bus() const { return impl_->services.bus; }
 Result<std::string> ExtensionHost::publish(std::string_view topic, const JsonValue& payload) {
   return impl_->services.bus->publish(topic, "core", payload);

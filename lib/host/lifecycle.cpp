@@ -1,4 +1,5 @@
 // Lifecycle (lifecycle.hpp).
+#include "host/contributions.hpp"
 #include "host/lifecycle.hpp"
 
 #include <fmt/format.h>
@@ -56,6 +57,7 @@ void Lifecycle::stop_locked(Entry& entry, ExtensionState next, const std::string
     }
   }
   entry.state.store(next);
+  withdraw_contributions(services_, entry);  // also what a lazy, never-loaded entry declared
   if (next != ExtensionState::stopped) order_.removed(&entry);
   if (active) {
     log.info("extension_stopped",
@@ -94,6 +96,7 @@ Result<void> Lifecycle::enable(Entry& entry, const std::string& actor) {
   entry.runtime.store(nullptr, std::memory_order_release);  // the old one lives on in entry.runtimes
   entry.state.store(ExtensionState::discovered);
   services_.extension_logger(entry.id).info("extension_enabled", "enabled by " + actor);
+  if (auto declared = loader_.declare(entry); !declared) return declared;
   if (eager) return loader_.load_locked(entry);
   return {};
 }
@@ -154,6 +157,7 @@ Result<void> Lifecycle::reload(Entry& entry, const std::string& actor) {
     return {};
   }
   entry.state.store(ExtensionState::discovered);
+  if (auto declared = loader_.declare(entry); !declared) return declared;
   auto loaded = loader_.load_locked(entry);
   if (loaded) log.info("extension_reloaded", "manifest re-read and extension set up again by " + actor);
   return loaded;

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "host/contributions.hpp"
 #include "host/module_loader.hpp"
 #include "host/setup_context.hpp"
 #include "ordinaut/json.hpp"
@@ -32,13 +33,20 @@ void Loader::record_failure(Entry& entry, std::string phase, std::string reason)
     entry.last_error = reason;
   }
   entry.state.store(ExtensionState::error);
+  withdraw_contributions(services_, entry);  // an extension in error lists nothing
   services_.extension_logger(entry.id).error("extension_failed", reason, fmt::format(R"({{"phase":"{}"}})", phase));
 }
 
 void Loader::release(Entry& entry, Runtime& rt) {
   if (rt.tasks && !rt.tasks->stop_all().empty()) rt.abandoned.store(true);
   services_.bus->unsubscribe_all(entry.id);
-  services_.tools->remove_owner(entry.id);
+  withdraw_contributions(services_, entry);
+}
+
+Result<void> Loader::declare(Entry& entry) {
+  auto declared = declare_contributions(services_, entry);
+  if (!declared) record_failure(entry, "discovery", declared.error().message);
+  return declared;
 }
 
 Result<void> Loader::load_locked(Entry& entry) {
@@ -141,6 +149,12 @@ Result<void> Loader::load_locked(Entry& entry) {
     release(entry, rt);
     record_failure(entry, "setup", fmt::format("setup() threw: {}", setup_error));
     return make_error("load_failed", fmt::format("extension '{}': setup() threw: {}", entry.id, setup_error));
+  }
+  if (auto same = check_contributions(services_, entry); !same) {
+    release(entry, rt);
+    record_failure(entry, "setup", same.error().message);
+    log.audit("extension_refused", same.error().message, R"({"code":"contribution_mismatch"})");
+    return make_error("load_failed", fmt::format("extension '{}': {}", entry.id, same.error().message));
   }
   if (rt.router && !rt.granted.contains(Capability::ROUTES)) {
     // A requested-but-unapproved ROUTES was audited with the grants above:

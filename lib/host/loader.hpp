@@ -36,9 +36,15 @@ class Loader {
   Result<void> load_locked(Entry& entry);
 
   // Stops and removes what a runtime started and registered: its background
-  // tasks (bounded by the lifecycle timeout), event subscriptions and tools.
+  // tasks (bounded by the lifecycle timeout), event subscriptions, and its
+  // tools, resources and prompts (declared ones too).
   // REQUIRES: entry.load_mutex held.
   void release(Entry& entry, Runtime& runtime);
+
+  // Lists what the entry's manifest contributes (contributions.hpp); a clash
+  // puts the entry in `error` (phase "discovery"). REQUIRES: entry.load_mutex
+  // held, or the host not yet serving.
+  Result<void> declare(Entry& entry);
 
  private:
   void record_failure(Entry& entry, std::string phase, std::string reason);

@@ -40,6 +40,104 @@ Error file_error(std::string code, std::string message, const std::filesystem::p
   return e;
 }
 
+std::string str(const JsonValue& object, const char* key) {
+  auto v = json::get_string(object, key);
+  return v ? std::string(*v) : std::string{};
+}
+
+// Reads "contributes" and checks every entry with the same rules the
+// registries apply at run time (a scratch registry per kind), so a manifest
+// that would fail at load fails at discovery, naming the JSON pointer.
+Result<Contributions> parse_contributions(const JsonValue& c, const std::string& id, const std::filesystem::path& file) {
+  Contributions out;
+  out.present = true;
+  ToolRegistry tools;
+  ResourceRegistry resources;
+  PromptRegistry prompts;
+  auto fail = [&](std::string pointer, const Error& e) {
+    return file_error("invalid_manifest", fmt::format("{}: {}", pointer, e.message), file, pointer);
+  };
+  if (c.HasMember("uriSchemes")) {
+    const auto& list = c["uriSchemes"].GetArray();
+    for (rapidjson::SizeType i = 0; i < list.Size(); ++i) {
+      std::string scheme = list[i].GetString();
+      if (auto r = resources.claim_scheme(scheme, id); !r) return fail(fmt::format("/contributes/uriSchemes/{}", i), r.error());
+      out.uri_schemes.push_back(std::move(scheme));
+    }
+  }
+  if (c.HasMember("tools")) {
+    const auto& list = c["tools"].GetArray();
+    for (rapidjson::SizeType i = 0; i < list.Size(); ++i) {
+      const JsonValue& t = list[i];
+      ToolSpec spec{.name = fmt::format("ext.{}.{}", id, t["name"].GetString()),
+                    .title = str(t, "title"),
+                    .description = str(t, "description"),
+                    .input_schema = json::dump(t["inputSchema"]),
+                    .output_schema = t.HasMember("outputSchema") ? json::dump(t["outputSchema"]) : std::string{},
+                    .function = {},
+                    .annotations = t.HasMember("annotations") ? json::dump(t["annotations"]) : std::string{}};
+      if (auto r = tools.declare(spec, id); !r) return fail(fmt::format("/contributes/tools/{}", i), r.error());
+      out.tools.push_back(std::move(spec));
+    }
+  }
+  if (c.HasMember("resources")) {
+    const auto& list = c["resources"].GetArray();
+    for (rapidjson::SizeType i = 0; i < list.Size(); ++i) {
+      const JsonValue& r = list[i];
+      ResourceSpec spec{.uri = str(r, "uri"),
+                        .name = str(r, "name"),
+                        .title = str(r, "title"),
+                        .description = str(r, "description"),
+                        .mime_type = str(r, "mimeType"),
+                        .read = {}};
+      if (spec.uri.find('{') != std::string::npos) {
+        return fail(fmt::format("/contributes/resources/{}/uri", i),
+                    make_error("invalid_resource", "a URI with {variables} belongs in resourceTemplates"));
+      }
+      if (auto ok = resources.declare(spec, id); !ok) return fail(fmt::format("/contributes/resources/{}", i), ok.error());
+      out.resources.push_back(std::move(spec));
+    }
+  }
+  if (c.HasMember("resourceTemplates")) {
+    const auto& list = c["resourceTemplates"].GetArray();
+    for (rapidjson::SizeType i = 0; i < list.Size(); ++i) {
+      const JsonValue& r = list[i];
+      ResourceTemplateSpec spec{.uri_template = str(r, "uriTemplate"),
+                                .name = str(r, "name"),
+                                .title = str(r, "title"),
+                                .description = str(r, "description"),
+                                .mime_type = str(r, "mimeType"),
+                                .read = {},
+                                .complete = {}};
+      if (auto ok = resources.declare_template(spec, id); !ok) {
+        return fail(fmt::format("/contributes/resourceTemplates/{}", i), ok.error());
+      }
+      out.resource_templates.push_back(std::move(spec));
+    }
+  }
+  if (c.HasMember("prompts")) {
+    const auto& list = c["prompts"].GetArray();
+    for (rapidjson::SizeType i = 0; i < list.Size(); ++i) {
+      const JsonValue& p = list[i];
+      PromptSpec spec{.name = fmt::format("ext.{}.{}", id, p["name"].GetString()),
+                      .title = str(p, "title"),
+                      .description = str(p, "description"),
+                      .arguments = {},
+                      .get = {},
+                      .complete = {}};
+      if (p.HasMember("arguments")) {
+        for (const JsonValue& a : p["arguments"].GetArray()) {
+          spec.arguments.push_back(PromptArgument{str(a, "name"), str(a, "title"), str(a, "description"),
+                                                  a.HasMember("required") && a["required"].GetBool()});
+        }
+      }
+      if (auto ok = prompts.declare(spec, id); !ok) return fail(fmt::format("/contributes/prompts/{}", i), ok.error());
+      out.prompts.push_back(std::move(spec));
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 bool is_reserved_extension_id(std::string_view id) noexcept {
@@ -125,6 +223,11 @@ Result<Manifest> parse_manifest(std::string_view text, const std::filesystem::pa
   if (m.module.find("..") != std::string::npos) {
     return file_error("invalid_manifest", fmt::format("/module: \"{}\" must not contain \"..\"", m.module), file,
                       "/module");
+  }
+  if (d.HasMember("contributes")) {
+    auto contributes = parse_contributions(d["contributes"], m.id, file);
+    if (!contributes) return contributes.error();
+    m.contributes = std::move(contributes).value();
   }
   m.file = file;
   m.dir = file.parent_path();

@@ -44,6 +44,8 @@ void publish_audit(const std::weak_ptr<EventBus>& weak_bus, const LogRecord& r) 
 
 HostServices::HostServices(HostOptions host_options) : options(std::move(host_options)) {
   tools = options.tool_registry ? options.tool_registry : std::make_shared<ToolRegistry>();
+  resources = options.resource_registry ? options.resource_registry : std::make_shared<ResourceRegistry>();
+  prompts = options.prompt_registry ? options.prompt_registry : std::make_shared<PromptRegistry>();
   bus = options.event_bus ? options.event_bus : make_memory_event_bus();
   LogSink base = options.log_sink ? options.log_sink : stderr_log_sink();
   sink = std::make_shared<LogSink>([base = std::move(base), weak_bus = std::weak_ptr<EventBus>(bus)](const LogRecord& r) {

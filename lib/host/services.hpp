@@ -24,6 +24,8 @@
 #include "ordinaut/host.hpp"
 #include "ordinaut/logging.hpp"
 #include "ordinaut/metrics.hpp"
+#include "ordinaut/prompts.hpp"
+#include "ordinaut/resources.hpp"
 #include "ordinaut/tools.hpp"
 
 namespace ordinaut::detail {
@@ -35,6 +37,8 @@ struct HostServices {
   std::shared_ptr<LogSink> sink;
   Logger logger{nullptr, ""};  // the host's own records (no extension id)
   std::shared_ptr<ToolRegistry> tools;
+  std::shared_ptr<ResourceRegistry> resources;
+  std::shared_ptr<PromptRegistry> prompts;
   std::shared_ptr<EventBus> bus;
   bool require_scopes = false;
   ScopeResolver scope_resolver;

@@ -16,6 +16,10 @@ HostSetupContext::HostSetupContext(HostServices& services, const StatusReporter&
       dir_(entry.manifest ? entry.manifest->dir : std::filesystem::path{}),
       view_(*services.tools),
       registrar_(*services.tools, entry.id),
+      resource_view_(*services.resources),
+      resource_registrar_(*services.resources, entry.id),
+      prompt_view_(*services.prompts),
+      prompt_registrar_(*services.prompts, entry.id),
       publisher_(services.bus, entry.id),
       subscriber_(services.bus, entry.id),
       logger_(services.extension_logger(entry.id)) {}

@@ -2,9 +2,10 @@
 // runtime. Internal to the host.
 //
 // Owns: the capability gate. Each capability hands out exactly one handle
-// (tool registrar, publisher, subscriber, background tasks, static folder);
+// (tool, resource and prompt registrars, publisher, subscriber, background
+// tasks, static folder);
 // asking for one without its grant throws CapabilityError and writes an audit
-// record. Everything else (tool view, logger, metrics, status, introspection)
+// record. Everything else (tool, resource and prompt views, logger, metrics, status, introspection)
 // is open to every extension.
 //
 // Lifetime: owned by its Runtime, so references an extension keeps stay valid
@@ -33,6 +34,16 @@ class HostSetupContext final : public SetupContext {
   ToolRegistrar& tool_registrar() override {
     require(Capability::TOOLS);
     return registrar_;
+  }
+  const ResourceView& resources() const override { return resource_view_; }
+  ResourceRegistrar& resource_registrar() override {
+    require(Capability::RESOURCES);
+    return resource_registrar_;
+  }
+  const PromptView& prompts() const override { return prompt_view_; }
+  PromptRegistrar& prompt_registrar() override {
+    require(Capability::PROMPTS);
+    return prompt_registrar_;
   }
   const EventPublisher& events_publisher() override {
     require(Capability::EVENTS_PUB);
@@ -68,6 +79,10 @@ class HostSetupContext final : public SetupContext {
   std::filesystem::path dir_;
   ToolView view_;
   ToolRegistrar registrar_;
+  ResourceView resource_view_;
+  ResourceRegistrar resource_registrar_;
+  PromptView prompt_view_;
+  PromptRegistrar prompt_registrar_;
   EventPublisher publisher_;
   EventSubscriber subscriber_;
   Logger logger_;

@@ -355,4 +355,48 @@ std::vector<ExtensionSnapshot> StatusReporter::snapshot() const {
   return out;
 }
 
+void register_host_resources(HostServices& services, const StatusReporter& status) {
+  auto& registry = *services.resources;
+  (void)registry.add(
+      ResourceSpec{.uri = "ordinaut://host/status",
+                   .name = "host-status",
+                   .title = "Extension host status",
+                   .description = "Every extension's state, version, grants, routes, load time and errors, plus the "
+                                  "discovery errors (the GET /ext/status document).",
+                   .mime_type = "application/json",
+                   .read = [&status](const ResourceRequest& request) {
+                     return std::vector<ResourceContents>{
+                         ResourceContents::make_text(request.uri, json::dump(status.status()), "application/json")};
+                   }},
+      "core");
+  (void)registry.add_template(
+      ResourceTemplateSpec{
+          .uri_template = "ordinaut://host/extensions/{id}",
+          .name = "extension-status",
+          .title = "One extension's status",
+          .description = "The /ext/status entry of one extension: state, version, grants, routes, errors.",
+          .mime_type = "application/json",
+          .read =
+              [&status](const ResourceRequest& request) {
+                const std::string& id = request.variables.at("id");
+                Json doc = status.status();
+                const JsonValue& extensions = doc["extensions"];
+                if (auto it = extensions.FindMember(JsonValue(rapidjson::StringRef(id.c_str(), id.size())));
+                    it != extensions.MemberEnd()) {
+                  return std::vector<ResourceContents>{
+                      ResourceContents::make_text(request.uri, json::dump(it->value), "application/json")};
+                }
+                throw ResourceError("resource_not_found", fmt::format("no extension '{}' is discovered", id));
+              },
+          .complete =
+              [&status](std::string_view, std::string_view value, const StringMap&) {
+                std::vector<std::string> ids;
+                for (const ExtensionSnapshot& snap : status.snapshot()) {
+                  if (snap.id.starts_with(value)) ids.push_back(snap.id);
+                }
+                return ids;
+              }},
+      "core");
+}
+
 }  // namespace ordinaut::detail

@@ -42,6 +42,12 @@ class StatusReporter {
   const Catalog& catalog_;
 };
 
+// Registers the host's own resources (owner "core"): ordinaut://host/status
+// (the GET /ext/status document) and the template
+// ordinaut://host/extensions/{id} (one extension's entry of it, with
+// completion of ids). REQUIRES: called once, by start().
+void register_host_resources(HostServices& services, const StatusReporter& status);
+
 // The read-only view of the host that SetupContext::introspection() hands to
 // extensions (observability). Counts nothing itself.
 std::unique_ptr<HostIntrospection> make_introspection(const HostServices& services, const Catalog& catalog,

@@ -8,6 +8,8 @@
 
 #include <fmt/format.h>
 
+#include "tools/registry_support.hpp"
+
 namespace ordinaut {
 inline namespace ORDINAUT_ABI_NAMESPACE {
 
@@ -23,14 +25,6 @@ struct Entry {
   mutable std::atomic<std::uint64_t> nanos{0};
 };
 
-bool valid_tool_name(std::string_view name) {
-  if (name.empty() || name.size() > 128 || name.front() == '.' || name.back() == '.') return false;
-  if (name.find("..") != std::string_view::npos) return false;
-  for (char c : name) {
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-')) return false;
-  }
-  return true;
-}
 
 Result<std::unique_ptr<JsonSchema>> compile_tool_schema(std::string_view tool, std::string_view which,
                                                         std::string_view text) {
@@ -53,16 +47,11 @@ ToolContext& null_context() {
 
 }  // namespace
 
-struct ToolRegistry::Impl {
+struct ToolRegistry::Impl : detail::ListenerSet {
   mutable std::shared_mutex mutex;
   std::map<std::string, std::shared_ptr<const Entry>, std::less<>> tools;
   std::function<void(std::string_view)> resolver;
   std::atomic<bool> frozen{false};
-  std::atomic<std::uint64_t> generation{0};
-
-  std::mutex listeners_mutex;
-  std::map<std::uint64_t, std::function<void()>> listeners;
-  std::uint64_t next_listener = 1;
 
   std::shared_ptr<const Entry> find(std::string_view name) const {
     std::shared_lock lock(mutex);
@@ -70,37 +59,56 @@ struct ToolRegistry::Impl {
     return it == tools.end() ? nullptr : it->second;
   }
 
+  // A missing or declared-only tool asks the resolver to load its owner.
   std::shared_ptr<const Entry> find_or_resolve(std::string_view name) const {
-    if (auto entry = find(name)) return entry;
+    auto entry = find(name);
+    if (entry && !entry->info.declared) return entry;
     std::function<void(std::string_view)> r;
     {
       std::shared_lock lock(mutex);
       r = resolver;
     }
-    if (!r) return nullptr;
+    if (!r) return entry;
     r(name);
     return find(name);
   }
 
-  void changed() {
-    generation.fetch_add(1, std::memory_order_acq_rel);
-    std::vector<std::function<void()>> copy;
+  // Adds `entry`; it may replace its owner's own declaration of the name.
+  Result<void> insert(std::shared_ptr<Entry> entry) {
     {
-      std::lock_guard lock(listeners_mutex);
-      for (auto& [id, fn] : listeners) copy.push_back(fn);
+      std::unique_lock lock(mutex);
+      auto it = tools.find(entry->info.name);
+      if (it != tools.end()) {
+        const Entry& old = *it->second;
+        if (!(old.info.declared && !entry->info.declared && old.info.owner == entry->info.owner)) {
+          return make_error("duplicate_tool", fmt::format("tool {} is already {} by '{}'", entry->info.name,
+                                                          old.info.declared ? "declared" : "registered",
+                                                          old.info.owner));
+        }
+        it->second = std::move(entry);
+      } else {
+        const std::string name = entry->info.name;
+        tools.emplace(name, std::move(entry));
+      }
     }
-    for (auto& fn : copy) fn();
+    changed();
+    return {};
+  }
+
+  std::size_t remove_if(const std::function<bool(const Entry&)>& pred) {
+    const std::size_t removed = detail::erase_entries(mutex, tools, pred);
+    if (removed > 0) changed();
+    return removed;
   }
 };
 
 ToolRegistry::ToolRegistry() : impl_(std::make_unique<Impl>()) {}
 ToolRegistry::~ToolRegistry() = default;
 
-Result<void> ToolRegistry::add(ToolSpec spec, std::string_view owner) {
-  if (impl_->frozen.load()) {
-    return make_error("registry_frozen", fmt::format("tool {}: the tool registry is frozen", spec.name));
-  }
-  if (!valid_tool_name(spec.name)) {
+namespace {
+
+Result<std::shared_ptr<Entry>> make_entry(ToolSpec& spec, std::string_view owner, bool declared) {
+  if (!detail::valid_registry_name(spec.name)) {
     return make_error("invalid_tool",
                       fmt::format("tool name \"{}\" is invalid: use 1-128 characters of A-Z a-z 0-9 _ . -", spec.name));
   }
@@ -121,7 +129,9 @@ Result<void> ToolRegistry::add(ToolSpec spec, std::string_view owner) {
   if (spec.description.empty()) {
     return make_error("invalid_tool", fmt::format("tool {}: a description is required", spec.name));
   }
-  if (!spec.function) return make_error("invalid_tool", fmt::format("tool {}: function is empty", spec.name));
+  if (!declared && !spec.function) {
+    return make_error("invalid_tool", fmt::format("tool {}: function is empty", spec.name));
+  }
 
   auto entry = std::make_shared<Entry>();
   auto input = compile_tool_schema(spec.name, "input", spec.input_schema);
@@ -132,23 +142,44 @@ Result<void> ToolRegistry::add(ToolSpec spec, std::string_view owner) {
     if (!output) return output.error();
     entry->output = std::move(output).value();
   }
+  if (!spec.annotations.empty()) {
+    auto annotations = json::parse(spec.annotations);
+    if (!annotations || !annotations->IsObject()) {
+      return make_error("invalid_tool", fmt::format("tool {}: annotations must be a JSON object{}", spec.name,
+                                                    annotations ? "" : ": " + annotations.error().message));
+    }
+    entry->info.annotations = std::make_shared<const Json>(std::move(annotations).value());
+  }
   entry->info.name = spec.name;
   entry->info.title = std::move(spec.title);
   entry->info.description = std::move(spec.description);
   entry->info.owner = std::string(owner);
+  entry->info.declared = declared;
   entry->info.input_schema = std::make_shared<const Json>(json::copy(entry->input->document()));
   if (entry->output) entry->info.output_schema = std::make_shared<const Json>(json::copy(entry->output->document()));
-  entry->function = std::move(spec.function);
-  {
-    std::unique_lock lock(impl_->mutex);
-    if (impl_->tools.count(spec.name) != 0) {
-      return make_error("duplicate_tool", fmt::format("tool {} is already registered by '{}'", spec.name,
-                                                      impl_->tools.find(spec.name)->second->info.owner));
-    }
-    impl_->tools.emplace(spec.name, std::move(entry));
+  if (!declared) entry->function = std::move(spec.function);
+  return entry;
+}
+
+}  // namespace
+
+Result<void> ToolRegistry::add(ToolSpec spec, std::string_view owner) {
+  if (impl_->frozen.load()) {
+    return make_error("registry_frozen", fmt::format("tool {}: the tool registry is frozen", spec.name));
   }
-  impl_->changed();
-  return {};
+  auto entry = make_entry(spec, owner, false);
+  if (!entry) return entry.error();
+  return impl_->insert(std::move(entry).value());
+}
+
+Result<void> ToolRegistry::declare(ToolSpec spec, std::string_view owner) {
+  auto entry = make_entry(spec, owner, true);
+  if (!entry) return entry.error();
+  return impl_->insert(std::move(entry).value());
+}
+
+std::size_t ToolRegistry::remove_registered(std::string_view owner) {
+  return impl_->remove_if([&](const Entry& e) { return e.info.owner == owner && !e.info.declared; });
 }
 
 bool ToolRegistry::remove(std::string_view name) {
@@ -164,20 +195,7 @@ bool ToolRegistry::remove(std::string_view name) {
 }
 
 std::size_t ToolRegistry::remove_owner(std::string_view owner) {
-  std::size_t removed = 0;
-  {
-    std::unique_lock lock(impl_->mutex);
-    for (auto it = impl_->tools.begin(); it != impl_->tools.end();) {
-      if (it->second->info.owner == owner) {
-        it = impl_->tools.erase(it);
-        ++removed;
-      } else {
-        ++it;
-      }
-    }
-  }
-  if (removed > 0) impl_->changed();
-  return removed;
+  return impl_->remove_if([&](const Entry& e) { return e.info.owner == owner; });
 }
 
 std::vector<ToolInfo> ToolRegistry::list() const {
@@ -197,6 +215,12 @@ std::optional<ToolInfo> ToolRegistry::get(std::string_view name) const {
 Result<Json> ToolRegistry::call(std::string_view name, const JsonValue& input, ToolContext* context) const {
   auto entry = impl_->find_or_resolve(name);
   if (!entry) return make_error("tool_not_found", fmt::format("no tool named {}", name));
+  if (entry->info.declared) {
+    return make_error("extension_unavailable",
+                      fmt::format("tool {} is declared by extension '{}', which did not load or did not register it "
+                                  "(see /ext/status)",
+                                  name, entry->info.owner));
+  }
   auto started = std::chrono::steady_clock::now();
   entry->calls.fetch_add(1, std::memory_order_relaxed);
   auto finish = [&](Result<Json> result) -> Result<Json> {
@@ -241,19 +265,13 @@ void ToolRegistry::set_resolver(std::function<void(std::string_view)> resolver) 
   impl_->resolver = std::move(resolver);
 }
 
-std::uint64_t ToolRegistry::generation() const noexcept { return impl_->generation.load(std::memory_order_acquire); }
+std::uint64_t ToolRegistry::generation() const noexcept { return impl_->generation_value(); }
 
 std::uint64_t ToolRegistry::on_change(std::function<void()> listener) const {
-  std::lock_guard lock(impl_->listeners_mutex);
-  std::uint64_t id = impl_->next_listener++;
-  impl_->listeners.emplace(id, std::move(listener));
-  return id;
+  return impl_->add_listener(std::move(listener));
 }
 
-void ToolRegistry::remove_listener(std::uint64_t id) const {
-  std::lock_guard lock(impl_->listeners_mutex);
-  impl_->listeners.erase(id);
-}
+void ToolRegistry::remove_listener(std::uint64_t id) const { impl_->drop_listener(id); }
 
 std::vector<ToolStats> ToolRegistry::stats() const {
   std::shared_lock lock(impl_->mutex);

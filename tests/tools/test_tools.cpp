@@ -384,3 +384,58 @@ TEST_CASE("tools: a tool may call another tool; concurrent calls are counted") {
   CHECK(ok == 800);
   for (const auto& s : registry.stats()) CHECK(s.calls == 800);
 }
+
+TEST_CASE("tools: a declared tool is listed, loads through the resolver and is replaced by the registration") {
+  ordinaut::ToolRegistry reg;
+  REQUIRE(reg.declare({.name = "ext.lazy.t", .description = "lazy tool",
+                       .input_schema = R"({"type":"object","properties":{"n":{"type":"integer"}}})"},
+                      "lazy")
+              .ok());
+  reg.freeze();  // the host declares at discovery, after freezing is possible
+  auto listed = reg.list();
+  REQUIRE(listed.size() == 1);
+  CHECK(listed[0].declared);
+  auto unavailable = reg.call("ext.lazy.t", parse_json("{}"));
+  REQUIRE_FALSE(unavailable.ok());
+  CHECK(unavailable.error().code == "extension_unavailable");
+  CHECK(reg.declare({.name = "ext.lazy.u", .description = "u"}, "lazy").ok());
+  CHECK(reg.declare({.name = "ext.lazy.t", .description = "again"}, "other").error().code == "tool_namespace");
+  CHECK(reg.declare({.name = "ext.lazy.t", .description = "again"}, "lazy").error().code == "duplicate_tool");
+  CHECK(reg.remove_owner("lazy") == 2);
+}
+
+TEST_CASE("tools: the resolver's registration replaces the owner's declaration") {
+  ordinaut::ToolRegistry reg;
+  REQUIRE(reg.declare({.name = "ext.lazy.t", .description = "lazy tool"}, "lazy").ok());
+  int loads = 0;
+  reg.set_resolver([&](std::string_view) {
+    ++loads;
+    REQUIRE(reg.add({.name = "ext.lazy.t",
+                     .description = "lazy tool",
+                     .function = [](const ordinaut::JsonValue&, ordinaut::ToolContext&) {
+                       return parse_json(R"({"ok":true})");
+                     },
+                     .annotations = R"({"readOnlyHint":true})"},
+                    "lazy")
+                .ok());
+  });
+  auto out = reg.call("ext.lazy.t", parse_json("{}"));
+  REQUIRE(out.ok());
+  CHECK(ordinaut::json::dump(*out) == R"({"ok":true})");
+  CHECK(loads == 1);
+  auto info = reg.get("ext.lazy.t");
+  REQUIRE(info);
+  CHECK_FALSE(info->declared);
+  REQUIRE(info->annotations);
+  CHECK(ordinaut::json::dump(*info->annotations) == R"({"readOnlyHint":true})");
+  // Another owner cannot take a declared name; remove_registered keeps nothing
+  // registered but would keep declarations.
+  CHECK(reg.remove_registered("lazy") == 1);
+  CHECK(reg.list().empty());
+  CHECK(reg.add({.name = "ext.x.bad", .description = "d",
+                 .function = [](const ordinaut::JsonValue&, ordinaut::ToolContext&) { return ordinaut::json::object(); },
+                 .annotations = "[1]"},
+                "x")
+            .error()
+            .message.find("annotations must be a JSON object") != std::string::npos);
+}
