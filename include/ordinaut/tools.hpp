@@ -53,6 +53,14 @@ class ToolContext {
   }
   /// True once the caller cancelled the call; long tools should check it.
   virtual bool cancelled() const { return false; }
+  /// Asks the caller to end the connection that waits for this call's result
+  /// now, before the result exists (MCP "SSE polling", SEP-1699): the call
+  /// keeps running, the client reconnects (after the priming event's `retry`)
+  /// and receives what the call sent since, its result included. For long
+  /// calls that should not hold a connection open. True when the caller did
+  /// so; false, changing nothing, when it cannot: not over MCP, a client older
+  /// than protocol 2025-11-25, resumption turned off, or the call is answered.
+  virtual bool close_stream() { return false; }
 };
 
 /// A tool's implementation: takes the validated input, returns the output.

@@ -126,9 +126,15 @@ class Connection {
     return response_;
   }
 
-  /// The data of the next SSE event (comments skipped); nullopt at the end of
-  /// the stream or after `timeout`.
-  std::optional<std::string> next_event(std::chrono::milliseconds timeout = 10s) {
+  /// One SSE event with its fields, priming events (empty data) included.
+  struct Event {
+    std::string id;
+    std::string data;
+    std::string retry;
+  };
+  /// The next SSE event, priming events included (comments skipped); nullopt
+  /// at the end of the stream or after `timeout`.
+  std::optional<Event> next_raw_event(std::chrono::milliseconds timeout = 10s) {
     const auto deadline = Clock::now() + timeout;
     head(timeout);
     while (true) {
@@ -137,15 +143,33 @@ class Connection {
       while ((end = body_.find("\n\n", event_pos_)) != std::string::npos) {
         std::string block = body_.substr(event_pos_, end - event_pos_);
         event_pos_ = end + 2;
-        std::string data;
+        Event event;
+        bool field = false;
         std::istringstream lines(block);
         for (std::string line; std::getline(lines, line);) {
-          if (line.rfind("data: ", 0) == 0) data += (data.empty() ? "" : "\n") + line.substr(6);
+          if (line.rfind("id: ", 0) == 0) event.id = line.substr(4), field = true;
+          if (line.rfind("retry: ", 0) == 0) event.retry = line.substr(7), field = true;
+          if (line.rfind("data: ", 0) == 0 || line == "data:") {
+            event.data += (event.data.empty() ? "" : "\n") + line.substr(std::min<std::size_t>(line.size(), 6));
+            field = true;
+          }
         }
-        if (!data.empty()) return data;
+        if (field) return event;
       }
       if (complete_ || !fill(deadline)) return std::nullopt;
     }
+  }
+  /// The data of the next SSE event with data (comments and priming events
+  /// skipped); nullopt at the end of the stream or after `timeout`.
+  std::optional<std::string> next_event(std::chrono::milliseconds timeout = 10s) {
+    const auto deadline = Clock::now() + timeout;
+    auto left = [&] {
+      return std::max(0ms, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
+    };
+    while (auto event = next_raw_event(left())) {
+      if (!event->data.empty()) return event->data;
+    }
+    return std::nullopt;
   }
   bool complete() const { return complete_; }
 

@@ -2,6 +2,7 @@
 """Runs an official-MCP-package check against a real ordinaut-server.
 
 usage: run_node_check.py sdk-client | sdk-client-auth | conformance [extra conformance args]
+                         | inspector | readme
 
 Starts ordinaut-server (ORDINAUT_SERVER) on a free loopback port with the
 test-only extensions (MCP_TEST_EXT_PATH) and ORDINAUT_MCP_SHORT_NAMES set so
@@ -14,6 +15,11 @@ that the conformance tools carry the names the suite calls, then runs
                and without it fails on the 401;
   conformance: npx conformance server --url .../ext/mcp_http/ with the
                expected-failures baseline (conformance-baseline.yml).
+  inspector:   a default server (built-in extensions only): the official
+               inspector CLI's `--method tools/list` lists the built-ins' tools.
+  readme:      a default server: runs every ```sh block of
+               lib/extensions/mcp_http/README.md, in order, with bash -eu
+               (port 8080 replaced), and checks what they print.
 Exits 77 (meson: skipped) only when node_modules is absent, and says so.
 """
 import hashlib
@@ -30,13 +36,13 @@ SERVER = os.environ.get("ORDINAUT_SERVER", "")
 EXT_PATH = os.environ.get("MCP_TEST_EXT_PATH", "")
 
 
-def start_server(extra_env=None, extra_args=()):
+def start_server(extra_env=None, extra_args=(), test_extensions=True):
     env = dict(os.environ)
     env["ORDINAUT_MCP_SHORT_NAMES"] = "mcp_conformance"
     env.update(extra_env or {})
     log = tempfile.NamedTemporaryFile(prefix="mcp-node-check-", suffix=".log", delete=False)
-    cmd = [SERVER, "--port", "0", "--ext-path", EXT_PATH, "--no-request-log", "--shutdown-timeout", "2",
-           *extra_args]
+    ext_args = ["--ext-path", EXT_PATH] if test_extensions else []
+    cmd = [SERVER, "--port", "0", *ext_args, "--no-request-log", "--shutdown-timeout", "2", *extra_args]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, env=env)
     deadline = time.time() + 20
     out = b""
@@ -74,11 +80,100 @@ def run(cmd, timeout):
         return 1
 
 
+BUILTIN_TOOLS = ["ext.events_demo.publish", "ext.events_demo.recent", "ext.observability.snapshot"]
+
+
+def run_inspector(url, port):
+    """inspector-cli tools/list on a default server lists the built-ins' tools."""
+    cli_dir = os.path.join(NODE_DIR, "node_modules", "@modelcontextprotocol", "inspector-cli", "build")
+    if not os.path.isfile(os.path.join(cli_dir, "cli.js")):
+        print("FAIL: @modelcontextprotocol/inspector-cli is not installed (npm ci in tests/mcp)", flush=True)
+        return 1
+    # events_demo is lazy: until extension.json can declare tools (issue 16,
+    # manifest contributions) its tools are listed once it is loaded, so one
+    # request to its routes loads it first.
+    import urllib.request
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/ext/events_demo/recent", timeout=30) as r:
+        r.read()
+    cmd = ["node", "cli.js", "--cli", url, "--transport", "http", "--method", "tools/list"]
+    print("$ (cd " + cli_dir + ") " + " ".join(cmd), flush=True)
+    out = subprocess.run(cmd, cwd=cli_dir, timeout=60, capture_output=True, text=True)
+    print(out.stdout[-4000:] + out.stderr[-4000:], flush=True)
+    if out.returncode != 0:
+        print(f"FAIL: inspector-cli exited {out.returncode}", flush=True)
+        return 1
+    try:
+        listed = {t["name"]: t for t in json.loads(out.stdout)["tools"]}
+    except (ValueError, KeyError, TypeError) as e:
+        print(f"FAIL: inspector-cli printed no tools list: {e}", flush=True)
+        return 1
+    rc = 0
+    for name in BUILTIN_TOOLS:
+        tool = listed.get(name)
+        if tool is None:
+            print(f"FAIL: {name} is not listed (listed: {sorted(listed)})", flush=True)
+            rc = 1
+        elif not tool.get("description") or tool.get("inputSchema", {}).get("type") != "object" \
+                or "outputSchema" not in tool:
+            print(f"FAIL: {name} lacks a description, an object input schema or an output schema: {tool}", flush=True)
+            rc = 1
+    if rc == 0:
+        print(f"OK: inspector-cli lists {', '.join(BUILTIN_TOOLS)} ({len(listed)} tools in all)", flush=True)
+    return rc
+
+
+# What the README's examples must print, in order of appearance.
+README_EXPECT = [
+    '"structuredContent":{"id":"',                      # publish
+    '"topic":"events_demo.orders"',
+    '"payload":{"sku":"A-1","qty":2}',                   # recent
+    '"next_before":null',
+    '"name":"ext.events_demo.publish"',                  # tools/list
+    '"name":"ext.observability.snapshot"',
+    '"extensions":[{"id":"events_demo","state":"active"',  # snapshot
+    '"tool":"ext.events_demo.publish","result":{"id":"',  # REST
+]
+
+
+def run_readme(port):
+    readme = os.path.join(os.environ.get("ORDINAUT_SOURCE_ROOT", os.path.join(NODE_DIR, "..", "..")),
+                          "lib", "extensions", "mcp_http", "README.md")
+    text = open(readme).read()
+    blocks = []
+    at = 0
+    while True:
+        start = text.find("```sh\n", at)
+        if start < 0:
+            break
+        end = text.find("```", start + 6)
+        blocks.append(text[start + 6:end])
+        at = end + 3
+    if len(blocks) < 4:
+        print(f"FAIL: expected the README's curl examples (```sh blocks), found {len(blocks)}", flush=True)
+        return 1
+    script = "\n".join(blocks).replace("127.0.0.1:8080", f"127.0.0.1:{port}")
+    print(f"$ bash -eu <<'EOF'\n{script}EOF", flush=True)
+    out = subprocess.run(["bash", "-eu", "-o", "pipefail"], input=script, timeout=60, capture_output=True, text=True)
+    print(out.stdout[-6000:] + out.stderr[-2000:], flush=True)
+    if out.returncode != 0:
+        print(f"FAIL: the README's examples exited {out.returncode}", flush=True)
+        return 1
+    pos = 0
+    for expected in README_EXPECT:
+        found = out.stdout.find(expected, pos)
+        if found < 0:
+            print(f"FAIL: the examples' output lacks {expected!r} (after offset {pos})", flush=True)
+            return 1
+        pos = found
+    print(f"OK: {len(blocks)} README example blocks ran and printed what they document", flush=True)
+    return 0
+
+
 def main():
     mode = sys.argv[1] if len(sys.argv) > 1 else ""
-    if mode not in ("sdk-client", "sdk-client-auth", "conformance"):
+    if mode not in ("sdk-client", "sdk-client-auth", "conformance", "inspector", "readme"):
         sys.exit(__doc__)
-    if not os.path.isdir(os.path.join(NODE_DIR, "node_modules", "@modelcontextprotocol")):
+    if mode != "readme" and not os.path.isdir(os.path.join(NODE_DIR, "node_modules", "@modelcontextprotocol")):
         print(f"SKIP: {NODE_DIR}/node_modules is absent; run tests/mcp/install.sh (npm ci) to install the "
               "official MCP SDK and conformance suite", flush=True)
         return 77
@@ -95,11 +190,15 @@ def main():
             json.dump({"tokens": [{"name": "agent", "sha256": hashlib.sha256(token.encode()).hexdigest(),
                                    "scopes": ["ext:mcp_http:routes", "ext:mcp_http:mcp", "tool:*"]}]}, f)
         extra_args += ["--auth", auth_file]
-    proc, port, log = start_server(extra_args=tuple(extra_args))
+    proc, port, log = start_server(extra_args=tuple(extra_args), test_extensions=mode not in ("inspector", "readme"))
     url = f"http://127.0.0.1:{port}/ext/mcp_http/"
     rc = 1
     try:
-        if mode == "sdk-client-auth":
+        if mode == "inspector":
+            rc = run_inspector(url, port)
+        elif mode == "readme":
+            rc = run_readme(port)
+        elif mode == "sdk-client-auth":
             rc = run(["env", f"MCP_BEARER_TOKEN={token}", "node", "sdk-client-check.mjs", url, "echo",
                       '{"text":"hello"}'], 60)
             if rc == 0:

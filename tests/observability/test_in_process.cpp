@@ -808,3 +808,127 @@ TEST_CASE("events_demo: /recent is paginated with limit and before, newest last 
   }
   bus->shutdown();
 }
+
+// ---- built-in tools (issue 16) ------------------------------------------------
+
+namespace {
+
+ordinaut::Json call_tool(ordinaut::ToolRegistry& tools, const std::string& name, const std::string& args) {
+  auto input = payload(args);
+  auto r = tools.call(name, input);
+  REQUIRE_MESSAGE(r.ok(), name << " failed: " << (r.ok() ? "" : r.error().code + ": " + r.error().message));
+  return std::move(r).value();
+}
+
+std::string tool_error(ordinaut::ToolRegistry& tools, const std::string& name, const std::string& args) {
+  auto input = payload(args);
+  auto r = tools.call(name, input);
+  REQUIRE_FALSE(r.ok());
+  return r.error().code + ": " + r.error().message;
+}
+
+}  // namespace
+
+TEST_CASE("events_demo tools: publish returns the id; recent pages like GET /recent") {
+  auto bus = ordinaut::make_memory_event_bus();
+  auto owned = events_demo_client(bus, {Capability::ROUTES, Capability::EVENTS_PUB, Capability::EVENTS_SUB,
+                                        Capability::TOOLS});
+  auto& client = *owned;
+  auto& tools = client.tools();
+  auto publish = tools.get("ext.events_demo.publish");
+  REQUIRE(publish);
+  CHECK_FALSE(publish->description.empty());
+  CHECK(publish->output_schema != nullptr);
+  REQUIRE(tools.get("ext.events_demo.recent"));
+
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) {
+    auto out = call_tool(tools, "ext.events_demo.publish", R"({"topic":"orders","payload":{"n":)" + std::to_string(i) + "}}");
+    CHECK(std::string(out["topic"].GetString()) == "events_demo.orders");
+    ids.emplace_back(out["id"].GetString());
+  }
+  // A full topic is accepted too; any JSON value is a payload.
+  CHECK(std::string(call_tool(tools, "ext.events_demo.publish", R"({"topic":"events_demo.other","payload":"text"})")
+                        ["topic"].GetString()) == "events_demo.other");
+  REQUIRE(eventually([&] { return call_tool(tools, "ext.events_demo.recent", "{}")["events"].Size() == 6; }));
+
+  // Two pages of orders, newest last within a page, the same as the route's.
+  auto first = call_tool(tools, "ext.events_demo.recent", R"({"topic":"orders","limit":3})");
+  REQUIRE(first["events"].Size() == 3);
+  CHECK(std::string(first["events"][2]["id"].GetString()) == ids[4]);
+  CHECK(first["events"][2]["payload"]["n"].GetInt() == 4);
+  const std::string before = first["next_before"].GetString();
+  CHECK(before == ids[2]);
+  CHECK(payload(client.get("/recent?name=orders&limit=3").body)["next_before"].GetString() == before);
+  auto second = call_tool(tools, "ext.events_demo.recent", R"({"topic":"orders","limit":3,"before":")" + before + "\"}");
+  REQUIRE(second["events"].Size() == 2);
+  CHECK(std::string(second["events"][0]["id"].GetString()) == ids[0]);
+  CHECK(second["next_before"].IsNull());
+  CHECK(call_tool(tools, "ext.events_demo.recent", R"({"topic":"*"})")["events"].Size() == 6);
+
+  // Bad input: the schema, then the routes' own checks, each naming the problem.
+  CHECK(tool_error(tools, "ext.events_demo.publish", R"({"topic":"orders"})").starts_with("invalid_input"));
+  CHECK(tool_error(tools, "ext.events_demo.publish", R"({"topic":"a b","payload":1})").starts_with("invalid_input"));
+  CHECK(tool_error(tools, "ext.events_demo.recent", R"({"limit":0})").starts_with("invalid_input"));
+  auto bad_before = tool_error(tools, "ext.events_demo.recent", R"({"before":"nope"})");
+  CHECK(bad_before.starts_with("bad_request"));
+  CHECK(bad_before.find("argument before") != std::string::npos);
+  auto bad_topic = tool_error(tools, "ext.events_demo.recent", R"({"topic":"a b"})");
+  CHECK(bad_topic.find("argument topic") != std::string::npos);
+  bus->shutdown();
+}
+
+TEST_CASE("events_demo without TOOLS registers no tools") {
+  auto bus = ordinaut::make_memory_event_bus();
+  auto owned = events_demo_client(bus, kAllGrants);
+  CHECK_FALSE(owned->tools().get("ext.events_demo.publish"));
+  bus->shutdown();
+}
+
+TEST_CASE("observability snapshot: per-extension requests, errors, latency quantiles and tool calls") {
+  Fixture f;
+  for (int i = 0; i < 4; ++i) CHECK(send(*f.host, "GET", "/ext/probe/items/1").status == 200);
+  CHECK(send(*f.host, "GET", "/ext/probe/fail").status == 500);
+  CHECK(send(*f.host, "POST", "/ext/probe/call/echo").status == 200);
+  CHECK(send(*f.host, "POST", "/ext/probe/call/fail").status == 500);
+  auto& tools = f.host->tools();
+  auto info = tools.get("ext.observability.snapshot");
+  REQUIRE(info);
+  CHECK(info->output_schema != nullptr);  // the registry checks every result against it
+
+  auto all = call_tool(tools, "ext.observability.snapshot", "{}");
+  const ordinaut::JsonValue* probe = nullptr;
+  for (auto& e : all["extensions"].GetArray()) {
+    if (std::string(e["id"].GetString()) == "probe") probe = &e;
+  }
+  REQUIRE(probe != nullptr);
+  CHECK(std::string((*probe)["state"].GetString()) == "active");
+  CHECK((*probe)["requests"].GetUint64() == 7);
+  CHECK((*probe)["errors"].GetUint64() == 2);
+  CHECK((*probe)["latency"]["count"].GetUint64() == 7);
+  CHECK((*probe)["latency"]["p50_ms"].IsNumber());
+  CHECK((*probe)["latency"]["p99_ms"].GetDouble() >= (*probe)["latency"]["p50_ms"].GetDouble());
+  CHECK((*probe)["tool_calls"].GetUint64() == 2);
+  CHECK((*probe)["tool_errors"].GetUint64() == 1);
+  CHECK_FALSE(probe->HasMember("routes"));
+  CHECK(all["process"]["resident_bytes"].GetDouble() > 1e6);
+  CHECK(all["tools"].Size() >= 3);
+
+  // One extension, with its routes; an extension without requests has null quantiles.
+  auto one = call_tool(tools, "ext.observability.snapshot", R"({"extension":"probe","routes":true})");
+  REQUIRE(one["extensions"].Size() == 1);
+  bool items = false;
+  for (auto& r : one["extensions"][0]["routes"].GetArray()) {
+    if (std::string(r["route"].GetString()) == "/items/{id}") {
+      items = true;
+      CHECK(r["requests"].GetUint64() == 4);
+      CHECK(r["errors"].GetUint64() == 0);
+    }
+  }
+  CHECK(items);
+  for (auto& t : one["tools"].GetArray()) CHECK(std::string(t["owner"].GetString()) == "probe");
+  auto quiet = call_tool(tools, "ext.observability.snapshot", R"({"extension":"worker"})");
+  CHECK(quiet["extensions"][0]["latency"]["p50_ms"].IsNull());
+  CHECK(tool_error(tools, "ext.observability.snapshot", R"({"extension":"nope"})").find("nope") != std::string::npos);
+  CHECK(tool_error(tools, "ext.observability.snapshot", R"({"routes":"yes"})").starts_with("invalid_input"));
+}

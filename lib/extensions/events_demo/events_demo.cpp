@@ -8,6 +8,12 @@
 //        that event; "next_before" names the id for the next page (null at the
 //        end). A page also stops after 1 MiB of event text (one event at least).
 //
+// Tools (with TOOLS granted; definitions in kPublishTool / kRecentTool below):
+//   ext.events_demo.publish {topic, payload}        → {id, topic}
+//   ext.events_demo.recent  {limit, before, topic}  → the /recent page
+// They share the routes' code, limits and errors (a bad argument is a tool
+// error "bad_request", a bus failure "unavailable").
+//
 // Topic naming: everything this extension publishes is "events_demo.{name}",
 // so other extensions subscribe to "events_demo.*" (or one name) without
 // catching anyone else's topics. {name} is 1+ characters of [A-Za-z0-9_.:-]
@@ -74,6 +80,59 @@ constexpr std::size_t kMaxStreams = 64;          // each stream holds a server t
 constexpr double kDefaultHeartbeatSeconds = 5;
 constexpr std::string_view kPrefix = "events_demo.";
 
+// ---- Tool definitions (names ext.events_demo.publish / .recent) -------------
+// Kept together so a manifest declaration can be checked against them.
+constexpr const char* kPublishDescription =
+    "Publish a JSON payload as an event on topic events_demo.{topic} of the host's event bus; returns the event id. "
+    "Subscribers of events_demo.* (and /ext/events_demo/stream/...) receive it.";
+constexpr const char* kPublishInput = R"json({
+  "type": "object",
+  "properties": {
+    "topic": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[A-Za-z0-9_.:-]+$",
+              "description": "Event name under events_demo. (\"orders\" publishes events_demo.orders; a full events_demo.* topic is accepted too)"},
+    "payload": {"description": "The event's payload: any JSON value"}
+  },
+  "required": ["topic", "payload"],
+  "additionalProperties": false
+})json";
+constexpr const char* kPublishOutput = R"json({
+  "type": "object",
+  "properties": {
+    "id": {"type": "string", "description": "The event id the bus assigned"},
+    "topic": {"type": "string", "description": "The full topic, events_demo.{topic}"}
+  },
+  "required": ["id", "topic"]
+})json";
+constexpr const char* kRecentDescription =
+    "The most recent events_demo events this server recorded, newest last, one page at a time (like GET "
+    "/ext/events_demo/recent): pass next_before as before for the next, older page.";
+constexpr const char* kRecentInput = R"json({
+  "type": "object",
+  "properties": {
+    "limit": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100,
+              "description": "Events per page at most (a page also stops after 1 MiB of event text)"},
+    "before": {"type": "string", "minLength": 1, "maxLength": 200,
+               "description": "Only events older than this event id (the next_before of the previous page)"},
+    "topic": {"type": "string", "minLength": 1, "maxLength": 200,
+              "description": "Topic filter under events_demo.: a name (\"orders\"), \"prefix.*\" or \"*\" (default: every topic)"}
+  },
+  "additionalProperties": false
+})json";
+constexpr const char* kRecentOutput = R"json({
+  "type": "object",
+  "properties": {
+    "events": {"type": "array", "items": {"type": "object",
+      "properties": {"id": {"type": "string"}, "topic": {"type": "string"}, "source": {"type": "string"},
+                     "time": {"type": "string"}, "payload": {}},
+      "required": ["id", "topic", "source", "time", "payload"]}},
+    "next_before": {"type": ["string", "null"], "description": "The before of the next page; null at the end"},
+    "capacity": {"type": "integer"},
+    "capacity_bytes": {"type": "integer"},
+    "recording": {"type": "boolean"}
+  },
+  "required": ["events", "next_before", "capacity", "capacity_bytes", "recording"]
+})json";
+
 std::size_t setting(const char* name, std::size_t fallback) {
   const char* v = std::getenv(name);
   if (v == nullptr || *v == '\0') return fallback;
@@ -116,7 +175,7 @@ class EventsDemo final : public ordinaut::Extension {
     return {"events_demo", "Events demo", "0.1.0", "Publish, subscribe and stream events over Server-Sent Events"};
   }
   ordinaut::CapabilitySet requested_capabilities() const override {
-    return {Capability::ROUTES, Capability::EVENTS_PUB, Capability::EVENTS_SUB};
+    return {Capability::ROUTES, Capability::EVENTS_PUB, Capability::EVENTS_SUB, Capability::TOOLS};
   }
 
   std::optional<ordinaut::Router> setup(ordinaut::SetupContext& context) override {
@@ -134,6 +193,8 @@ class EventsDemo final : public ordinaut::Extension {
     publish_errors_ = &metrics.counter("publish_errors_total", "Publish requests refused by the bus.");
     streams_ = &metrics.gauge("streams", "Server-Sent Event streams open now.");
     streamed_ = &metrics.counter("streamed_events_total", "Events written to Server-Sent Event streams.");
+
+    if (context.granted(Capability::TOOLS)) register_tools(context.tool_registrar());
 
     ordinaut::Router router;
     router.post("/publish/{name}", [this](Request& r) { return publish(r); },
@@ -195,14 +256,55 @@ class EventsDemo final : public ordinaut::Extension {
                            fmt::format(R"({{"missing_capability":"{}"}})", ordinaut::to_string(c)));
   }
 
+  // An outcome of the code shared by a route and a tool: JSON text, or an
+  // error with its HTTP status.
+  struct Outcome {
+    int status = 200;
+    std::string code;     // error code ("bad_request", "unavailable", "forbidden") when status != 200
+    std::string message;  // error message
+    std::string details;  // error details, JSON object text
+    std::string json;     // the result when status == 200
+    static Outcome fail(int status, std::string code, std::string message, std::string details = "{}") {
+      return {status, std::move(code), std::move(message), std::move(details), {}};
+    }
+  };
+  static Response to_response(Outcome o) {
+    if (o.status == 200) return Response::json_text(200, std::move(o.json));
+    return Response::error(o.status, o.code, o.message, o.details);
+  }
+  static ordinaut::Json to_tool_result(Outcome o) {
+    if (o.status != 200) throw ordinaut::ToolError(o.code, o.message);
+    auto doc = ordinaut::json::parse(o.json);
+    if (!doc) throw std::logic_error("events_demo produced invalid JSON: " + doc.error().message);
+    return std::move(doc).value();
+  }
+
+  Outcome publish_event(std::string_view name, const ordinaut::JsonValue& payload) {
+    if (publisher_ == nullptr) {
+      return Outcome::fail(403, "forbidden", "events_demo cannot publish: EVENTS_PUB is not granted",
+                           R"({"missing_capability":"EVENTS_PUB"})");
+    }
+    const std::string topic = fmt::format("{}{}", kPrefix, name);
+    if (auto v = ordinaut::validate_topic(topic); !v) {
+      return Outcome::fail(400, "bad_request", fmt::format("event name \"{}\" is invalid: {}", name, v.error().message),
+                           fmt::format(R"({{"name":"{}"}})", ordinaut::json::escape(name)));
+    }
+    auto id = publisher_->publish(topic, payload);
+    if (!id) {
+      publish_errors_->inc();
+      const bool client = id.error().code == "invalid_topic";
+      return Outcome::fail(client ? 400 : 503, client ? "bad_request" : "unavailable",
+                           "the event bus refused the event: " + id.error().message,
+                           fmt::format(R"({{"code":"{}"}})", ordinaut::json::escape(id.error().code)));
+    }
+    published_->inc();
+    Outcome ok;
+    ok.json = fmt::format(R"({{"id":"{}","topic":"{}"}})", ordinaut::json::escape(*id), ordinaut::json::escape(topic));
+    return ok;
+  }
+
   Response publish(Request& request) {
     if (publisher_ == nullptr) return missing(Capability::EVENTS_PUB, "publish");
-    const std::string topic = fmt::format("{}{}", kPrefix, request.param("name"));
-    if (auto v = ordinaut::validate_topic(topic); !v) {
-      return Response::error(400, "bad_request", fmt::format("event name \"{}\" is invalid: {}", request.param("name"),
-                                                             v.error().message),
-                             fmt::format(R"({{"name":"{}"}})", ordinaut::json::escape(request.param("name"))));
-    }
     if (request.body.find_first_not_of(" \t\r\n") == std::string::npos) {
       return Response::error(400, "bad_request", "request body is empty: send a JSON value, e.g. {\"text\":\"hi\"}");
     }
@@ -213,17 +315,7 @@ class EventsDemo final : public ordinaut::Extension {
                              fmt::format(R"({{"offset":{},"line":{},"column":{}}})", e.offset.value_or(0), e.line,
                                          e.column));
     }
-    auto id = publisher_->publish(topic, *body);
-    if (!id) {
-      publish_errors_->inc();
-      const bool client = id.error().code == "invalid_topic";
-      return Response::error(client ? 400 : 503, client ? "bad_request" : "unavailable",
-                             "the event bus refused the event: " + id.error().message,
-                             fmt::format(R"({{"code":"{}"}})", ordinaut::json::escape(id.error().code)));
-    }
-    published_->inc();
-    return Response::json_text(200, fmt::format(R"({{"id":"{}","topic":"{}"}})", ordinaut::json::escape(*id),
-                                                ordinaut::json::escape(topic)));
+    return to_response(publish_event(request.param("name"), *body));
   }
 
   Response stream(Request& request) {
@@ -405,15 +497,6 @@ class EventsDemo final : public ordinaut::Extension {
   }
 
   Response recent(Request& request) {
-    std::string pattern = "events_demo.*";
-    if (auto name = request.query("name")) {
-      pattern = fmt::format("{}{}", kPrefix, *name);
-      if (*name != "*" && !ordinaut::validate_pattern(pattern).ok()) {
-        return Response::error(400, "bad_request", "query parameter name must be a topic name, \"*\" or \"prefix.*\"",
-                               R"({"parameter":"name"})");
-      }
-      if (*name == "*") pattern = "events_demo.*";
-    }
     std::size_t limit = kRecentDefaultLimit;
     if (auto v = request.query("limit")) {
       char* end = nullptr;
@@ -426,7 +509,24 @@ class EventsDemo final : public ordinaut::Extension {
       }
       limit = static_cast<std::size_t>(n);
     }
-    const std::optional<std::string> before = request.query("before");
+    return to_response(recent_page(request.query("name"), limit, request.query("before"), "query parameter "));
+  }
+
+  // One page of the history, newest last. `what` names how arguments are
+  // called in errors ("query parameter " for the route, "argument " for the tool).
+  Outcome recent_page(const std::optional<std::string>& name, std::size_t limit, const std::optional<std::string>& before,
+                      std::string_view what) const {
+    std::string pattern = "events_demo.*";
+    if (name) {
+      pattern = fmt::format("{}{}", kPrefix, *name);
+      if (*name != "*" && !ordinaut::validate_pattern(pattern).ok()) {
+        return Outcome::fail(400, "bad_request",
+                             fmt::format("{}{} must be a topic name, \"*\" or \"prefix.*\"", what,
+                                         what.starts_with("query") ? "name" : "topic"),
+                             what.starts_with("query") ? R"({"parameter":"name"})" : R"({"parameter":"topic"})");
+      }
+      if (*name == "*") pattern = "events_demo.*";
+    }
     // Newest first, under the lock only pointers are copied.
     std::vector<std::shared_ptr<const Recorded>> page;
     bool more = false;
@@ -449,10 +549,11 @@ class EventsDemo final : public ordinaut::Extension {
         page.push_back(e);
       }
       if (!found) {
-        return Response::error(400, "bad_request",
-                               "query parameter before names no recorded event of this pattern (it may have been "
-                               "evicted); start again without before",
-                               R"({"parameter":"before"})");
+        return Outcome::fail(400, "bad_request",
+                             fmt::format("{}before names no recorded event of this pattern (it may have been "
+                                         "evicted); start again without before",
+                                         what),
+                             R"({"parameter":"before"})");
       }
     }
     std::string out = fmt::format(R"({{"capacity":{},"capacity_bytes":{},"recording":{},"events":[)",
@@ -464,7 +565,41 @@ class EventsDemo final : public ordinaut::Extension {
     out += R"(],"next_before":)";
     out += more ? "\"" + ordinaut::json::escape(page.back()->id) + "\"" : std::string("null");
     out += '}';
-    return Response::json_text(200, std::move(out));
+    Outcome ok;
+    ok.json = std::move(out);
+    return ok;
+  }
+
+  // ---- tools ----------------------------------------------------------------
+
+  void register_tools(ordinaut::ToolRegistrar& tools) {
+    tools.add({.name = tools.prefix() + "publish",
+               .title = "Publish an event",
+               .description = kPublishDescription,
+               .input_schema = kPublishInput,
+               .output_schema = kPublishOutput,
+               .function = [this](const ordinaut::JsonValue& in, ordinaut::ToolContext&) {
+                 std::string_view topic = *ordinaut::json::get_string(in, "topic");
+                 if (topic.starts_with(kPrefix)) topic.remove_prefix(kPrefix.size());
+                 return to_tool_result(publish_event(topic, in["payload"]));
+               }});
+    tools.add({.name = tools.prefix() + "recent",
+               .title = "Recent events",
+               .description = kRecentDescription,
+               .input_schema = kRecentInput,
+               .output_schema = kRecentOutput,
+               .function = [this](const ordinaut::JsonValue& in, ordinaut::ToolContext&) {
+                 std::optional<std::string> topic, before;
+                 if (auto t = ordinaut::json::get_string(in, "topic")) {
+                   std::string_view v = *t;
+                   if (v.starts_with(kPrefix)) v.remove_prefix(kPrefix.size());
+                   topic = std::string(v);
+                 }
+                 if (auto b = ordinaut::json::get_string(in, "before")) before = std::string(*b);
+                 std::size_t limit = kRecentDefaultLimit;
+                 if (in.HasMember("limit")) limit = static_cast<std::size_t>(in["limit"].GetUint64());
+                 return to_tool_result(recent_page(topic, limit, before, "argument "));
+               }});
   }
 
   const ordinaut::EventPublisher* publisher_ = nullptr;

@@ -71,6 +71,10 @@ Config Config::from_environment() {
   c.session_idle = std::chrono::seconds(number("ORDINAUT_MCP_SESSION_IDLE_S", 3600, 1, 30 * 24 * 3600));
   c.keepalive = std::chrono::milliseconds(number("ORDINAUT_MCP_KEEPALIVE_MS", 10000, 50, 600000));
   c.max_workers = number("ORDINAUT_MCP_MAX_WORKERS", c.max_workers, 1, 4096);
+  c.event_limits.max_events = number("ORDINAUT_MCP_EVENT_STORE_EVENTS", c.event_limits.max_events, 0, 1000000);
+  c.event_limits.max_bytes =
+      number("ORDINAUT_MCP_EVENT_STORE_BYTES", c.event_limits.max_bytes, 0, std::size_t{1} << 30);
+  c.sse_retry = std::chrono::milliseconds(number("ORDINAUT_MCP_SSE_RETRY_MS", 1000, 0, 600000));
   return c;
 }
 

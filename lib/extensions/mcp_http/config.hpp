@@ -20,6 +20,14 @@
 //                                 with a sink that cannot see the socket close,
 //                                 also how fast a vanished client is noticed
 //   ORDINAUT_MCP_MAX_WORKERS      threads running tool calls at most (default 64)
+//   ORDINAUT_MCP_EVENT_STORE_EVENTS  SSE events kept per session for resumption
+//                                 with Last-Event-ID (default 1000; 0 = none)
+//   ORDINAUT_MCP_EVENT_STORE_BYTES   bytes of SSE events kept per session
+//                                 (default 1048576; 0 = none). Either at 0 turns
+//                                 resumption off: no priming events, and a GET with
+//                                 Last-Event-ID is refused
+//   ORDINAUT_MCP_SSE_RETRY_MS     the `retry` of priming events: how long a client
+//                                 waits before it reconnects (default 1000)
 //
 // A malformed value is a setup error naming the variable (the extension then
 // reports it in /ext/status instead of running with a surprise).
@@ -29,6 +37,8 @@
 #include <cstddef>
 #include <string>
 #include <vector>
+
+#include "event_store.hpp"
 
 namespace ordinaut::mcp_http {
 
@@ -44,6 +54,8 @@ struct Config {
   std::chrono::seconds session_idle{3600};
   std::chrono::milliseconds keepalive{10000};
   std::size_t max_workers = 64;
+  EventLimits event_limits{};  ///< per session
+  std::chrono::milliseconds sse_retry{1000};
   std::size_t max_body = 4 * 1024 * 1024;  ///< the SDK's limit; the host may cap lower
   std::size_t max_batch = 100;
   std::chrono::milliseconds max_ask_timeout{10 * 60 * 1000};

@@ -38,7 +38,7 @@ McpServer::McpServer(ToolView tools, Config config, bool scopes_enforced, Logger
       scopes_enforced_(scopes_enforced),
       logger_(std::move(logger)),
       sessions_(config_.max_sessions, std::chrono::duration_cast<std::chrono::milliseconds>(config_.session_idle),
-                config_.max_sessions_per_client),
+                config_.max_sessions_per_client, config_.event_limits),
       workers_(config_.max_workers, std::chrono::seconds(30)),
       catalog_(tools, config_) {}
 
@@ -193,7 +193,9 @@ Response McpServer::post(Request& request) {
   }
 
   const Access access = Access::of(request, scopes_enforced_);
-  auto exchange = std::make_shared<Exchange>(batch, config_.keepalive);
+  auto exchange = std::make_shared<Exchange>(batch, config_.keepalive, session->events(), session->resumable(),
+                                             config_.sse_retry);
+  session->add_exchange(exchange);
   for (const auto& m : messages) {
     switch (m.kind) {
       case MessageKind::invalid:
@@ -461,6 +463,41 @@ Response McpServer::get(Request& request) {
   Response error;
   auto session = session_of(request, error);
   if (!session) return error;
+  std::vector<StoredEvent> replay;
+  if (request.headers.has("Last-Event-ID")) {
+    // Resumption: the events after that id, of the stream it belongs to.
+    const std::string_view last = request.header("Last-Event-ID");
+    const EventStore& store = *session->events();
+    if (!store.limits().enabled()) {
+      return http_error(400, kConnectionError,
+                        "Bad Request: this server keeps no SSE events (ORDINAUT_MCP_EVENT_STORE_EVENTS or "
+                        "ORDINAUT_MCP_EVENT_STORE_BYTES is 0), so Last-Event-ID cannot be resumed");
+    }
+    auto found = store.after(last);
+    if (found.status == EventStore::Status::ok && found.stream != kStandaloneStream) {
+      Response resumed;
+      if (auto exchange = session->find_exchange(found.stream)) {
+        found.status = exchange->resume(last, resumed);
+      } else {
+        // Every request of that POST is answered: the store holds the rest.
+        resumed = Response::event_stream([events = std::move(found.events)](StreamSink& sink) {
+          for (const auto& event : events) {
+            if (!sink.write(sse_stored(event))) return;
+          }
+        });
+      }
+      if (found.status == EventStore::Status::ok) {
+        resumed.headers.set(std::string(kSessionHeader), session->id());
+        return resumed;
+      }
+    }
+    if (found.status != EventStore::Status::ok) {
+      logger_.log(LogLevel::debug, "mcp_resume_refused",
+                  fmt::format("session {}: {}", session->id(), store.explain(found, last)));
+      return http_error(400, kConnectionError, "Bad Request: " + store.explain(found, last));
+    }
+    replay = std::move(found.events);  // the standalone stream: replayed below, once claimed
+  }
   const std::uint64_t token = session->claim_stream();
   if (token == 0) {
     return http_error(409, kConnectionError, "Conflict: only one SSE stream is allowed per session");
@@ -473,8 +510,9 @@ Response McpServer::get(Request& request) {
     ~Claim() { session->release_stream(token); }
   };
   std::shared_ptr<Claim> claim(new Claim{session, token});
-  Response response = Response::event_stream([claim, keepalive = config_.keepalive](StreamSink& sink) {
-    claim->session->run_stream(sink, keepalive);
+  Response response = Response::event_stream([claim, keepalive = config_.keepalive,
+                                               replay = std::move(replay)](StreamSink& sink) mutable {
+    claim->session->run_stream(sink, keepalive, std::move(replay));
     claim->session->release_stream(claim->token);
   });
   response.headers.set(std::string(kSessionHeader), session->id());

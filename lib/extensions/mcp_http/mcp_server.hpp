@@ -11,6 +11,9 @@
 //           or SSE when a tool call streams (see Exchange).
 //   GET     the session's standalone SSE stream (406 without Accept
 //           text/event-stream, 409 for a second one): list_changed and keep-alives.
+//           With Last-Event-ID: resumes the stream that event belongs to (a POST
+//           stream, or the standalone one) from the session's EventStore, then
+//           live; 400 naming why for a malformed, unknown or evicted id.
 //   DELETE  ends the session (200); later requests get 404.
 //   OPTIONS CORS preflight for allowed origins; other methods 405.
 // Methods: initialize, ping, tools/list (opaque cursor), tools/call,

@@ -41,14 +41,33 @@ std::string new_session_id() {
 }  // namespace
 
 Session::Session(std::string id, std::string version, ClientCapabilities caps, std::string client_name,
-                 std::string client_address)
+                 std::string client_address, EventLimits event_limits)
     : id_(std::move(id)),
       version_(std::move(version)),
       caps_(caps),
       client_name_(std::move(client_name)),
       client_address_(std::move(client_address)),
       last_active_ms_(steady_ms()),
-      last_use_(next_use()) {}
+      last_use_(next_use()),
+      events_(std::make_shared<EventStore>(event_limits)) {}
+
+bool Session::resumable() const {
+  return events_->limits().enabled() && version_ >= std::string_view("2025-11-25");
+}
+
+void Session::add_exchange(const std::shared_ptr<Exchange>& exchange) {
+  std::lock_guard lock(mutex_);
+  // Finished exchanges are dropped here: the map holds about as many entries
+  // as the session has POSTs in flight.
+  std::erase_if(exchanges_, [](const auto& kv) { return kv.second.expired(); });
+  exchanges_[exchange->stream_id()] = exchange;
+}
+
+std::shared_ptr<Exchange> Session::find_exchange(std::uint64_t stream) const {
+  std::lock_guard lock(mutex_);
+  auto it = exchanges_.find(stream);
+  return it == exchanges_.end() ? nullptr : it->second.lock();
+}
 
 void Session::touch() {
   last_active_ms_.store(steady_ms(), std::memory_order_relaxed);
@@ -133,8 +152,11 @@ void Session::release_stream(std::uint64_t token) {
   touch();
 }
 
-void Session::run_stream(StreamSink& sink, std::chrono::milliseconds keepalive) {
-  static const std::string kChanged = sse_message(notification_message("notifications/tools/list_changed"));
+void Session::run_stream(StreamSink& sink, std::chrono::milliseconds keepalive, std::vector<StoredEvent> replay) {
+  static const std::string kChanged = notification_message("notifications/tools/list_changed");
+  for (const auto& event : replay) {
+    if (!sink.write(sse_stored(event))) return;
+  }
   auto last_write = std::chrono::steady_clock::now();
   std::unique_lock lock(mutex_);
   while (!closed_.load()) {
@@ -146,7 +168,7 @@ void Session::run_stream(StreamSink& sink, std::chrono::milliseconds keepalive) 
     const auto now = std::chrono::steady_clock::now();
     bool ok = sink.is_open();
     if (ok && changed) {
-      ok = sink.write(kChanged);
+      ok = sink.write(sse_event(events_->append(kStandaloneStream, kChanged), kChanged));
       last_write = now;
     } else if (ok && now - last_write >= keepalive) {
       // Also how a vanished client is noticed by sinks that only learn it from a failed write.
@@ -243,7 +265,7 @@ std::shared_ptr<Session> SessionStore::create(std::string version, ClientCapabil
       evicted.push_back(std::move(any));
     }
     while (true) {
-      session = std::make_shared<Session>(new_session_id(), version, caps, client_name, client_address);
+      session = std::make_shared<Session>(new_session_id(), version, caps, client_name, client_address, event_limits_);
       if (sessions_.emplace(session->id(), session).second) break;
     }
     if (!client_address.empty()) ++per_client_[client_address];

@@ -4,7 +4,9 @@
 // A session remembers what the client negotiated (version, capabilities, log
 // level), its tool calls in flight (so notifications/cancelled can reach them),
 // its questions to the client awaiting an answer (sampling, elicitation), and
-// its standalone GET stream, which carries notifications/tools/list_changed.
+// its standalone GET stream, which carries notifications/tools/list_changed,
+// and its event store: every SSE message of its streams, for resumption with
+// Last-Event-ID (event_store.hpp), plus the POST streams still running.
 //
 // Thread safety: Session and SessionStore are safe for concurrent use.
 #pragma once
@@ -21,10 +23,12 @@
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include <ordinaut/http.hpp>
 #include <ordinaut/json.hpp>
 
+#include "event_store.hpp"
 #include "exchange.hpp"
 
 namespace ordinaut::mcp_http {
@@ -61,7 +65,7 @@ struct PendingAsk {
 class Session {
  public:
   Session(std::string id, std::string version, ClientCapabilities caps, std::string client_name,
-          std::string client_address = {});
+          std::string client_address = {}, EventLimits event_limits = {});
 
   const std::string& id() const { return id_; }
   const std::string& protocol_version() const { return version_; }
@@ -93,10 +97,21 @@ class Session {
   /// Delivers the client's response; false when nothing waits for that id.
   bool resolve_ask(const std::string& id, bool ok, std::string result_json, int error_code, std::string error_text);
 
+  /// The session's event store (never null).
+  const std::shared_ptr<EventStore>& events() const { return events_; }
+  /// True when POST streams start with a priming event and may be closed
+  /// early: the store keeps events and the client speaks 2025-11-25 or later.
+  bool resumable() const;
+  /// Remembers a POST exchange, so that a GET with Last-Event-ID can resume it.
+  void add_exchange(const std::shared_ptr<Exchange>& exchange);
+  /// The exchange of a stream id, while it lives.
+  std::shared_ptr<Exchange> find_exchange(std::uint64_t stream) const;
+
   /// Claims the standalone GET stream: a token, or 0 when one is already open.
   std::uint64_t claim_stream();
-  /// Runs the claimed stream until the client leaves or the session ends.
-  void run_stream(StreamSink& sink, std::chrono::milliseconds keepalive);
+  /// Runs the claimed stream until the client leaves or the session ends,
+  /// writing `replay` (stored events of this stream, for a resume) first.
+  void run_stream(StreamSink& sink, std::chrono::milliseconds keepalive, std::vector<StoredEvent> replay = {});
   /// Gives the claim back (also when the stream never ran); no-op for a stale token.
   void release_stream(std::uint64_t token);
   void notify_tools_changed();
@@ -125,6 +140,8 @@ class Session {
   std::unordered_map<std::string, std::shared_ptr<CallState>> calls_;
   std::unordered_map<std::string, std::shared_ptr<PendingAsk>> asks_;
   std::uint64_t next_ask_ = 0;
+  const std::shared_ptr<EventStore> events_;
+  std::unordered_map<std::uint64_t, std::weak_ptr<Exchange>> exchanges_;
 };
 
 /// The sessions of one mcp_http instance, bounded in two ways:
@@ -140,8 +157,9 @@ class Session {
 class SessionStore {
  public:
   SessionStore(std::size_t max_sessions, std::chrono::milliseconds idle_limit,
-               std::size_t max_per_client = static_cast<std::size_t>(-1))
-      : max_sessions_(max_sessions), max_per_client_(max_per_client), idle_limit_(idle_limit) {}
+               std::size_t max_per_client = static_cast<std::size_t>(-1), EventLimits event_limits = {})
+      : max_sessions_(max_sessions), max_per_client_(max_per_client), idle_limit_(idle_limit),
+        event_limits_(event_limits) {}
 
   /// A new session, or null when the store (or the address's share) is full of
   /// busy sessions.
@@ -172,6 +190,7 @@ class SessionStore {
   const std::size_t max_sessions_;
   const std::size_t max_per_client_;
   const std::chrono::milliseconds idle_limit_;
+  const EventLimits event_limits_;
   mutable std::shared_mutex mutex_;
   Map sessions_;
   std::unordered_map<std::string, std::size_t> per_client_;  // address → sessions; no entry for ""

@@ -80,4 +80,6 @@ bool McpToolContext::cancelled() const {
   return call_->cancelled.load() || call_->exchange->client_gone() || session_->closed();
 }
 
+bool McpToolContext::close_stream() { return call_->exchange->close_stream(); }
+
 }  // namespace ordinaut::mcp_http

@@ -1,7 +1,8 @@
 // ToolContext for a tools/call made over MCP: a tool's log(), progress() and
 // ask_client() become notifications/message, notifications/progress and
 // server-to-client requests on the call's own SSE stream; cancelled() turns
-// true on notifications/cancelled, on a vanished client and on session end.
+// true on notifications/cancelled, on a vanished client and on session end;
+// close_stream() ends the call's stream early for the client to resume.
 //
 // Thread safety: used by the one worker thread running the call; the state it
 // reads is shared with request handlers through atomics and locks.
@@ -30,6 +31,8 @@ class McpToolContext final : public ToolContext {
   Result<Json> ask_client(std::string_view method, const JsonValue& params,
                           std::chrono::milliseconds timeout) override;
   bool cancelled() const override;
+  /// Ends the call's POST stream early (Exchange::close_stream).
+  bool close_stream() override;
 
  private:
   std::shared_ptr<Session> session_;

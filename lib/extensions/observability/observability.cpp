@@ -16,16 +16,25 @@
 // duration_ms is optional on task.failed (a run that never started has none).
 // Other task.* topics are counted as ignored; a payload that breaks this
 // shape is counted as invalid and nothing else.
+//
+// Tool (with TOOLS granted; definition in kSnapshot* below):
+//   ext.observability.snapshot {extension?, routes?} → JSON: per extension its
+//   state, requests, errors (status >= 500), latency (count, sum, mean, p50
+//   and p99 estimated from the histogram buckets like Prometheus'
+//   histogram_quantile) and tool calls; per tool calls, errors and time; the
+//   host's own requests; the process' memory, CPU, threads and descriptors.
 #include <dirent.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <tuple>
 
 #include <ordinaut/extension.hpp>
@@ -33,6 +42,60 @@
 #include <ordinaut/introspection.hpp>
 
 namespace {
+
+// ---- Tool definition (name ext.observability.snapshot) ----------------------
+// Kept together so a manifest declaration can be checked against it.
+constexpr const char* kSnapshotDescription =
+    "A JSON snapshot of the server's metrics: per extension its state, HTTP requests, errors (status >= 500), "
+    "latency (count, sum, mean, p50, p99 in milliseconds, estimated from histogram buckets) and tool calls; per tool "
+    "its calls, errors and time; the process' memory, CPU, threads and file descriptors. Counters are totals since "
+    "the server started.";
+constexpr const char* kSnapshotInput = R"({
+  "type": "object",
+  "properties": {
+    "extension": {"type": "string", "minLength": 1, "maxLength": 128,
+                  "description": "Only this extension (and its tools); default: every extension"},
+    "routes": {"type": "boolean", "default": false,
+               "description": "Also list each route template's requests, errors and latency"}
+  },
+  "additionalProperties": false
+})";
+constexpr const char* kSnapshotOutput = R"({
+  "type": "object",
+  "properties": {
+    "extensions": {"type": "array", "items": {"type": "object",
+      "properties": {
+        "id": {"type": "string"}, "state": {"type": "string"}, "version": {"type": "string"},
+        "requests": {"type": "integer"}, "errors": {"type": "integer"},
+        "latency": {"type": "object",
+      "properties": {"count": {"type": "integer"}, "sum_seconds": {"type": "number"},
+                     "mean_ms": {"type": ["number", "null"]}, "p50_ms": {"type": ["number", "null"]},
+                     "p99_ms": {"type": ["number", "null"]}},
+      "required": ["count", "sum_seconds", "mean_ms", "p50_ms", "p99_ms"]},
+        "tool_calls": {"type": "integer"}, "tool_errors": {"type": "integer"},
+        "routes": {"type": "array", "items": {"type": "object",
+          "properties": {"method": {"type": "string"}, "route": {"type": "string"}, "requests": {"type": "integer"},
+                         "errors": {"type": "integer"}, "latency": {"type": "object",
+      "properties": {"count": {"type": "integer"}, "sum_seconds": {"type": "number"},
+                     "mean_ms": {"type": ["number", "null"]}, "p50_ms": {"type": ["number", "null"]},
+                     "p99_ms": {"type": ["number", "null"]}},
+      "required": ["count", "sum_seconds", "mean_ms", "p50_ms", "p99_ms"]}},
+          "required": ["method", "route", "requests", "errors", "latency"]}}
+      },
+      "required": ["id", "state", "version", "requests", "errors", "latency", "tool_calls", "tool_errors"]}},
+    "tools": {"type": "array", "items": {"type": "object",
+      "properties": {"name": {"type": "string"}, "owner": {"type": "string"}, "calls": {"type": "integer"},
+                     "errors": {"type": "integer"}, "seconds_total": {"type": "number"}},
+      "required": ["name", "owner", "calls", "errors", "seconds_total"]}},
+    "host": {"type": "object", "properties": {"requests": {"type": "integer"}, "errors": {"type": "integer"}},
+             "required": ["requests", "errors"]},
+    "process": {"type": "object",
+      "properties": {"resident_bytes": {"type": "number"}, "cpu_seconds": {"type": "number"},
+                     "threads": {"type": "number"}, "open_fds": {"type": "number"}, "uptime_seconds": {"type": "number"}},
+      "required": ["resident_bytes", "cpu_seconds", "threads", "open_fds", "uptime_seconds"]}
+  },
+  "required": ["extensions", "tools", "host", "process"]
+})";
 
 using ordinaut::Capability;
 using ordinaut::MetricType;
@@ -206,7 +269,7 @@ class Observability final : public ordinaut::Extension {
             "Prometheus metrics for the host, its extensions, tools, events and the process"};
   }
   ordinaut::CapabilitySet requested_capabilities() const override {
-    return {Capability::ROUTES, Capability::EVENTS_SUB};
+    return {Capability::ROUTES, Capability::EVENTS_SUB, Capability::TOOLS};
   }
 
   std::optional<ordinaut::Router> setup(ordinaut::SetupContext& context) override {
@@ -230,6 +293,16 @@ class Observability final : public ordinaut::Extension {
       task_events_subscribed_ = true;
     } else {
       context.logger().warn("task_events_off", "EVENTS_SUB is not granted: task.* statistics are not collected");
+    }
+
+    if (context.granted(Capability::TOOLS)) {
+      ordinaut::ToolRegistrar& tools = context.tool_registrar();
+      tools.add({.name = tools.prefix() + "snapshot",
+                 .title = "Metrics snapshot",
+                 .description = kSnapshotDescription,
+                 .input_schema = kSnapshotInput,
+                 .output_schema = kSnapshotOutput,
+                 .function = [this](const ordinaut::JsonValue& in, ordinaut::ToolContext&) { return snapshot(in); }});
     }
 
     ordinaut::Router router;
@@ -602,6 +675,127 @@ class Observability final : public ordinaut::Extension {
     one("process_threads", "Threads of the process.", MetricType::gauge, p.threads);
     one("process_start_time_seconds", "Start time of the process since the Unix epoch, in seconds.",
         MetricType::gauge, p.start_time_seconds);
+  }
+
+  // ---- the snapshot tool -----------------------------------------------------
+
+  // The q-quantile (0..1) of a cumulative histogram, in milliseconds: linear
+  // within the bucket it falls in (as Prometheus' histogram_quantile); the
+  // last finite bound when it falls in +Inf; null without observations.
+  static void add_latency(ordinaut::JsonValue& into, const char* name, const std::vector<std::uint64_t>& cumulative,
+                          std::uint64_t count, double sum, ordinaut::Json::AllocatorType& a) {
+    const auto& bounds = ordinaut::latency_buckets();
+    auto quantile = [&](double q) -> ordinaut::JsonValue {
+      if (count == 0 || cumulative.empty()) return ordinaut::JsonValue(rapidjson::kNullType);
+      const double rank = q * static_cast<double>(count);
+      double lower = 0;
+      std::uint64_t below = 0;
+      for (std::size_t i = 0; i < bounds.size() && i < cumulative.size(); ++i) {
+        if (static_cast<double>(cumulative[i]) >= rank) {
+          const double in_bucket = static_cast<double>(cumulative[i] - below);
+          const double fraction = in_bucket > 0 ? (rank - static_cast<double>(below)) / in_bucket : 1.0;
+          return ordinaut::JsonValue((lower + (bounds[i] - lower) * fraction) * 1000.0);
+        }
+        lower = bounds[i];
+        below = cumulative[i];
+      }
+      return ordinaut::JsonValue(bounds.empty() ? 0.0 : bounds.back() * 1000.0);
+    };
+    ordinaut::JsonValue l(rapidjson::kObjectType);
+    l.AddMember("count", count, a);
+    l.AddMember("sum_seconds", sum, a);
+    if (count > 0) {
+      l.AddMember("mean_ms", sum / static_cast<double>(count) * 1000.0, a);
+    } else {
+      l.AddMember("mean_ms", ordinaut::JsonValue(rapidjson::kNullType), a);
+    }
+    l.AddMember("p50_ms", quantile(0.5), a);
+    l.AddMember("p99_ms", quantile(0.99), a);
+    into.AddMember(ordinaut::JsonValue(name, a), l, a);
+  }
+
+  ordinaut::Json snapshot(const ordinaut::JsonValue& in) const {
+    std::optional<std::string> only;
+    if (auto e = ordinaut::json::get_string(in, "extension")) only = std::string(*e);
+    const bool with_routes = in.HasMember("routes") && in["routes"].GetBool();
+    const auto extensions = host_->extensions();
+    const auto tools = host_->tool_stats();
+    if (only && std::none_of(extensions.begin(), extensions.end(), [&](const auto& e) { return e.id == *only; })) {
+      throw ordinaut::ToolError("not_found", "no extension \"" + *only + "\" is known to this host");
+    }
+    ordinaut::Json doc = ordinaut::json::object();
+    auto& a = doc.GetAllocator();
+    ordinaut::JsonValue list(rapidjson::kArrayType);
+    for (const auto& e : extensions) {
+      if (only && e.id != *only) continue;
+      ordinaut::JsonValue x(rapidjson::kObjectType);
+      x.AddMember("id", ordinaut::JsonValue(e.id.c_str(), a), a);
+      x.AddMember("state", ordinaut::JsonValue(ordinaut::to_string(e.state), a), a);
+      x.AddMember("version", ordinaut::JsonValue(e.version.c_str(), a), a);
+      x.AddMember("requests", e.requests, a);
+      x.AddMember("errors", e.errors, a);
+      // The extension's histogram: its routes' cumulative buckets added up.
+      std::vector<std::uint64_t> buckets;
+      std::uint64_t count = 0;
+      double sum = 0;
+      for (const auto& r : e.routes) {
+        if (buckets.size() < r.buckets.size()) buckets.resize(r.buckets.size(), 0);
+        for (std::size_t i = 0; i < r.buckets.size(); ++i) buckets[i] += r.buckets[i];
+        count += r.requests;
+        sum += r.seconds_total;
+      }
+      add_latency(x, "latency", buckets, count, sum, a);
+      std::uint64_t calls = 0, errors = 0;
+      for (const auto& t : tools) {
+        if (t.owner != e.id) continue;
+        calls += t.calls;
+        errors += t.errors;
+      }
+      x.AddMember("tool_calls", calls, a);
+      x.AddMember("tool_errors", errors, a);
+      if (with_routes) {
+        ordinaut::JsonValue routes(rapidjson::kArrayType);
+        for (const auto& r : e.routes) {
+          ordinaut::JsonValue rv(rapidjson::kObjectType);
+          rv.AddMember("method", ordinaut::JsonValue(r.method.c_str(), a), a);
+          rv.AddMember("route", ordinaut::JsonValue(r.route.c_str(), a), a);
+          rv.AddMember("requests", r.requests, a);
+          rv.AddMember("errors", r.errors, a);
+          add_latency(rv, "latency", r.buckets, r.requests, r.seconds_total, a);
+          routes.PushBack(rv, a);
+        }
+        x.AddMember("routes", routes, a);
+      }
+      list.PushBack(x, a);
+    }
+    doc.AddMember("extensions", list, a);
+    ordinaut::JsonValue tool_list(rapidjson::kArrayType);
+    for (const auto& t : tools) {
+      if (only && t.owner != *only) continue;
+      ordinaut::JsonValue tv(rapidjson::kObjectType);
+      tv.AddMember("name", ordinaut::JsonValue(t.name.c_str(), a), a);
+      tv.AddMember("owner", ordinaut::JsonValue(t.owner.c_str(), a), a);
+      tv.AddMember("calls", t.calls, a);
+      tv.AddMember("errors", t.errors, a);
+      tv.AddMember("seconds_total", t.seconds_total, a);
+      tool_list.PushBack(tv, a);
+    }
+    doc.AddMember("tools", tool_list, a);
+    const auto host = host_->host_requests();
+    ordinaut::JsonValue hv(rapidjson::kObjectType);
+    hv.AddMember("requests", host.requests, a);
+    hv.AddMember("errors", host.errors, a);
+    doc.AddMember("host", hv, a);
+    const ProcessStats p = read_process_stats(boot_time_);
+    ordinaut::JsonValue pv(rapidjson::kObjectType);
+    pv.AddMember("resident_bytes", p.resident_bytes, a);
+    pv.AddMember("cpu_seconds", p.cpu_seconds, a);
+    pv.AddMember("threads", p.threads, a);
+    pv.AddMember("open_fds", p.open_fds, a);
+    const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    pv.AddMember("uptime_seconds", p.start_time_seconds > 0 ? std::max(0.0, now - p.start_time_seconds) : 0.0, a);
+    doc.AddMember("process", pv, a);
+    return doc;
   }
 
   const ordinaut::HostIntrospection* host_ = nullptr;

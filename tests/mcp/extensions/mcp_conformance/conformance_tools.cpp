@@ -6,6 +6,9 @@
 // the SDK client check and the benchmark.
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -29,6 +32,11 @@ Json parse(const std::string& text) {
 }
 
 std::atomic<int> g_cancellations{0};
+
+// Keys released by release_reconnection, awaited by test_reconnection.
+std::mutex g_release_mutex;
+std::condition_variable g_released;
+std::set<std::string> g_release_keys;
 
 std::string jstr(std::string_view s) { return "\"" + json::escape(s) + "\""; }
 
@@ -219,6 +227,38 @@ class McpConformance final : public Extension {
                .function = [](const JsonValue& in, ToolContext&) {
                  std::this_thread::sleep_for(std::chrono::milliseconds(in["ms"].GetInt()));
                  return text_result("slept");
+               }});
+    // SSE polling (SEP-1699): the server ends the POST stream before the
+    // result; the client resumes with GET + Last-Event-ID to get it.
+    tools.add({.name = p + "test_reconnection",
+               .description = "Closes the call's SSE stream before answering (ToolContext::close_stream), so the "
+                              "client must reconnect with Last-Event-ID to receive the result. With wait_for, "
+                              "answers only once release_reconnection is called with that key (at most 20 s)",
+               .input_schema = R"({"type":"object","properties":{"wait_for":{"type":"string","maxLength":64}}})",
+               .function = [](const JsonValue& in, ToolContext& ctx) {
+                 const bool closed = ctx.close_stream();
+                 ctx.log("info", closed ? "stream closed; the result follows on reconnection"
+                                        : "the stream could not be closed");
+                 const std::string key = field(in, "wait_for");
+                 if (!key.empty()) {
+                   std::unique_lock lock(g_release_mutex);
+                   g_released.wait_for(lock, std::chrono::seconds(20), [&] { return g_release_keys.count(key) > 0; });
+                   g_release_keys.erase(key);
+                 }
+                 return text_result(closed ? "Reconnection test completed successfully"
+                                           : "Reconnection test completed without closing the stream");
+               }});
+    tools.add({.name = p + "release_reconnection",
+               .description = "Lets the test_reconnection call waiting for this key answer",
+               .input_schema = R"({"type":"object","properties":{"key":{"type":"string","maxLength":64}},)"
+                               R"("required":["key"]})",
+               .function = [](const JsonValue& in, ToolContext&) {
+                 {
+                   std::lock_guard lock(g_release_mutex);
+                   g_release_keys.insert(field(in, "key"));
+                 }
+                 g_released.notify_all();
+                 return text_result("released");
                }});
     tools.add({.name = p + "json_schema_2020_12_tool",
                .description = "Tool with JSON Schema 2020-12 features",
