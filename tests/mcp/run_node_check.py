@@ -89,12 +89,9 @@ def run_inspector(url, port):
     if not os.path.isfile(os.path.join(cli_dir, "cli.js")):
         print("FAIL: @modelcontextprotocol/inspector-cli is not installed (npm ci in tests/mcp)", flush=True)
         return 1
-    # events_demo is lazy: until extension.json can declare tools (issue 16,
-    # manifest contributions) its tools are listed once it is loaded, so one
-    # request to its routes loads it first.
+    # events_demo is lazy: its tools are listed from its extension.json
+    # ("contributes") without loading it, which is checked below.
     import urllib.request
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/ext/events_demo/recent", timeout=30) as r:
-        r.read()
     cmd = ["node", "cli.js", "--cli", url, "--transport", "http", "--method", "tools/list"]
     print("$ (cd " + cli_dir + ") " + " ".join(cmd), flush=True)
     out = subprocess.run(cmd, cwd=cli_dir, timeout=60, capture_output=True, text=True)
@@ -108,6 +105,14 @@ def run_inspector(url, port):
         print(f"FAIL: inspector-cli printed no tools list: {e}", flush=True)
         return 1
     rc = 0
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/ext/status", timeout=30) as r:
+        state = json.loads(r.read())["extensions"]["events_demo"]["state"]
+    if state != "discovered":
+        print(f"FAIL: listing tools loaded the lazy events_demo (state {state})", flush=True)
+        rc = 1
+    if not listed.get("ext.events_demo.recent", {}).get("annotations", {}).get("readOnlyHint"):
+        print("FAIL: ext.events_demo.recent has no readOnlyHint annotation", flush=True)
+        rc = 1
     for name in BUILTIN_TOOLS:
         tool = listed.get(name)
         if tool is None:

@@ -81,7 +81,8 @@ constexpr double kDefaultHeartbeatSeconds = 5;
 constexpr std::string_view kPrefix = "events_demo.";
 
 // ---- Tool definitions (names ext.events_demo.publish / .recent) -------------
-// Kept together so a manifest declaration can be checked against them.
+// Declared too in extension.json ("contributes"), so that they are listed
+// before the module loads; the host refuses the load if the two differ.
 constexpr const char* kPublishDescription =
     "Publish a JSON payload as an event on topic events_demo.{topic} of the host's event bus; returns the event id. "
     "Subscribers of events_demo.* (and /ext/events_demo/stream/...) receive it.";
@@ -103,6 +104,9 @@ constexpr const char* kPublishOutput = R"json({
   },
   "required": ["id", "topic"]
 })json";
+constexpr const char* kPublishAnnotations =
+    R"({"readOnlyHint":false,"destructiveHint":false,"idempotentHint":false,"openWorldHint":false})";
+constexpr const char* kReadOnlyAnnotations = R"({"readOnlyHint":true,"openWorldHint":false})";
 constexpr const char* kRecentDescription =
     "The most recent events_demo events this server recorded, newest last, one page at a time (like GET "
     "/ext/events_demo/recent): pass next_before as before for the next, older page.";
@@ -582,7 +586,8 @@ class EventsDemo final : public ordinaut::Extension {
                  std::string_view topic = *ordinaut::json::get_string(in, "topic");
                  if (topic.starts_with(kPrefix)) topic.remove_prefix(kPrefix.size());
                  return to_tool_result(publish_event(topic, in["payload"]));
-               }});
+               },
+               .annotations = kPublishAnnotations});
     tools.add({.name = tools.prefix() + "recent",
                .title = "Recent events",
                .description = kRecentDescription,
@@ -599,7 +604,8 @@ class EventsDemo final : public ordinaut::Extension {
                  std::size_t limit = kRecentDefaultLimit;
                  if (in.HasMember("limit")) limit = static_cast<std::size_t>(in["limit"].GetUint64());
                  return to_tool_result(recent_page(topic, limit, before, "argument "));
-               }});
+               },
+               .annotations = kReadOnlyAnnotations});
   }
 
   const ordinaut::EventPublisher* publisher_ = nullptr;

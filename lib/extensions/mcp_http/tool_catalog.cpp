@@ -63,6 +63,7 @@ std::shared_ptr<const CatalogSnapshot> ToolCatalog::snapshot() const {
     json += R"(,"description":)" + quote(info.description);
     json += R"(,"inputSchema":)" + (info.input_schema ? json::dump(*info.input_schema) : std::string(R"({"type":"object"})"));
     if (info.output_schema) json += R"(,"outputSchema":)" + json::dump(*info.output_schema);
+    if (info.annotations) json += R"(,"annotations":)" + json::dump(*info.annotations);
     json += '}';
     tool.json = std::move(json);
     snap->tools.push_back(std::move(tool));

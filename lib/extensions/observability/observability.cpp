@@ -44,7 +44,8 @@
 namespace {
 
 // ---- Tool definition (name ext.observability.snapshot) ----------------------
-// Kept together so a manifest declaration can be checked against it.
+// Declared too in extension.json ("contributes"); the host refuses the load if
+// the two differ.
 constexpr const char* kSnapshotDescription =
     "A JSON snapshot of the server's metrics: per extension its state, HTTP requests, errors (status >= 500), "
     "latency (count, sum, mean, p50, p99 in milliseconds, estimated from histogram buckets) and tool calls; per tool "
@@ -302,7 +303,8 @@ class Observability final : public ordinaut::Extension {
                  .description = kSnapshotDescription,
                  .input_schema = kSnapshotInput,
                  .output_schema = kSnapshotOutput,
-                 .function = [this](const ordinaut::JsonValue& in, ordinaut::ToolContext&) { return snapshot(in); }});
+                 .function = [this](const ordinaut::JsonValue& in, ordinaut::ToolContext&) { return snapshot(in); },
+                 .annotations = R"({"readOnlyHint":true,"openWorldHint":false})"});
     }
 
     ordinaut::Router router;
