@@ -90,10 +90,10 @@ Result<void> scan_notes(const std::vector<unsigned char>& bytes, std::uint64_t a
       abi.abi_version = load<std::uint32_t>(desc);
       abi.runtime.assign(reinterpret_cast<const char*>(desc + 4), static_cast<const unsigned char*>(nul) - (desc + 4));
       if (found && (found->abi_version != abi.abi_version || found->runtime != abi.runtime)) {
-        return invalid(fmt::format("it carries two ABI notes that disagree (ABI version {}, C++ runtime {}; ABI "
-                                   "version {}, C++ runtime {})",
-                                   found->abi_version, printable(found->runtime), abi.abi_version,
-                                   printable(abi.runtime)));
+        return invalid(
+            fmt::format("it carries two ABI notes that disagree (ABI version {}, C++ runtime {}; ABI "
+                        "version {}, C++ runtime {})",
+                        found->abi_version, printable(found->runtime), abi.abi_version, printable(abi.runtime)));
       }
       found = std::move(abi);
     }
@@ -129,7 +129,8 @@ Result<ModuleAbi> parse_abi_note(std::uint64_t file_size, const ReadAt& read) {
     return invalid(fmt::format("it was built for ELF machine {}, this host is machine {}", header.e_machine, machine));
   }
   if (header.e_shoff == 0) {
-    return make_error("abi_note_missing", "it has no section headers, so no ABI note (section " ORDINAUT_ABI_NOTE_SECTION ")");
+    return make_error("abi_note_missing",
+                      "it has no section headers, so no ABI note (section " ORDINAUT_ABI_NOTE_SECTION ")");
   }
   if (header.e_shentsize != sizeof(Elf64_Shdr)) {
     return invalid(fmt::format("its section header size is {}, not {}", header.e_shentsize, sizeof(Elf64_Shdr)));
@@ -222,7 +223,8 @@ Result<void> check_module_abi(const std::filesystem::path& module) {
                                             "ABI version {}, C++ runtime {})",
                                             module.string(), e.message, ORDINAUT_ABI_VERSION, ORDINAUT_STDLIB_ID));
     }
-    return make_error(e.code, fmt::format("module {} is not a loadable extension module: {}", module.string(), e.message));
+    return make_error(e.code,
+                      fmt::format("module {} is not a loadable extension module: {}", module.string(), e.message));
   }
   if (abi->abi_version != ORDINAUT_ABI_VERSION) {
     return make_error("abi_mismatch",

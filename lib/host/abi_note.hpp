@@ -28,8 +28,8 @@ struct ModuleAbi {
   std::string runtime;  // ORDINAUT_STDLIB_ID of the module's build
 };
 
-inline constexpr std::uint64_t kMaxSections = 4096;             // a linked module has a few dozen
-inline constexpr std::uint64_t kMaxNoteBytes = 64 * 1024;       // per SHT_NOTE section
+inline constexpr std::uint64_t kMaxSections = 4096;               // a linked module has a few dozen
+inline constexpr std::uint64_t kMaxNoteBytes = 64 * 1024;         // per SHT_NOTE section
 inline constexpr std::uint64_t kMaxTotalNoteBytes = 1024 * 1024;  // over all of them
 
 // Copies `size` bytes at `offset` of the file into `out`; false when it

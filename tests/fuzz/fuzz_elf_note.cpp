@@ -15,7 +15,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   auto read = [&](std::uint64_t offset, std::size_t n, unsigned char* out) {
     fuzz::require(offset <= size && n <= size - offset, "a read past the end of the file");
     total += n;
-    fuzz::require(total <= 64 + kMaxSections * 64 + 64 + kMaxTotalNoteBytes, "more bytes read than the limits allow");
+    // e_ident, the ELF header, section 0 (extended numbering), the table, the notes.
+    fuzz::require(total <= 16 + 64 + 64 + kMaxSections * 64 + kMaxTotalNoteBytes,
+                  "more bytes read than the limits allow");
     if (n > 0) std::memcpy(out, data + offset, n);
     return true;
   };

@@ -303,8 +303,8 @@ TEST_CASE("abi note: the test modules carry the note their build gave them") {
 
 TEST_CASE("abi note: a lazy module of another ABI is an error at discovery, naming both, and never loaded") {
   Host h;
-  auto dir = make_extension(h.root.path(), "abi999", manifest_json("abi999", "abi999_ext.so", R"(["ROUTES"])"),
-                            "abi999");
+  auto dir =
+      make_extension(h.root.path(), "abi999", manifest_json("abi999", "abi999_ext.so", R"(["ROUTES"])"), "abi999");
   ExtensionHost& host = h.start();
   Json x = extension_status(host, "abi999");
   CHECK(str(x["state"]) == "error");
@@ -357,7 +357,8 @@ TEST_CASE("abi note: a garbage or truncated module file is a discovery error; en
   REQUIRE(module.size() > 4096);
   write_bytes(cut / "good_ext.so", Bytes(module.begin(), module.begin() + 4096));  // section headers are at the end
   ExtensionHost& host = h.start();
-  CHECK(contains(discovery_error(host, garbage / "extension.json"), "is not a loadable extension module: it is not an ELF file"));
+  CHECK(contains(discovery_error(host, garbage / "extension.json"),
+                 "is not a loadable extension module: it is not an ELF file"));
   CHECK(contains(discovery_error(host, cut / "extension.json"), "past the end of the file (truncated?)"));
   CHECK(str(extension_status(host, "garbage")["state"]) == "error");
   CHECK(str(extension_status(host, "good")["state"]) == "error");
