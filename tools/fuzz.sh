@@ -32,13 +32,13 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
-readonly ALL_TARGETS=(manifest router json_schema mcp_envelope event_payload static_path)
+readonly ALL_TARGETS=(manifest router json_schema mcp_envelope event_payload static_path elf_note)
 # Library sources the targets call into (a static archive: each target links
 # only what it uses).
 readonly LIB_SOURCES=(
   lib/core/json.cpp lib/core/strings.cpp lib/core/capability.cpp lib/core/logging.cpp lib/core/version.cpp
   lib/http/http.cpp lib/http/static_files.cpp
-  lib/host/manifest.cpp
+  lib/host/manifest.cpp lib/host/abi_note.cpp
   lib/events/events.cpp
   lib/extensions/mcp_http/protocol.cpp
 )

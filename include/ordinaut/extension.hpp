@@ -126,10 +126,59 @@ class Extension {
 #define ORDINAUT_ENTRY_STDLIB_SYMBOL "ordinaut_extension_stdlib"
 #define ORDINAUT_ENTRY_FACTORY_SYMBOL "ordinaut_get_extension"
 
+/// The ELF note that tells the host, before it loads a module, which ABI
+/// version and C++ runtime the module was built with: section
+/// ".note.ordinaut" (type SHT_NOTE), note name "Ordinaut", note type 1, and a
+/// descriptor of ordinaut::AbiNote::abi_version then ::runtime. The host reads
+/// it from the file at discovery, without dlopen (docs/design.md, "The ABI
+/// note"). Its layout is fixed for every ABI version.
+#define ORDINAUT_ABI_NOTE_SECTION ".note.ordinaut"
+#define ORDINAUT_ABI_NOTE_NAME "Ordinaut"
+#define ORDINAUT_ABI_NOTE_TYPE 1u
+#define ORDINAUT_ABI_NOTE_RUNTIME_BYTES 64
+
+namespace ordinaut {
+
+/// One ELF note as a module carries it (ORDINAUT_ABI_NOTE): the note header,
+/// the name padded to 4 bytes, then the descriptor.
+struct AbiNote {
+  std::uint32_t name_size;    ///< sizeof "Ordinaut" (with its NUL): 9
+  std::uint32_t desc_size;    ///< 4 + ORDINAUT_ABI_NOTE_RUNTIME_BYTES
+  std::uint32_t type;         ///< ORDINAUT_ABI_NOTE_TYPE
+  char name[12];              ///< ORDINAUT_ABI_NOTE_NAME, NUL-padded
+  std::uint32_t abi_version;  ///< ORDINAUT_ABI_VERSION of the module's build
+  char runtime[ORDINAUT_ABI_NOTE_RUNTIME_BYTES];  ///< ORDINAUT_STDLIB_ID, NUL-terminated
+};
+static_assert(sizeof(AbiNote) == 12 + 12 + 4 + ORDINAUT_ABI_NOTE_RUNTIME_BYTES, "AbiNote has no padding");
+static_assert(sizeof(ORDINAUT_STDLIB_ID) <= ORDINAUT_ABI_NOTE_RUNTIME_BYTES, "the runtime tag fits the ABI note");
+
+}  // namespace ordinaut
+
+#if defined(__has_attribute)
+#if __has_attribute(retain)
+#define ORDINAUT_DETAIL_RETAIN_ __attribute__((retain))  // kept by ld --gc-sections too
+#endif
+#endif
+#ifndef ORDINAUT_DETAIL_RETAIN_
+#define ORDINAUT_DETAIL_RETAIN_
+#endif
+
+/// Emits the module's ABI note (see ORDINAUT_ABI_NOTE_SECTION).
+/// ORDINAUT_EXTENSION does this; use it directly only in a module that writes
+/// its entry points by hand, once per module:
+/// `ORDINAUT_ABI_NOTE(ORDINAUT_ABI_VERSION, ORDINAUT_STDLIB_ID)`.
+#define ORDINAUT_ABI_NOTE(abi_version_value, runtime_id)                                    \
+  __attribute__((section(ORDINAUT_ABI_NOTE_SECTION), used, aligned(4))) ORDINAUT_DETAIL_RETAIN_ \
+  static const ::ordinaut::AbiNote ordinaut_detail_abi_note_ = {                          \
+      sizeof(ORDINAUT_ABI_NOTE_NAME), 4 + ORDINAUT_ABI_NOTE_RUNTIME_BYTES, ORDINAUT_ABI_NOTE_TYPE, \
+      ORDINAUT_ABI_NOTE_NAME, (abi_version_value), runtime_id};
+
 /// Put once at the end of a module's source file: exports the factory
 /// (`ordinaut_get_extension`, the C++ form of get_extension()) and the ABI
-/// version and C++ runtime the module was built with.
+/// version and C++ runtime the module was built with, both as functions and
+/// as the ELF note the host reads before loading the module.
 #define ORDINAUT_EXTENSION(ExtensionClass)                                                   \
+  ORDINAUT_ABI_NOTE(ORDINAUT_ABI_VERSION, ORDINAUT_STDLIB_ID)                                \
   extern "C" __attribute__((visibility("default"))) std::uint32_t                          \
   ordinaut_extension_abi_version() noexcept {                                               \
     return ORDINAUT_ABI_VERSION;                                                            \

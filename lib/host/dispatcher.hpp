@@ -15,6 +15,7 @@
 // handler does (the hot path; see dispatch_bench).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <optional>
 #include <string_view>
@@ -37,6 +38,11 @@ class Dispatcher {
 
   Response handle(Request& request);
 
+  // Benchmarks only (HostBenchAccess): requests skip the Gate, so that a
+  // benchmark can put the Gate's cost beside a dispatch without it. Never
+  // set by the host; an admitted request then has no principal or scopes.
+  void bypass_gate(bool bypass) { gate_bypassed_.store(bypass, std::memory_order_relaxed); }
+
  private:
   Response dispatch_extension(Entry& entry, Request& request, std::string_view rest,
                               std::chrono::steady_clock::time_point started);
@@ -48,6 +54,7 @@ class Dispatcher {
   Loader& loader_;
   const StatusReporter& status_;
   AdminEndpoints& admin_;
+  std::atomic<bool> gate_bypassed_{false};
 };
 
 }  // namespace ordinaut::detail

@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include "host/admin.hpp"
+#include "host/bench_access.hpp"
 #include "host/catalog.hpp"
 #include "host/dispatcher.hpp"
 #include "host/entry.hpp"
@@ -181,3 +182,9 @@ bool ExtensionHost::require_scopes() const { return impl_->services.require_scop
 
 }  // namespace ORDINAUT_ABI_NAMESPACE
 }  // namespace ordinaut
+
+namespace ordinaut::detail {
+
+void HostBenchAccess::bypass_gate(ExtensionHost& host, bool bypass) { host.impl_->dispatcher.bypass_gate(bypass); }
+
+}  // namespace ordinaut::detail

@@ -9,6 +9,8 @@
 
 #include <fmt/format.h>
 
+#include "host/abi_note.hpp"
+
 namespace ordinaut::detail {
 
 Result<RawFactory> open_module(const std::filesystem::path& module) {
@@ -23,6 +25,9 @@ Result<RawFactory> open_module(const std::filesystem::path& module) {
   if (auto it = opened.find(module.string()); it != opened.end()) {
     handle = it->second;
   } else {
+    // The ABI note first: dlopen would run the module's constructors, and a
+    // module of another ABI fails there with only an undefined symbol.
+    if (auto abi = check_module_abi(module); !abi) return abi.error();
     handle = ::dlopen(module.c_str(), RTLD_NOW | RTLD_LOCAL);
     if (handle == nullptr) {
       const char* why = ::dlerror();

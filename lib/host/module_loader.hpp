@@ -13,8 +13,10 @@ using RawFactory = Extension* (*)();
 
 /// Opens `module` (never closed again: objects it created may outlive any
 /// extension state) and checks its ABI version and C++ runtime against the
-/// host's. Returns its factory. Error codes: "module_not_found",
-/// "module_load_failed", "abi_mismatch", "missing_factory".
+/// host's: first its ABI note, read from the file before dlopen
+/// (check_module_abi, abi_note.hpp), then the functions it exports. Returns
+/// its factory. Error codes: "module_not_found", "module_invalid",
+/// "abi_note_missing", "module_load_failed", "abi_mismatch", "missing_factory".
 Result<RawFactory> open_module(const std::filesystem::path& module);
 
 /// The module file a manifest names, resolved (symlinks followed, canonical),

@@ -4,13 +4,17 @@
 //   route:  ExtensionHost::handle() of GET /ext/bench/ping (lazy extension
 //           already loaded, metrics on) vs calling the route's handler
 //           std::function directly.
+//   gate:   the same handle() with the Gate (default options: origin policy,
+//           no authenticator, no rate limit) and without it
+//           (HostBenchAccess::bypass_gate), in alternating rounds of one run,
+//           so that both see the same machine load.
 //   tool:   ToolRegistry::call() of a tool with input and output schemas vs a
 //           bare RapidJSON SchemaValidator on the same input and the same
 //           function called directly.
 //
 // Targets: route ≤ 1 µs, tool ≤ 2 µs.
-// Usage: dispatch_bench [iterations] [route|tool] (both by default; one only
-// for profiling, e.g. under perf record).
+// Usage: dispatch_bench [iterations] [route|gate|tool] (all by default; one
+// only for profiling, e.g. under perf record).
 // Must match lib/core/json.cpp's choice of regex engine (ODR), see there.
 #define RAPIDJSON_SCHEMA_USE_INTERNALREGEX 0
 #include <rapidjson/schema.h>
@@ -23,6 +27,8 @@
 #include <vector>
 
 #include <ordinaut/host.hpp>
+
+#include "host/bench_access.hpp"
 
 namespace {
 
@@ -41,6 +47,31 @@ double ns_per_op(long iterations, Fn&& fn) {
   }
   std::sort(rounds.begin(), rounds.end());
   return rounds[kRounds / 2];
+}
+
+// Alternating rounds of `fn` in two modes (set_mode(true) then
+// set_mode(false), kRounds each): the median and the fastest round's ns per
+// call of each mode (on a shared machine the fastest round is the one least
+// disturbed by others).
+struct Alternating {
+  double median_on, median_off, min_on, min_off;
+};
+template <typename Fn, typename Mode>
+Alternating alternating_ns_per_op(long iterations, Fn&& fn, Mode&& set_mode) {
+  constexpr int kRounds = 9;
+  std::vector<double> on, off;
+  for (int r = 0; r < kRounds; ++r) {
+    for (const bool mode : {true, false}) {
+      set_mode(mode);
+      const auto start = Clock::now();
+      for (long i = 0; i < iterations; ++i) fn();
+      const auto elapsed = std::chrono::duration<double, std::nano>(Clock::now() - start).count();
+      (mode ? on : off).push_back(elapsed / static_cast<double>(iterations));
+    }
+  }
+  std::sort(on.begin(), on.end());
+  std::sort(off.begin(), off.end());
+  return {on[kRounds / 2], off[kRounds / 2], on.front(), off.front()};
 }
 
 void row(const char* name, double ns, double baseline, double target) {
@@ -83,7 +114,9 @@ int main(int argc, char** argv) {
   const std::string only = argc > 2 ? argv[2] : "";
   const bool run_route = only.empty() || only == "route";
   const bool run_tool = only.empty() || only == "tool";
+  const bool run_gate = only.empty() || only == "gate";
   double baseline_route = 0, host_reused = 0, host_fresh = 0, baseline_tool = 0, tool = 0;
+  Alternating gated{0, 0, 0, 0};
   long sink = 0;  // keeps results observable
 
   // ---- Route dispatch -----------------------------------------------------
@@ -117,6 +150,18 @@ int main(int argc, char** argv) {
     sink += host.handle(r).status;
   });
   if (host.handle(reused).body != R"({"pong":true})") return 1;
+  }
+  if (run_gate) {
+    gated = alternating_ns_per_op(
+        iterations,
+        [&] {
+          ordinaut::Request r;
+          r.method = "GET";
+          r.path = "/ext/bench/ping";
+          sink += host.handle(r).status;
+        },
+        [&](bool with_gate) { ordinaut::detail::HostBenchAccess::bypass_gate(host, !with_gate); });
+    ordinaut::detail::HostBenchAccess::bypass_gate(host, false);
   }
 
   // ---- Tool call ----------------------------------------------------------
@@ -154,6 +199,13 @@ int main(int argc, char** argv) {
   if (run_route) {
     row("route: ExtensionHost::handle, reused Request", host_reused, baseline_route, 1000);
     row("route: ExtensionHost::handle, new Request", host_fresh, baseline_route, 1000);
+  }
+  if (run_gate) {
+    std::printf("%-44s %9.1f ns/op   without   %7.1f ns/op   Gate costs %5.1f ns (9 alternating rounds, median)\n",
+                "gate: ExtensionHost::handle, new Request", gated.median_on, gated.median_off,
+                gated.median_on - gated.median_off);
+    std::printf("%-44s %9.1f ns/op   without   %7.1f ns/op   Gate costs %5.1f ns (fastest round of each)\n", "",
+                gated.min_on, gated.min_off, gated.min_on - gated.min_off);
   }
   if (run_tool) row("tool: ToolRegistry::call (in+out schemas)", tool, baseline_tool, 2000);
   return 0;

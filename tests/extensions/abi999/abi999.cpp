@@ -1,8 +1,11 @@
-// A module claiming extension ABI 999: the host must refuse it before calling
-// its factory, naming both ABI versions.
+// A module built for extension ABI 999: its ABI note says 999 (and so do its
+// exported functions). The host must refuse it at discovery, from the note,
+// naming both ABI versions, and never dlopen it.
 #include <cstdint>
 
 #include <ordinaut/extension.hpp>
+
+ORDINAUT_ABI_NOTE(999, ORDINAUT_STDLIB_ID)
 
 extern "C" __attribute__((visibility("default"))) std::uint32_t ordinaut_extension_abi_version() noexcept {
   return 999;
