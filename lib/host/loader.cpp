@@ -72,7 +72,7 @@ Result<void> Loader::load_locked(Entry& entry) {
   ExtensionFactory factory = entry.factory;
   if (!factory) {
     const Manifest& m = *entry.manifest;
-    auto raw = open_module(m.dir / m.module);
+    auto raw = open_manifest_module(m);  // refuses a module outside its folder before dlopen
     if (!raw) {
       record_failure(entry, "load", raw.error().message);
       log.audit("extension_refused", raw.error().message, fmt::format(R"({{"code":"{}"}})", raw.error().code));
