@@ -35,14 +35,18 @@ void Loader::record_failure(Entry& entry, std::string phase, std::string reason)
   services_.extension_logger(entry.id).error("extension_failed", reason, fmt::format(R"({{"phase":"{}"}})", phase));
 }
 
-void Loader::release(Entry& entry, Runtime& rt) {
+void Loader::release(Entry& entry, const std::shared_ptr<Runtime>& runtime) {
+  Runtime& rt = *runtime;
   if (rt.tasks && !rt.tasks->stop_all().empty()) rt.abandoned.store(true);
   services_.bus->unsubscribe_all(entry.id);
   services_.tools->remove_owner(entry.id);
+  services_.tools->hold_for_owner(entry.id, nullptr);
+  // Code of it may still run on an abandoned thread: never freed.
+  if (rt.abandoned.load()) park_abandoned(runtime);
 }
 
 Result<void> Loader::load_locked(Entry& entry) {
-  if (entry.runtime.load(std::memory_order_acquire) != nullptr && entry.state.load() == ExtensionState::active) {
+  if (entry.runtime.load(std::memory_order_acquire) && entry.state.load() == ExtensionState::active) {
     return {};
   }
   switch (entry.state.load()) {
@@ -80,7 +84,8 @@ Result<void> Loader::load_locked(Entry& entry) {
     }
     factory = [f = *raw] { return std::unique_ptr<Extension>(f()); };
   }
-  auto runtime = std::make_unique<Runtime>();
+  // Freed when the last lease on it ends (entry.hpp): a failed load here.
+  auto runtime = std::make_shared<Runtime>();
   try {
     runtime->extension = factory();
     if (!runtime->extension) throw std::runtime_error("the factory returned no extension");
@@ -105,7 +110,6 @@ Result<void> Loader::load_locked(Entry& entry) {
   if (!mismatch.empty()) {
     record_failure(entry, "load", mismatch);
     log.audit("extension_refused", mismatch);
-    entry.runtimes.push_back(std::move(runtime));  // keep module objects alive
     return make_error("load_failed", fmt::format("extension '{}': {}", entry.id, mismatch));
   }
 
@@ -122,7 +126,8 @@ Result<void> Loader::load_locked(Entry& entry) {
 
   // 4. Setup and startup.
   Runtime& rt = *runtime;
-  entry.runtimes.push_back(std::move(runtime));
+  // Tools it registers keep it alive while registered or called.
+  services_.tools->hold_for_owner(entry.id, runtime);
   if (rt.granted.contains(Capability::BACKGROUND_TASKS)) {
     rt.tasks = std::make_unique<TaskSupervisor>(
         entry.id, log,
@@ -138,7 +143,7 @@ Result<void> Loader::load_locked(Entry& entry) {
     setup_error = "a non-standard exception";
   }
   if (!setup_error.empty()) {
-    release(entry, rt);
+    release(entry, runtime);
     record_failure(entry, "setup", fmt::format("setup() threw: {}", setup_error));
     return make_error("load_failed", fmt::format("extension '{}': setup() threw: {}", entry.id, setup_error));
   }
@@ -168,7 +173,7 @@ Result<void> Loader::load_locked(Entry& entry) {
                              : fmt::format("on_startup() did not return within {} ms and was abandoned",
                                            services_.options.lifecycle_timeout.count());
     if (startup.outcome == BoundedRun::Outcome::timed_out) rt.abandoned.store(true);
-    release(entry, rt);
+    release(entry, runtime);
     record_failure(entry, "startup", reason);
     return make_error("load_failed", fmt::format("extension '{}': {}", entry.id, reason));
   }
@@ -178,7 +183,7 @@ Result<void> Loader::load_locked(Entry& entry) {
     entry.load_ms = ms;
     entry.clear_reasons();
   }
-  entry.runtime.store(&rt, std::memory_order_release);
+  entry.runtime.store(std::move(runtime), std::memory_order_release);
   entry.state.store(ExtensionState::active);
   order_.loaded(&entry);  // a reload moves it to the end
   log.info("extension_loaded", fmt::format("loaded {} {} in {:.2f} ms", entry.id, rt.info.version, ms),
@@ -187,9 +192,9 @@ Result<void> Loader::load_locked(Entry& entry) {
   return {};
 }
 
-Result<Runtime*> Loader::ensure_loaded(Entry& entry) {
-  if (Runtime* rt = entry.runtime.load(std::memory_order_acquire);
-      rt != nullptr && entry.state.load(std::memory_order_acquire) == ExtensionState::active) {
+Result<std::shared_ptr<Runtime>> Loader::ensure_loaded(Entry& entry) {
+  if (std::shared_ptr<Runtime> rt = entry.runtime.load(std::memory_order_acquire);
+      rt && entry.state.load(std::memory_order_acquire) == ExtensionState::active) {
     return rt;
   }
   std::lock_guard lock(entry.load_mutex);

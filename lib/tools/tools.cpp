@@ -18,6 +18,7 @@ struct Entry {
   std::unique_ptr<JsonSchema> input;
   std::unique_ptr<JsonSchema> output;
   ToolFunction function;
+  std::shared_ptr<const void> lease;  // keeps the owner's code alive (hold_for_owner)
   mutable std::atomic<std::uint64_t> calls{0};
   mutable std::atomic<std::uint64_t> errors{0};
   mutable std::atomic<std::uint64_t> nanos{0};
@@ -57,6 +58,7 @@ struct ToolRegistry::Impl {
   mutable std::shared_mutex mutex;
   std::map<std::string, std::shared_ptr<const Entry>, std::less<>> tools;
   std::function<void(std::string_view)> resolver;
+  std::map<std::string, std::shared_ptr<const void>, std::less<>> leases;  // by owner; under mutex
   std::atomic<bool> frozen{false};
   std::atomic<std::uint64_t> generation{0};
 
@@ -141,6 +143,7 @@ Result<void> ToolRegistry::add(ToolSpec spec, std::string_view owner) {
   entry->function = std::move(spec.function);
   {
     std::unique_lock lock(impl_->mutex);
+    if (auto lease = impl_->leases.find(owner); lease != impl_->leases.end()) entry->lease = lease->second;
     if (impl_->tools.count(spec.name) != 0) {
       return make_error("duplicate_tool", fmt::format("tool {} is already registered by '{}'", spec.name,
                                                       impl_->tools.find(spec.name)->second->info.owner));
@@ -153,10 +156,12 @@ Result<void> ToolRegistry::add(ToolSpec spec, std::string_view owner) {
 
 bool ToolRegistry::remove(std::string_view name) {
   if (impl_->frozen.load()) return false;
+  std::shared_ptr<const Entry> gone;  // freed after the lock (see remove_owner)
   {
     std::unique_lock lock(impl_->mutex);
     auto it = impl_->tools.find(name);
     if (it == impl_->tools.end()) return false;
+    gone = std::move(it->second);
     impl_->tools.erase(it);
   }
   impl_->changed();
@@ -165,10 +170,14 @@ bool ToolRegistry::remove(std::string_view name) {
 
 std::size_t ToolRegistry::remove_owner(std::string_view owner) {
   std::size_t removed = 0;
+  // Freed after the lock: the last reference to a tool may hold the last lease
+  // on its owner's code, whose destructors may use the registry.
+  std::vector<std::shared_ptr<const Entry>> gone;
   {
     std::unique_lock lock(impl_->mutex);
     for (auto it = impl_->tools.begin(); it != impl_->tools.end();) {
       if (it->second->info.owner == owner) {
+        gone.push_back(std::move(it->second));
         it = impl_->tools.erase(it);
         ++removed;
       } else {
@@ -178,6 +187,23 @@ std::size_t ToolRegistry::remove_owner(std::string_view owner) {
   }
   if (removed > 0) impl_->changed();
   return removed;
+}
+
+void ToolRegistry::hold_for_owner(std::string_view owner, std::shared_ptr<const void> lease) {
+  std::shared_ptr<const void> previous;  // released after the lock (see remove_owner)
+  std::unique_lock lock(impl_->mutex);
+  auto it = impl_->leases.find(owner);
+  if (it != impl_->leases.end()) {
+    previous = std::move(it->second);
+    if (lease) {
+      it->second = std::move(lease);
+    } else {
+      impl_->leases.erase(it);
+    }
+  } else if (lease) {
+    impl_->leases.emplace(std::string(owner), std::move(lease));
+  }
+  lock.unlock();
 }
 
 std::vector<ToolInfo> ToolRegistry::list() const {
