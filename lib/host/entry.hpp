@@ -8,9 +8,9 @@
 // Locking:
 //   - Entry::load_mutex serialises loading and stopping one entry. The loader
 //     and the lifecycle hold it; the dispatcher never does on the hot path.
-//   - Entry::state and Entry::runtime are atomics: the dispatcher reads them
-//     without a lock (acquire), the loader publishes a runtime (release) only
-//     once it is fully set up.
+//   - Entry::state is an atomic and Entry::runtime a RuntimeSlot: the
+//     dispatcher reads them without the entry's locks, the loader publishes a
+//     runtime only once it is fully set up.
 //   - manifest, approved, eager and enabled change at run time (reload,
 //     enable, disable) only with both load_mutex and info_mutex held: read
 //     them holding either one.
@@ -105,6 +105,31 @@ void park_abandoned(std::shared_ptr<Runtime> runtime) noexcept;
 // prove that reloads return what they used.
 std::size_t live_runtimes() noexcept;
 
+// Holds an entry's current runtime: a mutex around a shared_ptr (the few
+// instructions of a copy), with the interface of an atomic. Not
+// std::atomic<std::shared_ptr>: libstdc++ 12's load() unlocks with relaxed
+// order, which ThreadSanitizer reports as a race with the next store.
+class RuntimeSlot {
+ public:
+  // A copy: the lease that keeps the runtime alive while it is used.
+  std::shared_ptr<Runtime> load(std::memory_order = std::memory_order_seq_cst) const {
+    std::lock_guard lock(mutex_);
+    return runtime_;
+  }
+  void store(std::shared_ptr<Runtime> runtime, std::memory_order = std::memory_order_seq_cst) {
+    {
+      std::lock_guard lock(mutex_);
+      runtime_.swap(runtime);
+    }
+    // The previous one is released here, outside the lock: it may be the
+    // last lease, and freeing a runtime runs its extension's destructor.
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::shared_ptr<Runtime> runtime_;
+};
+
 // One discovered extension, from its discovery to the host's end.
 struct Entry {
   std::string id;
@@ -119,7 +144,7 @@ struct Entry {
   std::atomic<ExtensionState> state{ExtensionState::discovered};
   // The current (or last) runtime; a stop keeps it for status, enable and
   // reload drop it. Load a copy: it is the lease that keeps it alive.
-  std::atomic<std::shared_ptr<Runtime>> runtime;
+  RuntimeSlot runtime;
 
   mutable std::mutex info_mutex;  // guards the fields below
   std::string last_error;
