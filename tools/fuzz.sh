@@ -32,7 +32,7 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
-readonly ALL_TARGETS=(manifest router json_schema mcp_envelope event_payload static_path elf_note)
+readonly ALL_TARGETS=(manifest router json_schema mcp_envelope event_payload static_path elf_note request_head)
 # Library sources the targets call into (a static archive: each target links
 # only what it uses).
 readonly LIB_SOURCES=(
@@ -41,6 +41,7 @@ readonly LIB_SOURCES=(
   lib/host/manifest.cpp lib/host/abi_note.cpp
   lib/events/events.cpp
   lib/extensions/mcp_http/protocol.cpp
+  reference-server/request_reader.cpp
 )
 
 CXX="${CXX_FUZZ:-clang++-14}"
@@ -53,7 +54,7 @@ fi
 # silence RapidJSON 1.1.0's own case; halt_on_error=1 still stops on any other.
 CXXFLAGS=(-std=c++20 -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
           -fsanitize-recover=pointer-overflow
-          -I"$root/include" -I"$root/lib" -I"$root/lib/extensions/mcp_http" -I"$root/tests/fuzz"
+          -I"$root/include" -I"$root/lib" -I"$root/lib/extensions/mcp_http" -I"$root/reference-server" -I"$root/tests/fuzz"
           -Wall -Wextra -Wno-unused-parameter -Wno-ambiguous-reversed-operator)
 LIBS=(-lfmt -lpthread -ldl)
 
@@ -72,7 +73,7 @@ build_library() {
     echo "$CXX ${CXXFLAGS[*]}" >"$build/flags"
   fi
   local newest_header
-  newest_header="$(find "$root/include" "$root/lib" -name '*.hpp' -newer "$build/libordinaut-fuzz.a" 2>/dev/null | head -1)"
+  newest_header="$(find "$root/include" "$root/lib" "$root/reference-server" -name '*.hpp' -newer "$build/libordinaut-fuzz.a" 2>/dev/null | head -1)"
   local sources=("${LIB_SOURCES[@]/#/$root/}" "$build/manifest_schema.cpp") stale=()
   local src obj
   for src in "${sources[@]}"; do

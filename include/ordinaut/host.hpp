@@ -20,9 +20,9 @@
 // (disable, reload, shutdown) runs, in this order: on_shutdown(), stop of its
 // background tasks, cancellation of its event subscriptions, removal of its
 // tools, unmounting of its routes. Requests that were already inside the
-// extension finish on the objects they started with: runtimes are kept until
-// the host is destroyed (and forever when a thread running their code was
-// abandoned).
+// extension finish on the objects they started with: a runtime is freed when
+// the last request, stream or tool call inside it ends (and never when a
+// thread running its code was abandoned).
 //
 // Discovery sources, in order: the built-in folders, ORDINAUT_EXT_PATHS and
 // HostOptions::extension_paths (each a folder holding extension.json, or a

@@ -131,6 +131,11 @@ class PromptRegistry {
   Result<Completion> complete(std::string_view name, std::string_view argument, std::string_view value,
                               const StringMap& context) const;
 
+  /// For the host that loads `owner`'s code: every entry `owner` registers
+  /// from now on keeps `lease` alive while it is registered and while a call
+  /// of it runs (see ToolRegistry::hold_for_owner); null stops that.
+  void hold_for_owner(std::string_view owner, std::shared_ptr<const void> lease);
+
   /// Called (outside any lock) with a prompt name that is not registered or
   /// only declared, so a host can load the extension owning it.
   void set_resolver(std::function<void(std::string_view name)> resolver);

@@ -180,6 +180,11 @@ class ResourceRegistry {
   /// were told.
   std::size_t notify_updated(std::string_view uri) const;
 
+  /// For the host that loads `owner`'s code: every entry `owner` registers
+  /// from now on keeps `lease` alive while it is registered and while a call
+  /// of it runs (see ToolRegistry::hold_for_owner); null stops that.
+  void hold_for_owner(std::string_view owner, std::shared_ptr<const void> lease);
+
   /// Called (outside any lock) with the owner of a declared entry before it is
   /// read or completed, so a host can load that extension.
   void set_resolver(std::function<void(std::string_view owner)> resolver);

@@ -143,6 +143,11 @@ class ToolRegistry {
   /// registry too: the host calls it when it stops an extension, whose tools
   /// must not stay callable once its code is shut down.
   std::size_t remove_owner(std::string_view owner);
+  /// For the host that loads `owner`'s code: every tool `owner` adds from now
+  /// on keeps `lease` alive while it is registered and while a call of it
+  /// runs, so the code behind it is not freed under a call; a null lease stops
+  /// that for tools added later. Tools already registered keep theirs.
+  void hold_for_owner(std::string_view owner, std::shared_ptr<const void> lease);
 
   std::vector<ToolInfo> list() const;
   std::optional<ToolInfo> get(std::string_view name) const;

@@ -10,7 +10,6 @@
 #include <utility>
 #include <vector>
 
-#include <rapidjson/error/en.h>
 #include <fmt/format.h>
 
 #include "events/event_payload.hpp"
@@ -251,10 +250,12 @@ void PayloadStorage::copy_from(const JsonValue& value) {
 }
 
 Result<void> PayloadStorage::parse(std::string_view text) {
-  doc_.Parse<rapidjson::kParseFullPrecisionFlag>(text.data(), text.size());
-  if (doc_.HasParseError()) {
-    return make_error("invalid_json", fmt::format("payload is not JSON (offset {}): {}", doc_.GetErrorOffset(),
-                                                  rapidjson::GetParseError_En(doc_.GetParseError())));
+  // The one guarded parse (depth, UTF-8, duplicate keys), into this storage's
+  // pool: json::parse_into builds in the document's own allocator.
+  if (auto parsed = json::parse_into(doc_, text); !parsed) {
+    Error e = parsed.error();
+    e.message = "payload is not JSON: " + e.message;
+    return e;
   }
   return {};
 }

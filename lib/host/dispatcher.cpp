@@ -8,6 +8,30 @@
 
 namespace ordinaut::detail {
 
+namespace {
+
+// A route's stream: exceptions inside it end the stream, never the server, and
+// it holds a lease on its runtime until it ends. Members are destroyed in
+// reverse order: the producer (the extension's code) before the lease.
+struct GuardedStream {
+  std::shared_ptr<Runtime> lease;
+  StreamProducer producer;
+  Logger log;
+  std::string path;
+
+  void operator()(StreamSink& sink) const {
+    try {
+      producer(sink);
+    } catch (const std::exception& e) {
+      log.error("stream_failed", fmt::format("stream of {} threw: {}", path, e.what()));
+    } catch (...) {
+      log.error("stream_failed", fmt::format("stream of {} threw", path));
+    }
+  }
+};
+
+}  // namespace
+
 Response Dispatcher::handle(Request& request) {
   const auto started = std::chrono::steady_clock::now();
   std::string_view path = request.path;
@@ -86,7 +110,8 @@ std::optional<Response> Dispatcher::public_static_file(std::string_view id, Requ
   }
   auto loaded = loader_.ensure_loaded(*entry);
   if (!loaded || (*loaded)->static_dir.empty()) return std::nullopt;
-  Runtime& rt = **loaded;
+  const std::shared_ptr<Runtime> lease = std::move(*loaded);  // held while its router is read
+  Runtime& rt = *lease;
   const std::string route_path = rest.empty() ? "/" : std::string(rest);
   PathParams params;
   if (rt.router && rt.router->match(request.method, route_path, params).route_index >= 0) return std::nullopt;
@@ -134,7 +159,11 @@ Response Dispatcher::dispatch_extension(Entry& entry, Request& request, std::str
                            fmt::format(R"({{"extension":"{}","state":"{}","reason":"{}"}})", entry.id, to_string(state),
                                        json::escape(reason)));
   }
-  Runtime& rt = **loaded;
+  // The lease keeps the runtime (its routes, handlers, extension) alive until
+  // this request is answered, and its stream until that ends, even if a
+  // reload or stop replaces it meanwhile.
+  std::shared_ptr<Runtime> lease = std::move(*loaded);
+  Runtime& rt = *lease;
   if (rest.empty()) {
     request.route_path = "/";
   } else {
@@ -217,17 +246,8 @@ Response Dispatcher::dispatch_extension(Entry& entry, Request& request, std::str
             fmt::format("extension '{}' failed while handling {} {}", entry.id, request.method, route->path));
       }
       if (response.stream) {
-        // Exceptions inside a stream end the stream, never the server.
-        response.stream = [producer = std::move(response.stream), log = services_.extension_logger(entry.id),
-                           path = route->path](StreamSink& sink) {
-          try {
-            producer(sink);
-          } catch (const std::exception& e) {
-            log.error("stream_failed", fmt::format("stream of {} threw: {}", path, e.what()));
-          } catch (...) {
-            log.error("stream_failed", fmt::format("stream of {} threw", path));
-          }
-        };
+        response.stream = GuardedStream{std::move(lease), std::move(response.stream),
+                                        services_.extension_logger(entry.id), route->path};
       }
     }
   }

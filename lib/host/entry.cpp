@@ -2,6 +2,8 @@
 #include "host/entry.hpp"
 
 #include <algorithm>
+#include <array>
+#include <exception>
 
 namespace ordinaut {
 inline namespace ORDINAUT_ABI_NAMESPACE {
@@ -67,14 +69,35 @@ RouteMetrics RouteCounters::snapshot(std::string method, std::string route) cons
   return m;
 }
 
-void park_abandoned(std::unique_ptr<Runtime> runtime) noexcept {
+namespace {
+std::atomic<std::size_t> g_live_runtimes{0};
+}  // namespace
+
+Runtime::Runtime() noexcept { g_live_runtimes.fetch_add(1, std::memory_order_relaxed); }
+
+Runtime::~Runtime() {
+  tasks.reset();
+  router.reset();
+  extension.reset();
+  context.reset();
+  g_live_runtimes.fetch_sub(1, std::memory_order_relaxed);
+}
+
+std::size_t live_runtimes() noexcept { return g_live_runtimes.load(std::memory_order_relaxed); }
+
+void park_abandoned(std::shared_ptr<Runtime> runtime) noexcept {
+  // Allocated with the first parked runtime and never destroyed. The spare
+  // slots hold runtimes parked when the list cannot grow (out of memory).
   static auto* mutex = new std::mutex;
-  static auto* parked = new std::vector<std::unique_ptr<Runtime>>;
+  static auto* parked = new std::vector<std::shared_ptr<Runtime>>;
+  static auto* spare = new std::array<std::shared_ptr<Runtime>, 16>;
+  static std::size_t spare_used = 0;
   std::lock_guard lock(*mutex);
   try {
     parked->push_back(std::move(runtime));
   } catch (...) {
-    (void)runtime.release();  // out of memory: leak it rather than free it under the thread
+    if (spare_used == spare->size()) std::terminate();  // rather than free it under the thread
+    (*spare)[spare_used++] = std::move(runtime);
   }
 }
 

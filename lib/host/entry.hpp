@@ -8,16 +8,23 @@
 // Locking:
 //   - Entry::load_mutex serialises loading and stopping one entry. The loader
 //     and the lifecycle hold it; the dispatcher never does on the hot path.
-//   - Entry::state and Entry::runtime are atomics: the dispatcher reads them
-//     without a lock (acquire), the loader publishes a runtime (release) only
-//     once it is fully set up.
+//   - Entry::state is an atomic and Entry::runtime a RuntimeSlot: the
+//     dispatcher reads them without the entry's locks, the loader publishes a
+//     runtime only once it is fully set up.
 //   - manifest, approved, eager and enabled change at run time (reload,
 //     enable, disable) only with both load_mutex and info_mutex held: read
 //     them holding either one.
 //   - last_error, error_phase, state_reason and load_ms: info_mutex.
 //   - A Runtime is immutable once published, except for its counters (relaxed
-//     atomics), and lives until the host is destroyed (Entry::runtimes), so a
-//     request that raced with a stop or a reload still finds valid objects.
+//     atomics). Every use of its code holds a lease (a shared_ptr): a request
+//     and its stream (dispatcher), a status read, a tool call (the tool
+//     registry keeps the lease with the tool, resource or prompt: hold_for_owner).
+//     Event handlers and background tasks have finished when release()
+//     returns (unsubscribe and stop_all wait for them). So a runtime that a
+//     stop or a reload replaced is freed when its last lease ends, and a
+//     request that raced with the stop still finds valid objects. A runtime
+//     whose code may still run on an abandoned thread is parked instead
+//     (park_abandoned): never freed.
 #pragma once
 
 #include <array>
@@ -58,6 +65,14 @@ struct RouteCounters {
 
 // The live state of a loaded extension (one load of it).
 struct Runtime {
+  Runtime() noexcept;
+  // Takes it down in the order that leaves nothing dangling: tasks (stopped
+  // already), routes, the extension, and last its SetupContext, whose handles
+  // the extension may still use in its destructor.
+  ~Runtime();
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+
   std::unique_ptr<Extension> extension;
   ExtensionInfo info;
   CapabilitySet requested;
@@ -84,7 +99,36 @@ struct Runtime {
 // module and what it owns; the handles into the host in its SetupContext point
 // into a host that is gone, so an abandoned hook must not use them once the
 // host is destroyed (docs/lifecycle.md says so).
-void park_abandoned(std::unique_ptr<Runtime> runtime) noexcept;
+void park_abandoned(std::shared_ptr<Runtime> runtime) noexcept;
+
+// Runtimes alive in this process (parked ones included): what tests read to
+// prove that reloads return what they used.
+std::size_t live_runtimes() noexcept;
+
+// Holds an entry's current runtime: a mutex around a shared_ptr (the few
+// instructions of a copy), with the interface of an atomic. Not
+// std::atomic<std::shared_ptr>: libstdc++ 12's load() unlocks with relaxed
+// order, which ThreadSanitizer reports as a race with the next store.
+class RuntimeSlot {
+ public:
+  // A copy: the lease that keeps the runtime alive while it is used.
+  std::shared_ptr<Runtime> load(std::memory_order = std::memory_order_seq_cst) const {
+    std::lock_guard lock(mutex_);
+    return runtime_;
+  }
+  void store(std::shared_ptr<Runtime> runtime, std::memory_order = std::memory_order_seq_cst) {
+    {
+      std::lock_guard lock(mutex_);
+      runtime_.swap(runtime);
+    }
+    // The previous one is released here, outside the lock: it may be the
+    // last lease, and freeing a runtime runs its extension's destructor.
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::shared_ptr<Runtime> runtime_;
+};
 
 // One discovered extension, from its discovery to the host's end.
 struct Entry {
@@ -98,8 +142,9 @@ struct Entry {
 
   std::mutex load_mutex;  // serialises load and stop of this entry
   std::atomic<ExtensionState> state{ExtensionState::discovered};
-  std::atomic<Runtime*> runtime{nullptr};
-  std::vector<std::unique_ptr<Runtime>> runtimes;  // every runtime ever made; guarded by load_mutex
+  // The current (or last) runtime; a stop keeps it for status, enable and
+  // reload drop it. Load a copy: it is the lease that keeps it alive.
+  RuntimeSlot runtime;
 
   mutable std::mutex info_mutex;  // guards the fields below
   std::string last_error;

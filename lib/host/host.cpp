@@ -71,13 +71,13 @@ ExtensionHost::~ExtensionHost() {
   s.resources->set_resolver(nullptr);
   if (!s.options.event_bus) s.bus->shutdown();
   // A runtime whose code may still run on an abandoned thread (a hung
-  // on_startup/on_shutdown or task) is never freed under it: it moves to a
-  // process-wide list that is never destroyed (modules are never unloaded
-  // either), so it stays reachable and valid for as long as that thread runs.
+  // on_startup/on_shutdown or task) is never freed under it: release() moved
+  // it to a process-wide list that is never destroyed (modules are never
+  // unloaded either), so it stays valid for as long as that thread runs. The
+  // rest are freed with their entries, or after the last lease on them.
   for (const auto& entry : impl_->catalog.entries()) {
-    for (auto& rt : entry->runtimes) {
-      if (rt->abandoned.load() || (rt->tasks && rt->tasks->has_abandoned())) detail::park_abandoned(std::move(rt));
-    }
+    std::shared_ptr<detail::Runtime> rt = entry->runtime.load();
+    if (rt && (rt->abandoned.load() || (rt->tasks && rt->tasks->has_abandoned()))) detail::park_abandoned(std::move(rt));
   }
 }
 

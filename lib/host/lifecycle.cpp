@@ -26,12 +26,13 @@ void Lifecycle::shutdown_entry(Entry& entry) {
 // the lifecycle timeout), background tasks (stop requested, bounded wait, then
 // abandoned), event subscriptions, tools, and last the routes: the state
 // leaves `active`, so the next request gets the host's answer with `reason`.
-// The Runtime itself stays alive (entry.runtimes) for requests still in it.
+// The Runtime itself stays alive for requests, streams and tool calls still in
+// it (their leases) and is freed after the last one (entry.hpp).
 // REQUIRES: entry.load_mutex held.
 void Lifecycle::stop_locked(Entry& entry, ExtensionState next, const std::string& reason) {
   Logger log = services_.extension_logger(entry.id);
-  Runtime* rt = entry.runtime.load(std::memory_order_acquire);
-  const bool active = rt != nullptr && entry.state.load() == ExtensionState::active;
+  std::shared_ptr<Runtime> rt = entry.runtime.load(std::memory_order_acquire);
+  const bool active = rt && entry.state.load() == ExtensionState::active;
   std::string problem;
   if (active) {
     auto outcome =
@@ -46,7 +47,7 @@ void Lifecycle::stop_locked(Entry& entry, ExtensionState next, const std::string
       log.error("shutdown_timeout", problem,
                 fmt::format(R"({{"timeout_ms":{}}})", services_.options.lifecycle_timeout.count()));
     }
-    loader_.release(entry, *rt);
+    loader_.release(entry, rt);
   }
   {
     std::lock_guard lock(entry.info_mutex);
@@ -93,7 +94,7 @@ Result<void> Lifecycle::enable(Entry& entry, const std::string& actor) {
     eager = entry.eager;
     entry.clear_reasons();
   }
-  entry.runtime.store(nullptr, std::memory_order_release);  // the old one lives on in entry.runtimes
+  entry.runtime.store(nullptr, std::memory_order_release);  // freed after its last lease
   entry.state.store(ExtensionState::discovered);
   services_.extension_logger(entry.id).info("extension_enabled", "enabled by " + actor);
   if (auto declared = loader_.declare(entry); !declared) return declared;
@@ -146,7 +147,7 @@ Result<void> Lifecycle::reload(Entry& entry, const std::string& actor) {
     enabled = entry.enabled;
     entry.clear_reasons();
   }
-  entry.runtime.store(nullptr, std::memory_order_release);  // the old one lives on in entry.runtimes
+  entry.runtime.store(nullptr, std::memory_order_release);  // freed after its last lease
   if (!enabled) {
     {
       std::lock_guard info(entry.info_mutex);

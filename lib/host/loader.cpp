@@ -37,10 +37,16 @@ void Loader::record_failure(Entry& entry, std::string phase, std::string reason)
   services_.extension_logger(entry.id).error("extension_failed", reason, fmt::format(R"({{"phase":"{}"}})", phase));
 }
 
-void Loader::release(Entry& entry, Runtime& rt) {
+void Loader::release(Entry& entry, const std::shared_ptr<Runtime>& runtime) {
+  Runtime& rt = *runtime;
   if (rt.tasks && !rt.tasks->stop_all().empty()) rt.abandoned.store(true);
   services_.bus->unsubscribe_all(entry.id);
   withdraw_contributions(services_, entry);
+  services_.tools->hold_for_owner(entry.id, nullptr);
+  services_.resources->hold_for_owner(entry.id, nullptr);
+  services_.prompts->hold_for_owner(entry.id, nullptr);
+  // Code of it may still run on an abandoned thread: never freed.
+  if (rt.abandoned.load()) park_abandoned(runtime);
 }
 
 Result<void> Loader::declare(Entry& entry) {
@@ -50,7 +56,7 @@ Result<void> Loader::declare(Entry& entry) {
 }
 
 Result<void> Loader::load_locked(Entry& entry) {
-  if (entry.runtime.load(std::memory_order_acquire) != nullptr && entry.state.load() == ExtensionState::active) {
+  if (entry.runtime.load(std::memory_order_acquire) && entry.state.load() == ExtensionState::active) {
     return {};
   }
   switch (entry.state.load()) {
@@ -80,7 +86,7 @@ Result<void> Loader::load_locked(Entry& entry) {
   ExtensionFactory factory = entry.factory;
   if (!factory) {
     const Manifest& m = *entry.manifest;
-    auto raw = open_module(m.dir / m.module);
+    auto raw = open_manifest_module(m);  // refuses a module outside its folder before dlopen
     if (!raw) {
       record_failure(entry, "load", raw.error().message);
       log.audit("extension_refused", raw.error().message, fmt::format(R"({{"code":"{}"}})", raw.error().code));
@@ -88,7 +94,8 @@ Result<void> Loader::load_locked(Entry& entry) {
     }
     factory = [f = *raw] { return std::unique_ptr<Extension>(f()); };
   }
-  auto runtime = std::make_unique<Runtime>();
+  // Freed when the last lease on it ends (entry.hpp): a failed load here.
+  auto runtime = std::make_shared<Runtime>();
   try {
     runtime->extension = factory();
     if (!runtime->extension) throw std::runtime_error("the factory returned no extension");
@@ -113,7 +120,6 @@ Result<void> Loader::load_locked(Entry& entry) {
   if (!mismatch.empty()) {
     record_failure(entry, "load", mismatch);
     log.audit("extension_refused", mismatch);
-    entry.runtimes.push_back(std::move(runtime));  // keep module objects alive
     return make_error("load_failed", fmt::format("extension '{}': {}", entry.id, mismatch));
   }
 
@@ -130,7 +136,10 @@ Result<void> Loader::load_locked(Entry& entry) {
 
   // 4. Setup and startup.
   Runtime& rt = *runtime;
-  entry.runtimes.push_back(std::move(runtime));
+  // Tools it registers keep it alive while registered or called.
+  services_.tools->hold_for_owner(entry.id, runtime);
+  services_.resources->hold_for_owner(entry.id, runtime);
+  services_.prompts->hold_for_owner(entry.id, runtime);
   if (rt.granted.contains(Capability::BACKGROUND_TASKS)) {
     rt.tasks = std::make_unique<TaskSupervisor>(
         entry.id, log,
@@ -146,7 +155,7 @@ Result<void> Loader::load_locked(Entry& entry) {
     setup_error = "a non-standard exception";
   }
   if (!setup_error.empty()) {
-    release(entry, rt);
+    release(entry, runtime);
     record_failure(entry, "setup", fmt::format("setup() threw: {}", setup_error));
     return make_error("load_failed", fmt::format("extension '{}': setup() threw: {}", entry.id, setup_error));
   }
@@ -182,7 +191,7 @@ Result<void> Loader::load_locked(Entry& entry) {
                              : fmt::format("on_startup() did not return within {} ms and was abandoned",
                                            services_.options.lifecycle_timeout.count());
     if (startup.outcome == BoundedRun::Outcome::timed_out) rt.abandoned.store(true);
-    release(entry, rt);
+    release(entry, runtime);
     record_failure(entry, "startup", reason);
     return make_error("load_failed", fmt::format("extension '{}': {}", entry.id, reason));
   }
@@ -192,7 +201,7 @@ Result<void> Loader::load_locked(Entry& entry) {
     entry.load_ms = ms;
     entry.clear_reasons();
   }
-  entry.runtime.store(&rt, std::memory_order_release);
+  entry.runtime.store(std::move(runtime), std::memory_order_release);
   entry.state.store(ExtensionState::active);
   order_.loaded(&entry);  // a reload moves it to the end
   log.info("extension_loaded", fmt::format("loaded {} {} in {:.2f} ms", entry.id, rt.info.version, ms),
@@ -201,9 +210,9 @@ Result<void> Loader::load_locked(Entry& entry) {
   return {};
 }
 
-Result<Runtime*> Loader::ensure_loaded(Entry& entry) {
-  if (Runtime* rt = entry.runtime.load(std::memory_order_acquire);
-      rt != nullptr && entry.state.load(std::memory_order_acquire) == ExtensionState::active) {
+Result<std::shared_ptr<Runtime>> Loader::ensure_loaded(Entry& entry) {
+  if (std::shared_ptr<Runtime> rt = entry.runtime.load(std::memory_order_acquire);
+      rt && entry.state.load(std::memory_order_acquire) == ExtensionState::active) {
     return rt;
   }
   std::lock_guard lock(entry.load_mutex);

@@ -6,8 +6,8 @@
 // undoes what a runtime registered (release). Internal to the host.
 //
 // Owns: the steps of a load and the failure records they leave (state
-// `error`, the phase and the reason). It never unloads a module: a runtime
-// stays in Entry::runtimes until the host is destroyed.
+// `error`, the phase and the reason). It never unloads a module (dlclose):
+// a runtime is freed when its last lease ends (entry.hpp), the module stays.
 //
 // Locking: load_locked() and release() REQUIRE the entry's load_mutex;
 // ensure_loaded() takes it only when the entry is not active (the lock-free
@@ -28,18 +28,20 @@ class Loader {
   Loader(HostServices& services, LoadOrder& order, const StatusReporter& status, const HostIntrospection& introspection)
       : services_(services), order_(order), status_(status), introspection_(introspection) {}
 
-  // The active runtime, loading the entry first if needed. Errors: disabled,
-  // stopped, load_failed (with the reason).
-  Result<Runtime*> ensure_loaded(Entry& entry);
+  // The active runtime, loading the entry first if needed: a lease on it,
+  // to hold for as long as its code may run. Errors: disabled, stopped,
+  // load_failed (with the reason).
+  Result<std::shared_ptr<Runtime>> ensure_loaded(Entry& entry);
 
   // REQUIRES: entry.load_mutex held.
   Result<void> load_locked(Entry& entry);
 
   // Stops and removes what a runtime started and registered: its background
-  // tasks (bounded by the lifecycle timeout), event subscriptions, and its
-  // tools, resources and prompts (declared ones too).
+  // tasks (bounded by the lifecycle timeout), event subscriptions, its tools,
+  // resources and prompts (declared ones too) and their lease on it. A
+  // runtime with an abandoned thread is parked.
   // REQUIRES: entry.load_mutex held.
-  void release(Entry& entry, Runtime& runtime);
+  void release(Entry& entry, const std::shared_ptr<Runtime>& runtime);
 
   // Lists what the entry's manifest contributes (contributions.hpp); a clash
   // puts the entry in `error` (phase "discovery"). REQUIRES: entry.load_mutex

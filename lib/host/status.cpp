@@ -34,7 +34,7 @@ class HostIntrospectionView final : public HostIntrospection {
   std::vector<ExtensionTasks> background_tasks() const override {
     std::vector<ExtensionTasks> out;
     for (const auto& e : catalog_.entries()) {
-      Runtime* rt = e->runtime.load(std::memory_order_acquire);
+      std::shared_ptr<Runtime> rt = e->runtime.load(std::memory_order_acquire);
       if (rt == nullptr || !rt->tasks) continue;
       auto tasks = rt->tasks->list();
       if (!tasks.empty()) out.push_back(ExtensionTasks{e->id, std::move(tasks)});
@@ -72,7 +72,7 @@ Json StatusReporter::status() const {
   std::uint64_t loaded = 0, failed = 0;
   for (const auto& e : catalog_.entries()) {
     const ExtensionState state = e->state.load();
-    Runtime* rt = e->runtime.load(std::memory_order_acquire);
+    std::shared_ptr<Runtime> rt = e->runtime.load(std::memory_order_acquire);
     if (state == ExtensionState::active) ++loaded;
     if (state == ExtensionState::error) ++failed;
     JsonValue x(rapidjson::kObjectType);
@@ -188,18 +188,20 @@ Json StatusReporter::status() const {
 
 Json StatusReporter::openapi() const {
   std::vector<OpenApiExtension> list;
+  std::vector<std::shared_ptr<Runtime>> leases;  // the routers listed stay alive until the document is made
   for (const auto& e : catalog_.entries()) {
     OpenApiExtension x;
     x.id = e->id;
     const ExtensionState state = e->state.load();
     x.state = to_string(state);
-    Runtime* rt = e->runtime.load(std::memory_order_acquire);
+    std::shared_ptr<Runtime> rt = e->runtime.load(std::memory_order_acquire);
     if (rt != nullptr && state == ExtensionState::active) {
       x.name = rt->info.name;
       x.version = rt->info.version;
       x.description = rt->info.description;
       x.router = rt->router ? &*rt->router : nullptr;
       x.has_health_route = rt->has_health_route;
+      leases.push_back(std::move(rt));
     } else {
       std::lock_guard lock(e->info_mutex);  // the manifest may be replaced by reload()
       if (e->manifest) {
@@ -326,7 +328,7 @@ std::vector<ExtensionSnapshot> StatusReporter::snapshot() const {
     s.id = e->id;
     s.state = e->state.load();
     s.source = e->source;
-    Runtime* rt = e->runtime.load(std::memory_order_acquire);
+    std::shared_ptr<Runtime> rt = e->runtime.load(std::memory_order_acquire);
     {
       std::lock_guard lock(e->info_mutex);  // the manifest may be replaced by reload()
       s.path = e->manifest ? e->manifest->file.string() : "";

@@ -8,9 +8,9 @@
 // extension code except Extension::health_checks().
 //
 // Thread safety: every method may run concurrently with requests, loads and
-// stops. It reads Entry::state and Entry::runtime without a lock (a runtime,
-// once published, stays valid) and the reason fields under info_mutex, as
-// entry.hpp requires.
+// stops. It reads Entry::state, copies Entry::runtime (a lease that keeps the
+// runtime valid while it is read) and reads the reason fields under
+// info_mutex, as entry.hpp requires.
 #pragma once
 
 #include <memory>

@@ -4,6 +4,7 @@
 #include <mutex>
 #include <set>
 #include <shared_mutex>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -45,6 +46,7 @@ ContentBlock ContentBlock::make_resource(ResourceContents contents) {
 namespace {
 
 struct Entry {
+  std::shared_ptr<const void> lease;  // keeps the owner's code alive (hold_for_owner)
   PromptInfo info;
   PromptFunction get;
   CompletionFunction complete;
@@ -86,6 +88,7 @@ struct PromptRegistry::Impl : detail::ListenerSet {
   mutable std::shared_mutex mutex;
   std::map<std::string, std::shared_ptr<const Entry>, std::less<>> prompts;
   std::function<void(std::string_view)> resolver;
+  std::map<std::string, std::shared_ptr<const void>, std::less<>> leases;  // by owner; under mutex
 
   std::shared_ptr<const Entry> find(std::string_view name) const {
     std::shared_lock lock(mutex);
@@ -116,8 +119,12 @@ struct PromptRegistry::Impl : detail::ListenerSet {
       entry->get = std::move(spec.get);
       entry->complete = std::move(spec.complete);
     }
+    std::shared_ptr<const Entry> replaced;  // freed after the lock (see erase_entries)
     {
       std::unique_lock lock(mutex);
+      if (!declared) {
+        if (auto lease = leases.find(owner); lease != leases.end()) entry->lease = lease->second;
+      }
       auto it = prompts.find(spec.name);
       if (it != prompts.end()) {
         if (!(it->second->info.declared && !declared && it->second->info.owner == owner)) {
@@ -125,7 +132,7 @@ struct PromptRegistry::Impl : detail::ListenerSet {
                                                             it->second->info.declared ? "declared" : "registered",
                                                             it->second->info.owner));
         }
-        it->second = std::move(entry);
+        replaced = std::exchange(it->second, std::move(entry));
       } else {
         prompts.emplace(spec.name, std::move(entry));
       }
@@ -226,6 +233,10 @@ Result<Completion> PromptRegistry::complete(std::string_view name, std::string_v
   } catch (const std::exception& e) {
     return make_error("completion_failed", fmt::format("completion for prompt {}: {}", name, e.what()));
   }
+}
+
+void PromptRegistry::hold_for_owner(std::string_view owner, std::shared_ptr<const void> lease) {
+  detail::set_lease(impl_->mutex, impl_->leases, owner, std::move(lease));
 }
 
 void PromptRegistry::set_resolver(std::function<void(std::string_view)> resolver) {

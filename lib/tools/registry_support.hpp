@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -49,13 +50,17 @@ class ListenerSet {
 };
 
 // Erases the entries of `map` (values: shared_ptr<const Entry>) that `pred`
-// selects, under `mutex`; returns how many went.
+// selects, under `mutex`; returns how many went. The entries are freed after
+// the lock is released: the last reference to one may hold the last lease on
+// its owner's code, whose destructors may use the registry.
 template <typename Mutex, typename Map, typename Pred>
 std::size_t erase_entries(Mutex& mutex, Map& map, Pred&& pred) {
   std::size_t removed = 0;
+  std::vector<typename Map::mapped_type> gone;  // destroyed after `lock`
   std::unique_lock lock(mutex);
   for (auto it = map.begin(); it != map.end();) {
     if (pred(*it->second)) {
+      gone.push_back(std::move(it->second));
       it = map.erase(it);
       ++removed;
     } else {
@@ -76,6 +81,26 @@ inline bool valid_registry_name(std::string_view name) noexcept {
     if (!ok) return false;
   }
   return true;
+}
+
+// Sets (or with a null lease, clears) the lease new entries of `owner` keep
+// (ToolRegistry::hold_for_owner and its twins). The previous lease is
+// released after the lock.
+template <typename Mutex, typename Leases>
+void set_lease(Mutex& mutex, Leases& leases, std::string_view owner, std::shared_ptr<const void> lease) {
+  std::shared_ptr<const void> previous;  // destroyed after `lock`
+  std::unique_lock lock(mutex);
+  auto it = leases.find(owner);
+  if (it != leases.end()) {
+    previous = std::move(it->second);
+    if (lease) {
+      it->second = std::move(lease);
+    } else {
+      leases.erase(it);
+    }
+  } else if (lease) {
+    leases.emplace(std::string(owner), std::move(lease));
+  }
 }
 
 // MCP allows at most 100 values per completion answer.

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <mutex>
 #include <shared_mutex>
+#include <utility>
 #include <set>
 
 #include <fmt/format.h>
@@ -160,6 +161,7 @@ std::string_view scheme_of(std::string_view uri) {
 }
 
 struct Entry {
+  std::shared_ptr<const void> lease;  // keeps the owner's code alive (hold_for_owner)
   ResourceInfo info;
   std::vector<TemplatePart> parts;  // templates only
   ResourceReadFunction read;
@@ -182,6 +184,7 @@ struct ResourceRegistry::Impl : detail::ListenerSet {
   std::map<std::string, std::shared_ptr<const Entry>, std::less<>> templates;  // by template
   std::map<std::string, std::string, std::less<>> schemes;                     // scheme -> owner
   std::function<void(std::string_view)> resolver;
+  std::map<std::string, std::shared_ptr<const void>, std::less<>> leases;  // by owner; under mutex
 
   mutable std::mutex subscribers_mutex;
   mutable std::multimap<std::string, std::pair<std::uint64_t, std::function<void(std::string_view)>>, std::less<>>
@@ -211,9 +214,13 @@ struct ResourceRegistry::Impl : detail::ListenerSet {
 
   Result<void> insert(std::map<std::string, std::shared_ptr<const Entry>, std::less<>>& into, const char* what,
                       std::shared_ptr<Entry> entry) {
+    std::shared_ptr<const Entry> replaced;  // freed after the lock (see erase_entries)
     {
       std::unique_lock lock(mutex);
       if (auto ns = check_namespace(entry->info.uri, entry->info.owner); !ns) return ns;
+      if (!entry->info.declared) {
+        if (auto lease = leases.find(entry->info.owner); lease != leases.end()) entry->lease = lease->second;
+      }
       auto it = into.find(entry->info.uri);
       if (it != into.end()) {
         const bool replaces_own_declaration =
@@ -223,7 +230,7 @@ struct ResourceRegistry::Impl : detail::ListenerSet {
                                                               it->second->info.declared ? "declared" : "registered",
                                                               it->second->info.owner));
         }
-        it->second = std::move(entry);
+        replaced = std::exchange(it->second, std::move(entry));
       } else {
         into.emplace(entry->info.uri, std::move(entry));
       }
@@ -495,6 +502,10 @@ std::size_t ResourceRegistry::notify_updated(std::string_view uri) const {
   }
   for (auto& fn : targets) fn(uri);
   return targets.size();
+}
+
+void ResourceRegistry::hold_for_owner(std::string_view owner, std::shared_ptr<const void> lease) {
+  detail::set_lease(impl_->mutex, impl_->leases, owner, std::move(lease));
 }
 
 void ResourceRegistry::set_resolver(std::function<void(std::string_view)> resolver) {

@@ -20,6 +20,7 @@ struct Entry {
   std::unique_ptr<JsonSchema> input;
   std::unique_ptr<JsonSchema> output;
   ToolFunction function;
+  std::shared_ptr<const void> lease;  // keeps the owner's code alive (hold_for_owner)
   mutable std::atomic<std::uint64_t> calls{0};
   mutable std::atomic<std::uint64_t> errors{0};
   mutable std::atomic<std::uint64_t> nanos{0};
@@ -51,6 +52,7 @@ struct ToolRegistry::Impl : detail::ListenerSet {
   mutable std::shared_mutex mutex;
   std::map<std::string, std::shared_ptr<const Entry>, std::less<>> tools;
   std::function<void(std::string_view)> resolver;
+  std::map<std::string, std::shared_ptr<const void>, std::less<>> leases;  // by owner; under mutex
   std::atomic<bool> frozen{false};
 
   std::shared_ptr<const Entry> find(std::string_view name) const {
@@ -77,6 +79,9 @@ struct ToolRegistry::Impl : detail::ListenerSet {
   Result<void> insert(std::shared_ptr<Entry> entry) {
     {
       std::unique_lock lock(mutex);
+      if (!entry->info.declared) {
+        if (auto lease = leases.find(entry->info.owner); lease != leases.end()) entry->lease = lease->second;
+      }
       auto it = tools.find(entry->info.name);
       if (it != tools.end()) {
         const Entry& old = *it->second;
@@ -184,10 +189,12 @@ std::size_t ToolRegistry::remove_registered(std::string_view owner) {
 
 bool ToolRegistry::remove(std::string_view name) {
   if (impl_->frozen.load()) return false;
+  std::shared_ptr<const Entry> gone;  // freed after the lock (see remove_owner)
   {
     std::unique_lock lock(impl_->mutex);
     auto it = impl_->tools.find(name);
     if (it == impl_->tools.end()) return false;
+    gone = std::move(it->second);
     impl_->tools.erase(it);
   }
   impl_->changed();
@@ -196,6 +203,10 @@ bool ToolRegistry::remove(std::string_view name) {
 
 std::size_t ToolRegistry::remove_owner(std::string_view owner) {
   return impl_->remove_if([&](const Entry& e) { return e.info.owner == owner; });
+}
+
+void ToolRegistry::hold_for_owner(std::string_view owner, std::shared_ptr<const void> lease) {
+  detail::set_lease(impl_->mutex, impl_->leases, owner, std::move(lease));
 }
 
 std::vector<ToolInfo> ToolRegistry::list() const {

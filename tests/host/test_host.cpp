@@ -219,6 +219,44 @@ TEST_CASE("host: a missing module file is refused with its path") {
   expect_error(send(host, "GET", "/ext/ghost/"), 503, "unavailable");
 }
 
+TEST_CASE("host: a module symlink pointing outside its folder is refused before dlopen runs its constructors") {
+  ScopedEnv marker("ORDINAUT_TEST_MARKER_LOADED", std::nullopt);
+  Fixture f;
+  TempDir elsewhere;
+  const auto outside = elsewhere.path() / "marker_ext.so";
+  place_module(test_module("marker"), outside);
+  auto dir = make_extension(f.root.path(), "marker", manifest_json("marker", "marker_ext.so", R"(["ROUTES"])"));
+  std::filesystem::create_symlink(outside, dir / "marker_ext.so");
+  ExtensionHost& host = f.start();
+
+  auto r = send(host, "GET", "/ext/marker/");
+  Json err = expect_error(r, 503, "unavailable");
+  const std::string message = str(err["message"]);
+  CHECK(message.find("outside the extension folder") != std::string::npos);
+  CHECK(message.find(std::filesystem::canonical(outside).string()) != std::string::npos);
+  CHECK(state_of(host, "marker") == "error");
+  CHECK(last_error(host, "marker").find("outside the extension folder") != std::string::npos);
+  bool audited = false;
+  for (auto& a : f.logs.audits()) {
+    if (a.event == "extension_refused" && a.extension == "marker" &&
+        a.fields_json.find("module_outside_folder") != std::string::npos) {
+      audited = true;
+    }
+  }
+  CHECK(audited);
+  CHECK(std::getenv("ORDINAUT_TEST_MARKER_LOADED") == nullptr);  // its static initializer never ran
+
+  // The same module as a file inside its folder loads, and its mark is set:
+  // the check above could have seen it.
+  std::filesystem::remove(dir / "marker_ext.so");
+  place_module(outside, dir / "marker_ext.so");
+  REQUIRE(host.enable("marker").ok());
+  auto ok = send(host, "GET", "/ext/marker/");
+  CHECK(ok.status == 200);
+  CHECK(ok.body == "marked");
+  CHECK(std::getenv("ORDINAUT_TEST_MARKER_LOADED") != nullptr);
+}
+
 TEST_CASE("host: a module whose info() id or version differs from the manifest is refused") {
   Fixture f;
   // mismatch_ext.so reports id "mismatch", version 2.0.0.
@@ -320,7 +358,7 @@ TEST_CASE("host: the build folder of the test modules is itself a folder of exte
   ExtensionHost host(host_options(logs, {ORDINAUT_TEST_EXT_DIR}));
   REQUIRE(host.start().ok());
   Json status = host.status();
-  CHECK(status["total_extensions"].GetUint64() == 4);
+  CHECK(status["total_extensions"].GetUint64() == 5);  // good, no_factory, abi999, mismatch, marker
   REQUIRE(status["discovery_errors"].Size() == 1);  // abi999's ABI note
   CHECK(str(status["discovery_errors"][0]["error"]).find("ABI version 999") != std::string::npos);
   auto r = send(host, "GET", "/ext/good/items/7");

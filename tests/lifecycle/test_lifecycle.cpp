@@ -291,7 +291,7 @@ TEST_CASE("reload picks up changed grants from the manifest on disk") {
   const auto folder = dir.path() / "probe_a";
   const auto manifest = folder / "extension.json";
   test_support::write_file(manifest, probe_manifest(R"(["ROUTES"])"));
-  std::filesystem::create_symlink(probe_module("probe_a"), folder / "probe_a.so");
+  test_support::place_module(probe_module("probe_a"), folder / "probe_a.so");
   test_support::LogCapture logs;
   auto o = options(logs);
   o.extension_paths = {dir.path()};
@@ -434,7 +434,7 @@ TEST_CASE("admin endpoints without required scopes, and a refused reload through
   test_support::TempDir dir;
   const auto manifest = dir.path() / "probe_a" / "extension.json";
   test_support::write_file(manifest, probe_manifest(R"(["ROUTES"])"));
-  std::filesystem::create_symlink(probe_module("probe_a"), dir.path() / "probe_a" / "probe_a.so");
+  test_support::place_module(probe_module("probe_a"), dir.path() / "probe_a" / "probe_a.so");
   test_support::LogCapture logs;
   auto o = options(logs);
   o.extension_paths = {dir.path()};

@@ -33,7 +33,7 @@ struct StaticFixture {
                                std::string(R"({"id":")") + id + R"(","name":"Static test","version":"1.0.0",)" +
                                    R"("module":")" + id + R"(.so","grants":["ROUTES")" +
                                    (granted ? R"(,"STATIC"])" : "]") + "}");
-      fs::create_symlink(modules / (std::string(id) + ".so"), dir / (std::string(id) + ".so"));
+      test_support::place_module(modules / (std::string(id) + ".so"), dir / (std::string(id) + ".so"));
       test_support::write_file(dir / "static" / "index.html", std::string("<h1>index of ") + id + "</h1>");
     }
     const fs::path s = ext / "statictest" / "static";

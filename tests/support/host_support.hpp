@@ -15,7 +15,7 @@
 
 namespace test_support {
 
-/// A module built in tests/extensions: good, no_factory, abi999, mismatch.
+/// A module built in tests/extensions: good, no_factory, abi999, mismatch, marker.
 inline std::filesystem::path test_module(const std::string& name) {
   return std::filesystem::path(ORDINAUT_TEST_EXT_DIR) / name / (name + "_ext.so");
 }
@@ -29,8 +29,9 @@ inline std::string manifest_json(const std::string& id, const std::string& modul
   return text + "}";
 }
 
-/// Creates `root/folder/extension.json` and links `module_name` from
-/// tests/extensions into the folder under the name the manifest uses.
+/// Creates `root/folder/extension.json` and places `module_name` from
+/// tests/extensions into the folder (place_module) under the name the
+/// manifest uses.
 inline std::filesystem::path make_extension(const std::filesystem::path& root, const std::string& folder,
                                             const std::string& manifest, const std::string& module_name = {},
                                             const std::string& link_as = {}) {
@@ -38,7 +39,7 @@ inline std::filesystem::path make_extension(const std::filesystem::path& root, c
   write_file(dir / "extension.json", manifest);
   if (!module_name.empty()) {
     std::filesystem::path target = test_module(module_name);
-    std::filesystem::create_symlink(target, dir / (link_as.empty() ? target.filename().string() : link_as));
+    place_module(target, dir / (link_as.empty() ? target.filename().string() : link_as));
   }
   return dir;
 }

@@ -47,6 +47,20 @@ inline void write_file(const std::filesystem::path& file, const std::string& tex
   if (!out) throw std::runtime_error("cannot write " + file.string());
 }
 
+/// Puts a module built in the build tree into an extension folder as `dest`:
+/// a hard link, so that it is the same file (dlopen finds an already-loaded
+/// module by device and inode, so a module's state is one per process however
+/// many folders hold it) and a real file inside the folder (the host refuses a
+/// module that resolves outside its folder, as a symlink into the build tree
+/// would). Across filesystems, where a hard link cannot be made, a copy: then
+/// it is a module of its own, loaded once more.
+inline void place_module(const std::filesystem::path& module, const std::filesystem::path& dest) {
+  std::filesystem::create_directories(dest.parent_path());
+  std::error_code ec;
+  std::filesystem::create_hard_link(module, dest, ec);
+  if (ec) std::filesystem::copy_file(module, dest, std::filesystem::copy_options::overwrite_existing);
+}
+
 /// Sets (or, with nullopt, unsets) an environment variable and restores the
 /// previous value when it goes out of scope.
 class ScopedEnv {
