@@ -160,7 +160,7 @@ Result<void> Loader::load_locked(Entry& entry) {
     return make_error("load_failed", fmt::format("extension '{}': setup() threw: {}", entry.id, setup_error));
   }
   if (auto same = check_contributions(services_, entry); !same) {
-    release(entry, rt);
+    release(entry, runtime);
     record_failure(entry, "setup", same.error().message);
     log.audit("extension_refused", same.error().message, R"({"code":"contribution_mismatch"})");
     return make_error("load_failed", fmt::format("extension '{}': {}", entry.id, same.error().message));
