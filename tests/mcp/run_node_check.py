@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Runs an official-MCP-package check against a real ordinaut-server.
 
-usage: run_node_check.py sdk-client | sdk-client-auth | conformance [extra conformance args]
-                         | inspector | readme
+usage: run_node_check.py sdk-client | sdk-client-auth | sdk-content
+                         | conformance [extra conformance args] | inspector | readme
 
 Starts ordinaut-server (ORDINAUT_SERVER) on a free loopback port with the
 test-only extensions (MCP_TEST_EXT_PATH) and ORDINAUT_MCP_SHORT_NAMES set so
@@ -13,6 +13,10 @@ that the conformance tools carry the names the suite calls, then runs
   sdk-client-auth: the server with --auth (a static token with the MCP
                scopes): sdk-client-check.mjs with MCP_BEARER_TOKEN passes,
                and without it fails on the 401;
+  sdk-content: sdk_client_content.mjs: the official SDK client lists and reads
+               resources, completes a template variable and lists prompts on
+               a default server (built-ins and the host's resources), then
+               also gets a prompt and subscribes on a server with the fixture;
   conformance: npx conformance server --url .../ext/mcp_http/ with the
                expected-failures baseline (conformance-baseline.yml).
   inspector:   a default server (built-in extensions only): the official
@@ -69,6 +73,12 @@ def stop_server(proc):
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def print_server_log(log):
+    print(f"--- server log ({log}) ---")
+    with open(log, errors="replace") as f:
+        print(f.read()[-20000:])
 
 
 def run(cmd, timeout):
@@ -137,6 +147,9 @@ README_EXPECT = [
     '"name":"ext.observability.snapshot"',
     '"extensions":[{"id":"events_demo","state":"active"',  # snapshot
     '"tool":"ext.events_demo.publish","result":{"id":"',  # REST
+    '"uri":"ordinaut://host/status"',                    # resources/list
+    '"values":["events_demo"]',                          # completion
+    '"uri":"ordinaut://host/extensions/events_demo","mimeType":"application/json"',  # read
 ]
 
 
@@ -174,9 +187,24 @@ def run_readme(port):
     return 0
 
 
+def run_sdk_content(extra_args):
+    """sdk_client_content.mjs against a default server (built-ins and the host's
+    resources), then against one with the test fixture, getting a prompt."""
+    for test_extensions, args in ((False, []), (True, ["test_prompt_with_arguments", '{"arg1":"a","arg2":"b"}'])):
+        proc, port, log = start_server(extra_args=extra_args, test_extensions=test_extensions)
+        try:
+            rc = run(["node", "sdk_client_content.mjs", f"http://127.0.0.1:{port}/ext/mcp_http/", *args], 60)
+        finally:
+            stop_server(proc)
+        if rc != 0:
+            print_server_log(log)
+            return rc
+    return 0
+
+
 def main():
     mode = sys.argv[1] if len(sys.argv) > 1 else ""
-    if mode not in ("sdk-client", "sdk-client-auth", "conformance", "inspector", "readme"):
+    if mode not in ("sdk-client", "sdk-client-auth", "sdk-content", "conformance", "inspector", "readme"):
         sys.exit(__doc__)
     if mode != "readme" and not os.path.isdir(os.path.join(NODE_DIR, "node_modules", "@modelcontextprotocol")):
         print(f"SKIP: {NODE_DIR}/node_modules is absent; run tests/mcp/install.sh (npm ci) to install the "
@@ -195,6 +223,8 @@ def main():
             json.dump({"tokens": [{"name": "agent", "sha256": hashlib.sha256(token.encode()).hexdigest(),
                                    "scopes": ["ext:mcp_http:routes", "ext:mcp_http:mcp", "tool:*"]}]}, f)
         extra_args += ["--auth", auth_file]
+    if mode == "sdk-content":
+        return run_sdk_content(tuple(extra_args))
     proc, port, log = start_server(extra_args=tuple(extra_args), test_extensions=mode not in ("inspector", "readme"))
     url = f"http://127.0.0.1:{port}/ext/mcp_http/"
     rc = 1
@@ -225,9 +255,7 @@ def main():
     finally:
         stop_server(proc)
     if rc != 0:
-        print(f"--- server log ({log}) ---")
-        with open(log, errors="replace") as f:
-            print(f.read()[-20000:])
+        print_server_log(log)
     return rc
 
 

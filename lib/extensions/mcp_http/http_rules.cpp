@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include <ordinaut/resources.hpp>
+
 namespace ordinaut::mcp_http {
 
 namespace {
@@ -75,13 +77,36 @@ bool Access::has(std::string_view scope) const {
 
 bool Access::mcp_allowed() const { return !enforced_ || has(kMcpScope); }
 
-bool Access::tool_allowed(std::string_view name) const {
+bool Access::matches(std::string_view kind, std::string_view name) const {
   if (!enforced_) return true;
   for (const auto& s : scopes_) {
-    if (!s.starts_with("tool:")) continue;
-    std::string_view pattern = std::string_view(s).substr(5);
+    if (!s.starts_with(kind)) continue;
+    std::string_view pattern = std::string_view(s).substr(kind.size());
     if (pattern == name) return true;
     if (!pattern.empty() && pattern.back() == '*' && name.starts_with(pattern.substr(0, pattern.size() - 1))) {
+      return true;
+    }
+  }
+  return false;
+}
+
+bool Access::tool_allowed(std::string_view name) const { return matches("tool:", name); }
+
+bool Access::resource_allowed(std::string_view uri) const { return matches("resource:", uri); }
+
+bool Access::prompt_allowed(std::string_view name) const { return matches("prompt:", name); }
+
+bool Access::template_allowed(std::string_view uri_template) const {
+  if (!enforced_) return true;
+  const std::string_view literal = uri_template.substr(0, uri_template.find('{'));
+  for (const auto& s : scopes_) {
+    if (!s.starts_with("resource:")) continue;
+    std::string_view pattern = std::string_view(s).substr(9);
+    if (pattern == uri_template) return true;
+    if (!pattern.empty() && pattern.back() == '*') {
+      pattern.remove_suffix(1);
+      if (literal.starts_with(pattern) || pattern.starts_with(literal)) return true;
+    } else if (match_uri_template(uri_template, pattern)) {
       return true;
     }
   }

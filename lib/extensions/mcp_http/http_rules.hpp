@@ -12,6 +12,12 @@
 //                         e.g. tool:ext.events_demo.* for one extension's namespace
 //     A tool the request may not use is left out of listings and answered as
 //     unknown/forbidden when called. Without required scopes everything is open.
+//   - likewise reading (or subscribing to) a resource needs resource:{uri}
+//     (resource:*, resource:{prefix}*), and getting a prompt prompt:{registry
+//     name} (prompt:*, prompt:{prefix}*). A resource template is listed (and
+//     completed) when some URI it matches could be allowed: an exact
+//     resource:{uri} that it matches, or a resource:{prefix}* whose prefix and
+//     the template's text before its first '{' agree (one starts with the other).
 // Scopes are read per request from X-Scopes (comma separated), the host's
 // default resolver; they are not remembered in the session, so a request can
 // never use more than it carries itself.
@@ -50,9 +56,14 @@ class Access {
   bool enforced() const { return enforced_; }
   bool mcp_allowed() const;
   bool tool_allowed(std::string_view registry_name) const;
+  bool resource_allowed(std::string_view uri) const;
+  bool template_allowed(std::string_view uri_template) const;
+  bool prompt_allowed(std::string_view registry_name) const;
 
  private:
   bool has(std::string_view scope) const;
+  /// A scope "{kind}{name}", "{kind}{prefix}*" or "{kind}*" admits `name`.
+  bool matches(std::string_view kind, std::string_view name) const;
   bool enforced_ = false;
   std::vector<std::string> scopes_;
 };

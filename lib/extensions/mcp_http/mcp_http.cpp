@@ -1,8 +1,10 @@
 // mcp_http: a Model Context Protocol server (Streamable HTTP, protocol
 // versions 2025-11-25, 2025-06-18 and 2025-03-26) at /ext/mcp_http/, exposing
-// every tool of the host's registry — any extension's and the host's — to MCP
-// clients, plus a small REST companion. See mcp_server.hpp for the transport,
-// http_rules.hpp for access (scopes), tool_catalog.hpp for names and results,
+// every tool, resource and prompt of the host's registries — any extension's
+// and the host's — to MCP clients, plus a small REST companion. See
+// mcp_server.hpp for the transport, http_rules.hpp for access (scopes),
+// tool_catalog.hpp for names and results, resources_prompts.hpp for resources,
+// prompts and completion,
 // config.hpp for settings, README.md for an overview.
 #include <ordinaut/extension.hpp>
 
@@ -22,11 +24,54 @@ constexpr const char* kInvokeSchema = R"({
   "additionalProperties": false
 })";
 
+constexpr const char* kReadSchema = R"({
+  "type": "object",
+  "required": ["uri"],
+  "properties": {"uri": {"type": "string", "minLength": 1}},
+  "additionalProperties": false
+})";
+
+constexpr const char* kPromptSchema = R"({
+  "type": "object",
+  "required": ["prompt"],
+  "properties": {
+    "prompt": {"type": "string", "minLength": 1},
+    "arguments": {"type": "object", "additionalProperties": {"type": "string"}}
+  },
+  "additionalProperties": false
+})";
+
+constexpr const char* kCompleteSchema = R"({
+  "type": "object",
+  "required": ["ref", "argument"],
+  "properties": {
+    "ref": {
+      "type": "object",
+      "required": ["type"],
+      "properties": {
+        "type": {"enum": ["ref/prompt", "ref/resource"]},
+        "name": {"type": "string"},
+        "uri": {"type": "string"}
+      }
+    },
+    "argument": {
+      "type": "object",
+      "required": ["name", "value"],
+      "properties": {"name": {"type": "string"}, "value": {"type": "string"}}
+    },
+    "context": {
+      "type": "object",
+      "properties": {"arguments": {"type": "object", "additionalProperties": {"type": "string"}}}
+    }
+  },
+  "additionalProperties": false
+})";
+
 class McpHttp final : public Extension {
  public:
   ExtensionInfo info() const override {
     return {"mcp_http", "MCP over HTTP", "0.1.0",
-            "Model Context Protocol (Streamable HTTP) server exposing every tool in the registry"};
+            "Model Context Protocol (Streamable HTTP) server exposing every tool, resource and prompt of the host"};
   }
   CapabilitySet requested_capabilities() const override { return {Capability::ROUTES}; }
 
@@ -36,7 +81,8 @@ class McpHttp final : public Extension {
     Json status = context.host_status();
     const bool scopes = status.IsObject() && status.HasMember("require_scopes") && status["require_scopes"].IsBool() &&
                         status["require_scopes"].GetBool();
-    server_ = std::make_shared<mcp_http::McpServer>(context.tools(), std::move(config), scopes, context.logger());
+    server_ = std::make_shared<mcp_http::McpServer>(context.tools(), context.resources(), context.prompts(),
+                                                    std::move(config), scopes, context.logger());
     server_->start();
 
     Router router;
@@ -49,6 +95,20 @@ class McpHttp final : public Extension {
                {.summary = "One tool's input and output schema"});
     router.post("/invoke", [s](Request& r) { return s->rest_invoke(r); },
                 {.summary = "Call a tool: {\"tool\": name, \"parameters\": {...}}", .request_schema = kInvokeSchema});
+    router.get("/resources", [s](Request& r) { return s->rest_resources(r); },
+               {.summary = "Every static resource the caller may read"});
+    router.get("/resources/templates", [s](Request& r) { return s->rest_templates(r); },
+               {.summary = "Every resource template (RFC 6570 URI template) the caller may use"});
+    router.post("/read", [s](Request& r) { return s->rest_read(r); },
+                {.summary = "Read a resource: {\"uri\": uri} → {\"uri\", \"contents\"}", .request_schema = kReadSchema});
+    router.get("/prompts", [s](Request& r) { return s->rest_prompts(r); },
+               {.summary = "Every prompt the caller may get, with its arguments"});
+    router.post("/prompt", [s](Request& r) { return s->rest_prompt(r); },
+                {.summary = "Get a prompt: {\"prompt\": name, \"arguments\": {...}} → {\"prompt\", \"result\"}",
+                 .request_schema = kPromptSchema});
+    router.post("/complete", [s](Request& r) { return s->rest_complete(r); },
+                {.summary = "Complete a prompt argument or template variable (MCP completion/complete params)",
+                 .request_schema = kCompleteSchema});
     return router;
   }
 

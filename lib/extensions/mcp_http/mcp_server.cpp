@@ -32,7 +32,8 @@ const JsonValue* member(const JsonValue* object, const char* name) {
 
 }  // namespace
 
-McpServer::McpServer(ToolView tools, Config config, bool scopes_enforced, Logger logger)
+McpServer::McpServer(ToolView tools, ResourceView resources, PromptView prompts, Config config,
+                     bool scopes_enforced, Logger logger)
     : tools_(tools),
       config_(std::move(config)),
       scopes_enforced_(scopes_enforced),
@@ -40,7 +41,8 @@ McpServer::McpServer(ToolView tools, Config config, bool scopes_enforced, Logger
       sessions_(config_.max_sessions, std::chrono::duration_cast<std::chrono::milliseconds>(config_.session_idle),
                 config_.max_sessions_per_client, config_.event_limits),
       workers_(config_.max_workers, std::chrono::seconds(30)),
-      catalog_(tools, config_) {}
+      catalog_(tools, config_),
+      content_(std::make_shared<ResourcesPrompts>(resources, prompts, config_)) {}
 
 McpServer::~McpServer() { stop(); }
 
@@ -53,6 +55,9 @@ void McpServer::start() {
       self->sessions_.for_each([](Session& s) { s.notify_tools_changed(); });
     }
   });
+  content_->start([weak = weak_from_this()](const std::string& message) {
+    if (auto self = weak.lock()) self->sessions_.for_each([&](Session& s) { s.notify(message); });
+  });
   listening_ = true;
 }
 
@@ -62,6 +67,7 @@ void McpServer::stop() {
     listening_ = false;
   }
   sessions_.close_all();
+  content_->stop();
   workers_.stop(std::chrono::seconds(3));
 }
 
@@ -265,10 +271,12 @@ Response McpServer::initialize(const Message& m, const std::string& client_addre
                       m.id);
   }
   const std::string result = fmt::format(
-      R"({{"protocolVersion":"{}","capabilities":{{"tools":{{"listChanged":true}},"logging":{{}}}},)"
+      R"({{"protocolVersion":"{}","capabilities":{{"tools":{{"listChanged":true}},"logging":{{}},)"
+      R"("resources":{{"subscribe":true,"listChanged":true}},"prompts":{{"listChanged":true}},"completions":{{}}}},)"
       R"("serverInfo":{{"name":"ordinaut-mcp_http","title":"Ordinaut MCP server","version":"{}"}},)"
-      R"("instructions":"Tools of the Ordinaut extension host. A name ext.<id>.<tool> belongs to extension <id>; )"
-      R"(every call is validated against the tool's input schema."}})",
+      R"("instructions":"Tools, resources and prompts of the Ordinaut extension host. A name ext.<id>.<name> or a )"
+      R"(URI ext://<id>/... belongs to extension <id>; ordinaut://host/status describes every extension. Every )"
+      R"(tool call is validated against the tool's input schema."}})",
       negotiated, ordinaut::library_version());
   Response response = Response::json_text(200, result_message(m.id, result));
   response.headers.set(std::string(kSessionHeader), session->id());
@@ -328,6 +336,9 @@ void McpServer::on_request(const std::shared_ptr<Session>& session, const Messag
     }
   } else if (m.method == "initialize") {
     exchange->respond(error_message(m.id, kInvalidRequest, "Invalid Request: Server already initialized"));
+  } else if (auto outcome = content_->handle(m.method, m.params, session, access)) {
+    exchange->respond(outcome->code == 0 ? result_message(m.id, outcome->result_json)
+                                         : error_message(m.id, outcome->code, outcome->message, outcome->data_json));
   } else {
     exchange->respond(error_message(m.id, kMethodNotFound, "Method not found: " + m.method,
                                     fmt::format(R"({{"method":{}}})", quote(m.method))));

@@ -17,26 +17,33 @@
 //   DELETE  ends the session (200); later requests get 404.
 //   OPTIONS CORS preflight for allowed origins; other methods 405.
 // Methods: initialize, ping, tools/list (opaque cursor), tools/call,
-// logging/setLevel; notifications initialized and cancelled. Anything else is
-// -32601: resources, prompts and completion are not offered (and not declared).
+// logging/setLevel; notifications initialized and cancelled; resources/*,
+// prompts/* and completion/complete (resources_prompts.hpp). Anything else is
+// -32601.
 //
-// REST companion (rest.cpp): GET /tools, GET /tools/{name}/schema, POST /invoke.
+// REST companion (rest.cpp): GET /tools, GET /tools/{name}/schema, POST /invoke,
+// GET /resources, GET /resources/templates, POST /read, GET /prompts,
+// POST /prompt, POST /complete.
 //
 // Thread safety: every handler may run concurrently. Owned through a
 // shared_ptr: tool calls on worker threads keep it alive.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
 
 #include <ordinaut/http.hpp>
 #include <ordinaut/logging.hpp>
+#include <ordinaut/prompts.hpp>
+#include <ordinaut/resources.hpp>
 #include <ordinaut/tools.hpp>
 
 #include "config.hpp"
 #include "http_rules.hpp"
 #include "protocol.hpp"
+#include "resources_prompts.hpp"
 #include "session.hpp"
 #include "tool_catalog.hpp"
 #include "worker_pool.hpp"
@@ -45,7 +52,8 @@ namespace ordinaut::mcp_http {
 
 class McpServer : public std::enable_shared_from_this<McpServer> {
  public:
-  McpServer(ToolView tools, Config config, bool scopes_enforced, Logger logger);
+  McpServer(ToolView tools, ResourceView resources, PromptView prompts, Config config, bool scopes_enforced,
+            Logger logger);
   ~McpServer();
 
   /// Starts following registry changes (for list_changed).
@@ -60,11 +68,18 @@ class McpServer : public std::enable_shared_from_this<McpServer> {
   Response rest_tools(Request& request);
   Response rest_schema(Request& request);
   Response rest_invoke(Request& request);
+  Response rest_resources(Request& request);
+  Response rest_templates(Request& request);
+  Response rest_read(Request& request);
+  Response rest_prompts(Request& request);
+  Response rest_prompt(Request& request);
+  Response rest_complete(Request& request);
 
   std::size_t session_count() const { return sessions_.size(); }
   std::uint64_t sessions_evicted() const { return sessions_.evicted(); }
   std::size_t worker_threads() const { return workers_.threads(); }
   const Config& config() const { return config_; }
+  std::size_t subscription_count() const { return content_->subscription_count(); }
 
  private:
   Response post(Request& request);
@@ -82,6 +97,8 @@ class McpServer : public std::enable_shared_from_this<McpServer> {
   void tools_call(const std::shared_ptr<Session>& session, const Message& message,
                   const std::shared_ptr<Exchange>& exchange, const Access& access);
 
+  /// A REST route of resources_prompts: rebinding check, access, CORS.
+  Response rest_content(Request& request, const std::function<Response(const Access&)>& handler);
   /// A JSON-RPC error as an HTTP error reply.
   Response http_error(int status, int code, std::string_view message, std::string_view id = "null") const;
   /// 400 when an MCP-Protocol-Version header names a version not supported;
@@ -98,6 +115,7 @@ class McpServer : public std::enable_shared_from_this<McpServer> {
   SessionStore sessions_;
   WorkerPool workers_;
   ToolCatalog catalog_;
+  std::shared_ptr<ResourcesPrompts> content_;
   std::uint64_t listener_ = 0;
   bool listening_ = false;
 };

@@ -2,9 +2,17 @@
 //   GET  /tools                 every tool the request may use, with schemas
 //   GET  /tools/{name}/schema   one tool's input and output schema
 //   POST /invoke                {"tool": name, "parameters": {...}} → {"tool", "result"}
+//   GET  /resources             every static resource the request may read
+//   GET  /resources/templates   every resource template it may use
+//   POST /read                  {"uri"} → {"uri", "contents": [MCP contents]}
+//   GET  /prompts               every prompt it may get, with arguments
+//   POST /prompt                {"prompt": name, "arguments": {..}} → {"prompt", "result": GetPromptResult}
+//   POST /complete              MCP completion/complete params → {"completion": {values, total, hasMore}}
 // Errors use the project's shape {"error", "message", "details"}: 404 unknown
-// tool, 400 invalid input (details.pointer names the offending value), 403
-// missing tool scope, 500 when the tool itself fails.
+// tool, resource or prompt, 400 invalid input (details.pointer names the
+// offending value for tools), 403 missing tool/resource/prompt scope, 503 a
+// declared extension that did not load, 500 when the tool, read or prompt
+// itself fails (details.code: the extension's error code).
 #include <fmt/format.h>
 
 #include "mcp_server.hpp"
@@ -21,6 +29,8 @@ std::string tool_json(const ToolInfo& info, std::string_view mcp_name) {
   out += R"(,"owner":)" + quote(info.owner);
   out += R"(,"input_schema":)" + (info.input_schema ? json::dump(*info.input_schema) : std::string("{}"));
   out += R"(,"output_schema":)" + (info.output_schema ? json::dump(*info.output_schema) : std::string("null"));
+  out += R"(,"annotations":)" + (info.annotations ? json::dump(*info.annotations) : std::string("null"));
+  out += R"(,"declared":)" + std::string(info.declared ? "true" : "false");
   out += '}';
   return out;
 }
@@ -100,6 +110,58 @@ Response McpServer::rest_invoke(Request& request) {
       Response::json_text(200, fmt::format(R"({{"tool":{},"result":{}}})", quote(name), json::dump(result.value())));
   add_cors(request, response);
   return response;
+}
+
+// ---- resources and prompts (resources_prompts.cpp does the work) -------------
+
+namespace {
+
+// The body was checked against the route's request schema; still, never trust it.
+const JsonValue& body_object(const Request& request, Json& holder) {
+  static const JsonValue kEmpty(rapidjson::kObjectType);
+  auto body = request.json();
+  if (!body || !body->IsObject()) return kEmpty;
+  holder = std::move(body).value();
+  return holder;
+}
+
+}  // namespace
+
+Response McpServer::rest_content(Request& request, const std::function<Response(const Access&)>& handler) {
+  if (auto refused = refuse_rebinding(request, false)) return std::move(*refused);
+  Response response = handler(Access::of(request, scopes_enforced_));
+  add_cors(request, response);
+  return response;
+}
+
+Response McpServer::rest_resources(Request& request) {
+  return rest_content(request, [&](const Access& access) { return content_->rest_resources(access); });
+}
+
+Response McpServer::rest_templates(Request& request) {
+  return rest_content(request, [&](const Access& access) { return content_->rest_templates(access); });
+}
+
+Response McpServer::rest_read(Request& request) {
+  Json holder;
+  const JsonValue& body = body_object(request, holder);
+  return rest_content(request, [&](const Access& access) { return content_->rest_read(body, access); });
+}
+
+Response McpServer::rest_prompts(Request& request) {
+  return rest_content(request, [&](const Access& access) { return content_->rest_prompts(access); });
+}
+
+Response McpServer::rest_prompt(Request& request) {
+  Json holder;
+  const JsonValue& body = body_object(request, holder);
+  return rest_content(request, [&](const Access& access) { return content_->rest_prompt(body, access); });
+}
+
+Response McpServer::rest_complete(Request& request) {
+  Json holder;
+  const JsonValue& body = body_object(request, holder);
+  return rest_content(request, [&](const Access& access) { return content_->rest_complete(body, access); });
 }
 
 }  // namespace ordinaut::mcp_http

@@ -140,6 +140,7 @@ std::uint64_t Session::claim_stream() {
   if (stream_open_ || closed_.load()) return 0;
   stream_open_ = true;
   tools_changed_ = false;  // a new stream starts from the current list
+  notifications_.clear();
   return ++stream_token_;
 }
 
@@ -160,17 +161,26 @@ void Session::run_stream(StreamSink& sink, std::chrono::milliseconds keepalive, 
   auto last_write = std::chrono::steady_clock::now();
   std::unique_lock lock(mutex_);
   while (!closed_.load()) {
-    stream_wakeup_.wait_for(lock, std::min(keepalive, kPollSlice), [&] { return tools_changed_ || closed_.load(); });
+    stream_wakeup_.wait_for(lock, std::min(keepalive, kPollSlice),
+                            [&] { return tools_changed_ || !notifications_.empty() || closed_.load(); });
     if (closed_.load()) break;
     const bool changed = tools_changed_;
     tools_changed_ = false;
+    std::deque<std::string> queued;
+    queued.swap(notifications_);
     lock.unlock();
     const auto now = std::chrono::steady_clock::now();
     bool ok = sink.is_open();
     if (ok && changed) {
       ok = sink.write(sse_event(events_->append(kStandaloneStream, kChanged), kChanged));
       last_write = now;
-    } else if (ok && now - last_write >= keepalive) {
+    }
+    for (const auto& message : queued) {
+      if (!ok) break;
+      ok = sink.write(sse_event(events_->append(kStandaloneStream, message), message));
+      last_write = now;
+    }
+    if (ok && now - last_write >= keepalive) {
       // Also how a vanished client is noticed by sinks that only learn it from a failed write.
       ok = sink.write(": keepalive\n\n");
       last_write = now;
@@ -189,17 +199,43 @@ void Session::notify_tools_changed() {
   stream_wakeup_.notify_all();
 }
 
+void Session::notify(std::string message) {
+  {
+    std::lock_guard lock(mutex_);
+    if (!stream_open_) return;
+    if (std::find(notifications_.begin(), notifications_.end(), message) != notifications_.end()) return;
+    if (notifications_.size() >= kMaxQueuedNotifications) notifications_.pop_front();
+    notifications_.push_back(std::move(message));
+  }
+  stream_wakeup_.notify_all();
+}
+
+void Session::on_close(std::function<void()> hook) {
+  {
+    std::lock_guard lock(mutex_);
+    if (!closed_.load()) {
+      close_hooks_.push_back(std::move(hook));
+      return;
+    }
+  }
+  hook();
+}
+
 void Session::close() {
   std::vector<std::shared_ptr<CallState>> calls;
   std::vector<std::shared_ptr<PendingAsk>> asks;
+  std::vector<std::function<void()>> hooks;
   {
     std::lock_guard lock(mutex_);
     if (closed_.exchange(true)) return;
     for (auto& [id, call] : calls_) calls.push_back(call);
     for (auto& [id, ask] : asks_) asks.push_back(ask);
     asks_.clear();
+    hooks.swap(close_hooks_);
+    notifications_.clear();
   }
   stream_wakeup_.notify_all();
+  for (auto& hook : hooks) hook();
   for (auto& call : calls) call->cancelled.store(true);
   for (auto& ask : asks) {
     {

@@ -4,9 +4,11 @@
 // A session remembers what the client negotiated (version, capabilities, log
 // level), its tool calls in flight (so notifications/cancelled can reach them),
 // its questions to the client awaiting an answer (sampling, elicitation), and
-// its standalone GET stream, which carries notifications/tools/list_changed,
-// and its event store: every SSE message of its streams, for resumption with
-// Last-Event-ID (event_store.hpp), plus the POST streams still running.
+// its standalone GET stream, which carries notifications/tools/list_changed
+// and the notifications queued with notify() (resources and prompts
+// list_changed, resources/updated), and its event store: every SSE message of
+// its streams, for resumption with Last-Event-ID (event_store.hpp), plus the
+// POST streams still running.
 //
 // Thread safety: Session and SessionStore are safe for concurrent use.
 #pragma once
@@ -15,6 +17,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -115,6 +118,15 @@ class Session {
   /// Gives the claim back (also when the stream never ran); no-op for a stale token.
   void release_stream(std::uint64_t token);
   void notify_tools_changed();
+  /// Queues a notification (JSON-RPC message text) for the standalone GET
+  /// stream; dropped when no stream is open, like notify_tools_changed(). A
+  /// message equal to one still queued is not queued again; beyond
+  /// kMaxQueuedNotifications the oldest is dropped.
+  void notify(std::string message);
+  /// Runs `hook` once when the session ends (at once when it already has);
+  /// e.g. to drop the session's resource subscriptions.
+  void on_close(std::function<void()> hook);
+  static constexpr std::size_t kMaxQueuedNotifications = 256;
 
   /// Ends the session: stream closed, calls cancelled, questions failed.
   void close();
@@ -137,6 +149,8 @@ class Session {
   bool stream_open_ = false;
   std::uint64_t stream_token_ = 0;
   bool tools_changed_ = false;
+  std::deque<std::string> notifications_;
+  std::vector<std::function<void()>> close_hooks_;
   std::unordered_map<std::string, std::shared_ptr<CallState>> calls_;
   std::unordered_map<std::string, std::shared_ptr<PendingAsk>> asks_;
   std::uint64_t next_ask_ = 0;

@@ -16,11 +16,34 @@ const CatalogTool* CatalogSnapshot::find(std::string_view name) const {
   return nullptr;
 }
 
-bool ToolCatalog::shortens(std::string_view owner) const {
+bool shortens_names(const Config& config, std::string_view owner) {
   if (owner == "core") return false;
-  if (config_.short_names_all) return true;
-  return std::find(config_.short_name_extensions.begin(), config_.short_name_extensions.end(), owner) !=
-         config_.short_name_extensions.end();
+  if (config.short_names_all) return true;
+  return std::find(config.short_name_extensions.begin(), config.short_name_extensions.end(), owner) !=
+         config.short_name_extensions.end();
+}
+
+std::vector<std::string> mcp_names(const std::vector<std::pair<std::string, std::string>>& entries,
+                                   const Config& config) {
+  std::vector<std::string> names;
+  names.reserve(entries.size());
+  std::unordered_map<std::string, int> uses;
+  std::unordered_set<std::string> registry_names;
+  for (const auto& [registry_name, owner] : entries) {
+    registry_names.insert(registry_name);
+    const std::string prefix = "ext." + owner + ".";
+    std::string name = shortens_names(config, owner) && registry_name.starts_with(prefix)
+                           ? registry_name.substr(prefix.size())
+                           : registry_name;
+    ++uses[name];
+    names.push_back(std::move(name));
+  }
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    if (names[i] != entries[i].first && (uses[names[i]] > 1 || registry_names.count(names[i]) != 0)) {
+      names[i] = entries[i].first;  // ambiguous short name: keep the registry name
+    }
+  }
+  return names;
 }
 
 std::shared_ptr<const CatalogSnapshot> ToolCatalog::snapshot() const {
@@ -33,23 +56,10 @@ std::shared_ptr<const CatalogSnapshot> ToolCatalog::snapshot() const {
   snap->generation = generation;  // read before listing: a change meanwhile rebuilds next time
   std::vector<ToolInfo> infos = tools_.list();
 
-  std::vector<std::string> names;
-  names.reserve(infos.size());
-  std::unordered_map<std::string, int> uses;
-  std::unordered_set<std::string> registry_names;
-  for (const auto& info : infos) {
-    registry_names.insert(info.name);
-    const std::string prefix = "ext." + info.owner + ".";
-    std::string name = shortens(info.owner) && info.name.starts_with(prefix) ? info.name.substr(prefix.size())
-                                                                            : info.name;
-    ++uses[name];
-    names.push_back(std::move(name));
-  }
-  for (std::size_t i = 0; i < infos.size(); ++i) {
-    if (names[i] != infos[i].name && (uses[names[i]] > 1 || registry_names.count(names[i]) != 0)) {
-      names[i] = infos[i].name;  // ambiguous short name: keep the registry name
-    }
-  }
+  std::vector<std::pair<std::string, std::string>> entries;
+  entries.reserve(infos.size());
+  for (const auto& info : infos) entries.emplace_back(info.name, info.owner);
+  const std::vector<std::string> names = mcp_names(entries, config_);
 
   for (std::size_t i = 0; i < infos.size(); ++i) {
     const ToolInfo& info = infos[i];

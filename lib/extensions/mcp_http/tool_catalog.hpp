@@ -5,6 +5,9 @@
 // ORDINAUT_MCP_SHORT_NAMES the "ext.{id}." prefix is dropped when the short
 // name is unambiguous; calls accept the registry name as well.
 //
+// Tool objects carry the registry's annotations (MCP ToolAnnotations) when
+// the tool has any.
+//
 // Results: a tool with an output schema gives structuredContent plus a text
 // item holding the same JSON. A tool without one may return an MCP
 // CallToolResult itself (an object whose "content" is an array of MCP content
@@ -21,6 +24,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include <ordinaut/result.hpp>
@@ -54,12 +58,20 @@ class ToolCatalog {
   std::shared_ptr<const CatalogSnapshot> snapshot() const;
 
  private:
-  bool shortens(std::string_view owner) const;
   ToolView tools_;
   const Config& config_;
   mutable std::mutex mutex_;
   mutable std::shared_ptr<const CatalogSnapshot> cached_;
 };
+
+/// Whether `config` lists extension `owner` in ORDINAUT_MCP_SHORT_NAMES ("core" never).
+bool shortens_names(const Config& config, std::string_view owner);
+
+/// MCP names for registry names (tools, prompts), entry by entry: the
+/// "ext.{owner}." prefix is dropped for the owners `config` shortens, unless the
+/// short name is used twice or is itself a registry name.
+std::vector<std::string> mcp_names(const std::vector<std::pair<std::string, std::string>>& name_and_owner,
+                                   const Config& config);
 
 /// What a tools/call answers: a JSON-RPC error or a CallToolResult.
 struct CallOutcome {

@@ -1,16 +1,26 @@
-// Test-only extension: the tools the official MCP conformance suite calls
-// (test_simple_text, test_tool_with_logging, test_sampling, ...), written as
-// ordinary registry tools under ext.mcp_conformance.*. The tests start the
-// server with ORDINAUT_MCP_SHORT_NAMES=mcp_conformance so that MCP clients see
-// the short names the suite expects. Also "echo" (with an output schema) for
-// the SDK client check and the benchmark.
+// Test-only extension: the tools, resources and prompts the official MCP
+// conformance suite uses (test_simple_text, test_tool_with_logging,
+// test_sampling, test://static-text, test_simple_prompt, ...), written as
+// ordinary registry entries under ext.mcp_conformance.* and the "test" URI
+// scheme its manifest claims. The tests start the server with
+// ORDINAUT_MCP_SHORT_NAMES=mcp_conformance so that MCP clients see the short
+// names the suite expects. Also "echo" (with an output schema) for the SDK
+// client check and the benchmark, "bump_watched" (changes
+// test://watched-resource and notifies its subscribers) and test://error (a
+// read that fails) for the mcp_http tests.
+//
+// extension.json declares all of it under "contributes": the host lists it
+// before the module loads and refuses to load a module that registers
+// anything else, so the two must be changed together.
 #include <atomic>
+#include <cstdint>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -32,6 +42,32 @@ Json parse(const std::string& text) {
 }
 
 std::atomic<int> g_cancellations{0};
+std::atomic<int> g_watched_version{1};
+
+// Standard base64 to bytes (the fixed test data above is valid base64).
+std::string base64_decode(std::string_view text) {
+  static constexpr std::string_view kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  std::uint32_t bits = 0;
+  int count = 0;
+  for (char c : text) {
+    const auto at = kAlphabet.find(c);
+    if (at == std::string_view::npos) continue;  // padding
+    bits = (bits << 6) | static_cast<std::uint32_t>(at);
+    count += 6;
+    if (count >= 8) {
+      count -= 8;
+      out += static_cast<char>((bits >> count) & 0xFF);
+    }
+  }
+  return out;
+}
+
+// The values completion offers for test_prompt_with_arguments and the template's {id}.
+std::vector<std::string> starting_with(std::vector<std::string> candidates, std::string_view typed) {
+  std::erase_if(candidates, [&](const std::string& c) { return !c.starts_with(typed); });
+  return candidates;
+}
 
 // Keys released by release_reconnection, awaited by test_reconnection.
 std::mutex g_release_mutex;
@@ -63,12 +99,115 @@ class McpConformance final : public Extension {
  public:
   ExtensionInfo info() const override {
     return {"mcp_conformance", "MCP conformance tools (test only)", "0.1.0",
-            "The test_* tools the official MCP conformance suite calls, plus echo for the SDK client check and the "
-            "benchmark"};
+            "The test_* tools, resources and prompts the official MCP conformance suite uses, plus echo and "
+            "bump_watched for the mcp_http tests and the benchmark"};
   }
-  CapabilitySet requested_capabilities() const override { return {Capability::TOOLS}; }
+  CapabilitySet requested_capabilities() const override {
+    return {Capability::TOOLS, Capability::RESOURCES, Capability::PROMPTS};
+  }
 
   std::optional<Router> setup(SetupContext& context) override {
+    add_tools(context);
+    add_resources(context);
+    add_prompts(context);
+    return std::nullopt;
+  }
+
+ private:
+  static void add_resources(SetupContext& context) {
+    ResourceRegistrar& resources = context.resource_registrar();
+    resources.add({.uri = "test://static-text",
+                   .name = "static-text",
+                   .description = "A static text resource for testing",
+                   .mime_type = "text/plain",
+                   .read = [](const ResourceRequest& r) {
+                     return std::vector{
+                         ResourceContents::make_text(r.uri, "This is the content of the static text resource.")};
+                   }});
+    resources.add({.uri = "test://static-binary",
+                   .name = "static-binary",
+                   .description = "A static binary resource (a 1x1 PNG image) for testing",
+                   .mime_type = "image/png",
+                   .read = [](const ResourceRequest& r) {
+                     return std::vector{ResourceContents::make_blob(r.uri, base64_decode(kPng))};
+                   }});
+    resources.add({.uri = "test://watched-resource",
+                   .name = "watched-resource",
+                   .description = "A resource whose content changes each time the bump_watched tool runs",
+                   .mime_type = "text/plain",
+                   .read = [](const ResourceRequest& r) {
+                     return std::vector{ResourceContents::make_text(
+                         r.uri, fmt::format("Watched resource, version {}", g_watched_version.load()))};
+                   }});
+    resources.add({.uri = "test://error",
+                   .name = "error",
+                   .description = "A resource whose read always fails",
+                   .mime_type = "text/plain",
+                   .read = [](const ResourceRequest&) -> std::vector<ResourceContents> {
+                     throw ResourceError("test_failure", "This resource intentionally fails to read");
+                   }});
+    resources.add_template({.uri_template = "test://template/{id}/data",
+                            .name = "template-data",
+                            .description = "Data for one id: the template's {id} substituted",
+                            .mime_type = "application/json",
+                            .read =
+                                [](const ResourceRequest& r) {
+                                  const std::string& id = r.variables.at("id");
+                                  return std::vector{ResourceContents::make_text(
+                                      r.uri, fmt::format(R"({{"id":{},"templateTest":true,"data":{}}})", jstr(id),
+                                                         jstr("Data for ID: " + id)))};
+                                },
+                            .complete =
+                                [](std::string_view, std::string_view typed, const StringMap&) {
+                                  return starting_with({"100", "123", "200", "42"}, typed);
+                                }});
+  }
+
+  static void add_prompts(SetupContext& context) {
+    PromptRegistrar& prompts = context.prompt_registrar();
+    const std::string p = prompts.prefix();
+    auto user_text = [](std::string text) {
+      return PromptMessage{.role = "user", .content = ContentBlock::make_text(std::move(text))};
+    };
+    prompts.add({.name = p + "test_simple_prompt",
+                 .description = "A simple prompt without arguments",
+                 .get = [user_text](const StringMap&) {
+                   return PromptResult{.messages = {user_text("This is a simple prompt for testing.")}};
+                 }});
+    prompts.add({.name = p + "test_prompt_with_arguments",
+                 .description = "A prompt with two required arguments",
+                 .arguments = {{.name = "arg1", .description = "First test argument", .required = true},
+                               {.name = "arg2", .description = "Second test argument", .required = true}},
+                 .get = [user_text](const StringMap& args) {
+                   return PromptResult{.messages = {user_text(fmt::format("Prompt with arguments: arg1='{}', arg2='{}'",
+                                                                          args.at("arg1"), args.at("arg2")))}};
+                 },
+                 .complete = [](std::string_view argument, std::string_view typed, const StringMap&) {
+                   if (argument == "arg1") return starting_with({"paris", "park", "party", "test", "testing"}, typed);
+                   return starting_with({"hello", "world"}, typed);
+                 }});
+    prompts.add({.name = p + "test_prompt_with_embedded_resource",
+                 .description = "A prompt that embeds the resource it is given",
+                 .arguments = {{.name = "resourceUri", .description = "URI of the resource to embed", .required = true}},
+                 .get = [user_text](const StringMap& args) {
+                   return PromptResult{
+                       .messages = {PromptMessage{.role = "user",
+                                                  .content = ContentBlock::make_resource(ResourceContents::make_text(
+                                                      args.at("resourceUri"), "Embedded resource content for testing.",
+                                                      "text/plain"))},
+                                    user_text("Please process the embedded resource above.")}};
+                 }});
+    prompts.add({.name = p + "test_prompt_with_image",
+                 .description = "A prompt with an image",
+                 .get = [user_text](const StringMap&) {
+                   return PromptResult{
+                       .messages = {PromptMessage{.role = "user",
+                                                  .content = ContentBlock::make_image(base64_decode(kPng), "image/png")},
+                                    user_text("Please analyze the image above.")}};
+                 }});
+  }
+
+  static void add_tools(SetupContext& context) {
     ToolRegistrar& tools = context.tool_registrar();
     const std::string p = tools.prefix();
     const std::string no_args = R"({"type":"object","properties":{}})";
@@ -81,7 +220,21 @@ class McpConformance final : public Extension {
                .output_schema = R"({"type":"object","properties":{"text":{"type":"string"}},"required":["text"]})",
                .function = [](const JsonValue& in, ToolContext&) {
                  return parse(fmt::format(R"({{"text":{}}})", jstr(field(in, "text"))));
-               }});
+               },
+               .annotations = R"({"readOnlyHint":true,"idempotentHint":true,"openWorldHint":false})"});
+    // Changes test://watched-resource and tells its subscribers.
+    ResourceRegistrar resources = context.resource_registrar();  // a copy: a registry and an id
+    tools.add({.name = p + "bump_watched",
+               .description = "Changes test://watched-resource and notifies its subscribers",
+               .input_schema = no_args,
+               .output_schema = R"({"type":"object","properties":{"version":{"type":"integer"},)"
+                                R"("notified":{"type":"integer"}},"required":["version","notified"]})",
+               .function = [resources](const JsonValue&, ToolContext&) {
+                 const int version = g_watched_version.fetch_add(1) + 1;
+                 const std::size_t notified = resources.notify_updated("test://watched-resource");
+                 return parse(fmt::format(R"({{"version":{},"notified":{}}})", version, notified));
+               },
+               .annotations = R"({"readOnlyHint":false,"destructiveHint":false,"idempotentHint":false})"});
     // Tools without arguments that return a fixed MCP CallToolResult.
     auto fixed = [&](const char* name, const char* description, std::string result) {
       (void)parse(result);  // checked once, at setup
@@ -269,7 +422,6 @@ class McpConformance final : public Extension {
                .function = [](const JsonValue& in, ToolContext&) {
                  return text_result("Received: " + json::dump(in));
                }});
-    return std::nullopt;
   }
 };
 
