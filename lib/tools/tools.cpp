@@ -162,7 +162,15 @@ Result<std::shared_ptr<Entry>> make_entry(ToolSpec& spec, std::string_view owner
   entry->info.declared = declared;
   entry->info.input_schema = std::make_shared<const Json>(json::copy(entry->input->document()));
   if (entry->output) entry->info.output_schema = std::make_shared<const Json>(json::copy(entry->output->document()));
-  if (!declared) entry->function = std::move(spec.function);
+  if (declared) {
+    // Compiled only to check them: a declaration is listed, never called, so
+    // it keeps the documents (above) and not the validators, which cost
+    // about 20 KiB per tool (tests/bench/mcp/tools_list.py).
+    entry->input.reset();
+    entry->output.reset();
+  } else {
+    entry->function = std::move(spec.function);
+  }
   return entry;
 }
 
