@@ -14,9 +14,10 @@ that the conformance tools carry the names the suite calls, then runs
                scopes): sdk-client-check.mjs with MCP_BEARER_TOKEN passes,
                and without it fails on the 401;
   sdk-content: sdk_client_content.mjs: the official SDK client lists and reads
-               resources, completes a template variable and lists prompts on
-               a default server (built-ins and the host's resources), then
-               also gets a prompt and subscribes on a server with the fixture;
+               resources, completes a template variable, lists prompts and
+               gets observability's diagnose prompt on a default server
+               (built-ins and the host's resources), then gets a prompt and
+               subscribes on a server with the fixture;
   conformance: npx conformance server --url .../ext/mcp_http/ with the
                expected-failures baseline (conformance-baseline.yml).
   inspector:   a default server (built-in extensions only): the official
@@ -190,7 +191,8 @@ def run_readme(port):
 def run_sdk_content(extra_args):
     """sdk_client_content.mjs against a default server (built-ins and the host's
     resources), then against one with the test fixture, getting a prompt."""
-    for test_extensions, args in ((False, []), (True, ["test_prompt_with_arguments", '{"arg1":"a","arg2":"b"}'])):
+    for test_extensions, args in ((False, ["ext.observability.diagnose", '{"extension":"mcp_http"}']),
+                                  (True, ["test_prompt_with_arguments", '{"arg1":"a","arg2":"b"}'])):
         proc, port, log = start_server(extra_args=extra_args, test_extensions=test_extensions)
         try:
             rc = run(["node", "sdk_client_content.mjs", f"http://127.0.0.1:{port}/ext/mcp_http/", *args], 60)

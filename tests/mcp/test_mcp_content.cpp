@@ -338,7 +338,7 @@ TEST_CASE("pagination of resources, templates and prompts") {
   int pages = 0;
   auto uris = list_all(port, session, "resources/list", "resources", "uri", &pages);
   CHECK(uris.size() >= 5);
-  CHECK(pages == static_cast<int>((uris.size() + 1) / 2) + (uris.size() % 2 == 0 ? 1 : 0));
+  CHECK(pages == static_cast<int>((uris.size() + 1) / 2));  // pages of 2, no empty last page
   CHECK(std::set<std::string>(uris.begin(), uris.end()).size() == uris.size());
   CHECK(std::is_sorted(uris.begin(), uris.end()));
   CHECK(contains(uris, "test://watched-resource"));

@@ -932,3 +932,34 @@ TEST_CASE("observability snapshot: per-extension requests, errors, latency quant
   CHECK(tool_error(tools, "ext.observability.snapshot", R"({"extension":"nope"})").find("nope") != std::string::npos);
   CHECK(tool_error(tools, "ext.observability.snapshot", R"({"routes":"yes"})").starts_with("invalid_input"));
 }
+
+TEST_CASE("observability diagnose prompt and snapshot resource: the metrics embedded, ids completed") {
+  Fixture f;
+  CHECK(send(*f.host, "GET", "/ext/probe/items/1").status == 200);
+  auto got = f.host->prompts().get("ext.observability.diagnose", {{"extension", "probe"}});
+  REQUIRE_MESSAGE(got.ok(), got.error().message);
+  REQUIRE(got->messages.size() == 2);
+  CHECK(got->messages[0].content.text.find("extension 'probe'") != std::string::npos);
+  const auto& embedded = got->messages[1].content;
+  CHECK(embedded.kind == ordinaut::ContentBlock::Kind::resource);
+  CHECK(embedded.resource.uri == "ext://observability/snapshot");
+  auto metrics = ordinaut::json::parse(embedded.resource.text);
+  REQUIRE(metrics.ok());
+  REQUIRE((*metrics)["extensions"].Size() == 1);
+  CHECK(std::string((*metrics)["extensions"][0]["id"].GetString()) == "probe");
+  CHECK((*metrics)["extensions"][0]["requests"].GetUint64() == 1);
+
+  auto unknown = f.host->prompts().get("ext.observability.diagnose", {{"extension", "nope"}});
+  REQUIRE_FALSE(unknown.ok());
+  CHECK(unknown.error().code == "invalid_arguments");
+  auto ids = f.host->prompts().complete("ext.observability.diagnose", "extension", "pro", {});
+  REQUIRE(ids.ok());
+  CHECK(ids->values == std::vector<std::string>{"probe"});
+
+  auto read = f.host->resources().read("ext://observability/snapshot");
+  REQUIRE_MESSAGE(read.ok(), read.error().message);
+  CHECK((*read)[0].mime_type == "application/json");
+  auto all = ordinaut::json::parse((*read)[0].text);
+  REQUIRE(all.ok());
+  CHECK((*all)["extensions"].Size() >= 2);
+}

@@ -23,6 +23,12 @@
 //   and p99 estimated from the histogram buckets like Prometheus'
 //   histogram_quantile) and tool calls; per tool calls, errors and time; the
 //   host's own requests; the process' memory, CPU, threads and descriptors.
+//
+// Resource (with RESOURCES): ext://observability/snapshot, the same JSON for
+// every extension. Prompt (with PROMPTS): ext.observability.diagnose
+// {extension?}: asks the model to review the metrics, with the snapshot
+// embedded as a resource; completion offers the extension ids. Both are
+// declared in extension.json too.
 #include <dirent.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -46,6 +52,7 @@ namespace {
 // ---- Tool definition (name ext.observability.snapshot) ----------------------
 // Declared too in extension.json ("contributes"); the host refuses the load if
 // the two differ.
+constexpr const char* kSnapshotUri = "ext://observability/snapshot";
 constexpr const char* kSnapshotDescription =
     "A JSON snapshot of the server's metrics: per extension its state, HTTP requests, errors (status >= 500), "
     "latency (count, sum, mean, p50, p99 in milliseconds, estimated from histogram buckets) and tool calls; per tool "
@@ -270,7 +277,8 @@ class Observability final : public ordinaut::Extension {
             "Prometheus metrics for the host, its extensions, tools, events and the process"};
   }
   ordinaut::CapabilitySet requested_capabilities() const override {
-    return {Capability::ROUTES, Capability::EVENTS_SUB, Capability::TOOLS};
+    return {Capability::ROUTES, Capability::EVENTS_SUB, Capability::TOOLS, Capability::RESOURCES,
+            Capability::PROMPTS};
   }
 
   std::optional<ordinaut::Router> setup(ordinaut::SetupContext& context) override {
@@ -305,6 +313,42 @@ class Observability final : public ordinaut::Extension {
                  .output_schema = kSnapshotOutput,
                  .function = [this](const ordinaut::JsonValue& in, ordinaut::ToolContext&) { return snapshot(in); },
                  .annotations = R"({"readOnlyHint":true,"openWorldHint":false})"});
+    }
+
+    if (context.granted(Capability::RESOURCES)) {
+      context.resource_registrar().add({
+          .uri = kSnapshotUri,
+          .name = "metrics-snapshot",
+          .title = "Metrics snapshot",
+          .description = "The server's metrics as JSON (what ext.observability.snapshot returns for every extension)",
+          .mime_type = "application/json",
+          .read =
+              [this](const ordinaut::ResourceRequest& r) {
+                return std::vector<ordinaut::ResourceContents>{ordinaut::ResourceContents::make_text(
+                    r.uri, ordinaut::json::dump(snapshot(ordinaut::json::object())))};
+              },
+      });
+    }
+    if (context.granted(Capability::PROMPTS)) {
+      context.prompt_registrar().add({
+          .name = "ext.observability.diagnose",
+          .title = "Diagnose the server",
+          .description = "Ask for a review of the server's metrics (errors, latency, tool failures, memory), with "
+                         "the current metrics snapshot attached",
+          .arguments = {{.name = "extension",
+                         .title = "Extension",
+                         .description = "Focus on this extension (default: the whole server)",
+                         .required = false}},
+          .get = [this](const ordinaut::StringMap& args) { return diagnose(args); },
+          .complete =
+              [this](std::string_view, std::string_view value, const ordinaut::StringMap&) {
+                std::vector<std::string> ids;
+                for (const auto& e : host_->extensions()) {
+                  if (e.id.starts_with(value)) ids.push_back(e.id);
+                }
+                return ids;
+              },
+      });
     }
 
     ordinaut::Router router;
@@ -714,6 +758,33 @@ class Observability final : public ordinaut::Extension {
     l.AddMember("p50_ms", quantile(0.5), a);
     l.AddMember("p99_ms", quantile(0.99), a);
     into.AddMember(ordinaut::JsonValue(name, a), l, a);
+  }
+
+  ordinaut::PromptResult diagnose(const ordinaut::StringMap& args) const {
+    ordinaut::Json in = ordinaut::json::object();
+    std::string focus = "the whole server";
+    if (auto it = args.find("extension"); it != args.end() && !it->second.empty()) {
+      in.AddMember("extension", ordinaut::JsonValue(it->second.c_str(), in.GetAllocator()), in.GetAllocator());
+      focus = "extension '" + it->second + "'";
+    }
+    ordinaut::Json metrics;
+    try {
+      metrics = snapshot(in);
+    } catch (const ordinaut::ToolError& e) {
+      throw ordinaut::PromptError("invalid_arguments", e.what());
+    }
+    return ordinaut::PromptResult{
+        .description = "Review of " + focus,
+        .messages = {
+            {.role = "user",
+             .content = ordinaut::ContentBlock::make_text(
+                 "Review the metrics of " + focus +
+                 " below. Point out extensions that are not active, error rates (errors / requests), high p99 "
+                 "latency, failing tools and memory growth; say what to look at first and why.")},
+            {.role = "user",
+             .content = ordinaut::ContentBlock::make_resource(ordinaut::ResourceContents::make_text(
+                 kSnapshotUri, ordinaut::json::dump(metrics), "application/json"))},
+        }};
   }
 
   ordinaut::Json snapshot(const ordinaut::JsonValue& in) const {
