@@ -39,6 +39,7 @@ readonly LIB_SOURCES=(
   lib/core/json.cpp lib/core/strings.cpp lib/core/capability.cpp lib/core/logging.cpp lib/core/version.cpp
   lib/http/http.cpp lib/http/static_files.cpp
   lib/host/manifest.cpp lib/host/abi_note.cpp
+  lib/tools/tools.cpp lib/tools/resources.cpp lib/tools/prompts.cpp
   lib/events/events.cpp
   lib/extensions/mcp_http/protocol.cpp
   reference-server/request_reader.cpp

@@ -190,7 +190,8 @@ Result<PromptResult> PromptRegistry::get(std::string_view name, const StringMap&
                                   "(see /ext/status)",
                                   name, entry->info.owner));
   }
-  for (const auto& [key, value] : arguments) {
+  for (const auto& argument : arguments) {
+    const std::string& key = argument.first;  // named: clang 14 cannot capture a structured binding
     const auto& args = entry->info.arguments;
     if (std::none_of(args.begin(), args.end(), [&](const PromptArgument& a) { return a.name == key; })) {
       return make_error("invalid_arguments",
