@@ -141,6 +141,10 @@ if [[ $run -eq 1 ]]; then
     else
       failed=$((failed + 1))
       line="$line  FAILED: $(ls -t "$build/artifacts/$t-"* 2>/dev/null | head -1)"
+      # The finding itself, so that a CI log alone is enough to reproduce it.
+      grep -m1 -E 'runtime error|ERROR: (AddressSanitizer|libFuzzer)' "$build/logs/$t.log" >&2
+      grep -m1 '^SUMMARY:' "$build/logs/$t.log" >&2
+      grep -m1 '^Base64:' "$build/logs/$t.log" >&2
     fi
     summary+=("$line")
     echo "$line"

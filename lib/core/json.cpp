@@ -493,6 +493,9 @@ struct JsonSchema::Impl {
   Json source;           // as given, returned by document()
   Json compiled_source;  // what RapidJSON compiled (see prepare_schema)
   bool has_pattern_properties = false;
+  // "enum" or "uniqueItems" somewhere: RapidJSON then hashes instance values,
+  // and its hasher converts a double to a 64-bit integer (see validate()).
+  bool hashes_values = false;
   // Validators ready for reuse: constructing one (and growing its stacks)
   // costs more than validating a small input. Taken and returned under the
   // mutex, so concurrent validations each use their own.
@@ -515,7 +518,7 @@ namespace {
 //    and property names matched by "patternProperties" are checked in
 //    validate().
 std::optional<std::string> prepare_schema(JsonValue& schema, Json::AllocatorType& a, const std::string& at,
-                                          bool& has_pattern_properties) {
+                                          bool& has_pattern_properties, bool& hashes_values) {
   if (!schema.IsObject()) return std::nullopt;
   auto check_regex = [](const char* text, std::size_t length) {
     try {
@@ -538,22 +541,26 @@ std::optional<std::string> prepare_schema(JsonValue& schema, Json::AllocatorType
           if (key == "patternProperties" && !check_regex(sub.name.GetString(), sub.name.GetStringLength())) {
             return sub_at;
           }
-          if ((bad = prepare_schema(sub.value, a, sub_at, has_pattern_properties))) return bad;
+          if ((bad = prepare_schema(sub.value, a, sub_at, has_pattern_properties, hashes_values))) return bad;
         }
       }
     } else if (key == "items" || key == "allOf" || key == "anyOf" || key == "oneOf") {
       if (m.value.IsArray()) {
         for (rapidjson::SizeType i = 0; i < m.value.Size(); ++i) {
-          if ((bad = prepare_schema(m.value[i], a, here + "/" + std::to_string(i), has_pattern_properties))) return bad;
+          if ((bad = prepare_schema(m.value[i], a, here + "/" + std::to_string(i), has_pattern_properties, hashes_values))) return bad;
         }
-      } else if ((bad = prepare_schema(m.value, a, here, has_pattern_properties))) {
+      } else if ((bad = prepare_schema(m.value, a, here, has_pattern_properties, hashes_values))) {
         return bad;
       }
     } else if (key == "additionalProperties" || key == "additionalItems" || key == "not") {
-      if ((bad = prepare_schema(m.value, a, here, has_pattern_properties))) return bad;
+      if ((bad = prepare_schema(m.value, a, here, has_pattern_properties, hashes_values))) return bad;
     }
   }
   if (schema.HasMember("patternProperties")) has_pattern_properties = true;
+  if (schema.HasMember("enum")) hashes_values = true;
+  if (auto unique = schema.FindMember("uniqueItems"); unique != schema.MemberEnd() && unique->value.IsTrue()) {
+    hashes_values = true;
+  }
   if (auto pattern = schema.FindMember("pattern"); pattern != schema.MemberEnd() && pattern->value.IsString()) {
     auto max = schema.FindMember("maxLength");
     if (max == schema.MemberEnd() || !max->value.IsUint64() || max->value.GetUint64() > kMaxPatternInput) {
@@ -597,7 +604,7 @@ Result<JsonSchema> JsonSchema::compile(const JsonValue& schema) {
   }
   impl->compiled_source.CopyFrom(impl->source, impl->compiled_source.GetAllocator());
   if (auto bad = prepare_schema(impl->compiled_source, impl->compiled_source.GetAllocator(), "",
-                                impl->has_pattern_properties)) {
+                                impl->has_pattern_properties, impl->hashes_values)) {
     return make_error("invalid_schema", fmt::format("schema {}: not a valid ECMAScript regular expression", *bad));
   }
   try {
@@ -621,6 +628,21 @@ Result<JsonSchema> JsonSchema::compile(std::string_view schema_text) {
 
 namespace {
 
+// Appends "/" and a member name escaped as a JSON Pointer token (RFC 6901).
+void append_pointer_token(std::string& pointer, const JsonValue& name) {
+  pointer += '/';
+  const char* c = name.GetString();
+  for (rapidjson::SizeType i = 0; i < name.GetStringLength(); ++i) {
+    if (c[i] == '~') {
+      pointer += "~0";
+    } else if (c[i] == '/') {
+      pointer += "~1";
+    } else {
+      pointer += c[i];
+    }
+  }
+}
+
 // First object (by pointer) holding a property name too long for a
 // patternProperties regex; false when there is none.
 bool find_long_name(const JsonValue& v, std::string& pointer, std::size_t& length) {
@@ -633,16 +655,7 @@ bool find_long_name(const JsonValue& v, std::string& pointer, std::size_t& lengt
     }
     for (auto& m : v.GetObject()) {
       const std::size_t size = pointer.size();
-      pointer += '/';
-      for (const char* c = m.name.GetString(); *c != '\0'; ++c) {
-        if (*c == '~') {
-          pointer += "~0";
-        } else if (*c == '/') {
-          pointer += "~1";
-        } else {
-          pointer += *c;
-        }
-      }
+      append_pointer_token(pointer, m.name);
       if (find_long_name(m.value, pointer, length)) return true;
       pointer.resize(size);
     }
@@ -651,6 +664,36 @@ bool find_long_name(const JsonValue& v, std::string& pointer, std::size_t& lengt
       const std::size_t size = pointer.size();
       pointer += '/' + std::to_string(i);
       if (find_long_name(v[i], pointer, length)) return true;
+      pointer.resize(size);
+    }
+  }
+  return false;
+}
+
+// RapidJSON 1.1.0 hashes the values it checks against "enum" and
+// "uniqueItems", and its hasher converts every double to int64_t (negative)
+// or uint64_t: undefined behaviour outside those ranges. Such a number is
+// refused before RapidJSON sees it. True with its pointer when one is found.
+bool find_unhashable_number(const JsonValue& v, std::string& pointer, double& number) {
+  if (v.IsDouble()) {
+    const double d = v.GetDouble();
+    // -2^63 and 2^64 are exact doubles; NaN fails both comparisons.
+    if (!(d >= -9223372036854775808.0 && d < 18446744073709551616.0)) {
+      number = d;
+      return true;
+    }
+  } else if (v.IsObject()) {
+    for (auto& m : v.GetObject()) {
+      const std::size_t size = pointer.size();
+      append_pointer_token(pointer, m.name);
+      if (find_unhashable_number(m.value, pointer, number)) return true;
+      pointer.resize(size);
+    }
+  } else if (v.IsArray()) {
+    for (rapidjson::SizeType i = 0; i < v.Size(); ++i) {
+      const std::size_t size = pointer.size();
+      pointer += '/' + std::to_string(i);
+      if (find_unhashable_number(v[i], pointer, number)) return true;
       pointer.resize(size);
     }
   }
@@ -668,6 +711,18 @@ Result<void> JsonSchema::validate(const JsonValue& instance) const {
                            fmt::format("{}: a property name of {} characters is longer than {}, the limit for names "
                                        "matched against patternProperties",
                                        pointer.empty() ? "/" : pointer, length, kMaxPatternInput));
+      e.pointer = pointer;
+      return e;
+    }
+  }
+  if (impl_->hashes_values) {
+    std::string pointer;
+    double number = 0;
+    if (find_unhashable_number(instance, pointer, number)) {
+      Error e = make_error("schema_violation",
+                           fmt::format("{}: the number {} is out of the range this schema can check: with \"enum\" "
+                                       "or \"uniqueItems\" in the schema, numbers must lie in [-2^63, 2^64)",
+                                       pointer.empty() ? "/" : pointer, number));
       e.pointer = pointer;
       return e;
     }

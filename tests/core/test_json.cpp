@@ -80,6 +80,32 @@ TEST_CASE("schema: nested pointers, enum, bounds, required") {
   CHECK(validate(schema, "[]") == "/: expected object, got array");
 }
 
+TEST_CASE("schema: numbers RapidJSON cannot hash are refused where enum or uniqueItems apply") {
+  // RapidJSON 1.1.0 converts each double it hashes (for "enum" and
+  // "uniqueItems") to a 64-bit integer: undefined behaviour beyond 2^64 or
+  // below -2^63 (found by fuzz_json_schema).
+  const char* schema = R"({"type":"object","properties":{"tags":{"type":"array","uniqueItems":true},
+      "n":{"type":"number"},"kind":{"enum":["a",1]}}})";
+  CHECK(validate(schema, R"({"tags":[1,2.5,-9223372036854775808.0,18446744073709550000.0],"n":1e18})") == "ok");
+  // The check is coarse: any number of the instance, once the schema hashes
+  // anything (tracking which values RapidJSON hashes would mean resolving
+  // the schema along every path). Such numbers are beyond int64 anyway.
+  CHECK(validate(schema, R"({"n":1e300})") ==
+        "/n: the number 1e+300 is out of the range this schema can check: with \"enum\" or \"uniqueItems\" in the "
+        "schema, numbers must lie in [-2^63, 2^64)");
+  CHECK(validate(schema, R"({"tags":[1,1]})") != "ok");
+  CHECK(validate(schema, R"({"tags":[8888887888888877777788888888888]})") ==
+        "/tags/0: the number 8.888887888888878e+30 is out of the range this schema can check: with \"enum\" or "
+        "\"uniqueItems\" in the schema, numbers must lie in [-2^63, 2^64)");
+  CHECK(validate(schema, R"({"a/b~":{"x":[-1e19]}})") ==
+        "/a~1b~0/x/0: the number -1e+19 is out of the range this schema can check: with \"enum\" or "
+        "\"uniqueItems\" in the schema, numbers must lie in [-2^63, 2^64)");
+  // Without enum or uniqueItems nothing is hashed, and any number is checked.
+  const char* plain = R"({"type":"object","properties":{"n":{"type":"number","maximum":1e40}}})";
+  CHECK(validate(plain, R"({"n":1e39})") == "ok");
+  CHECK(validate(plain, R"({"n":1e41})") != "ok");
+}
+
 TEST_CASE("schema: long strings against patterns are refused, not a stack overflow") {
   // std::regex backtracks recursively (~300 bytes of stack per character):
   // 50 000 characters against this pattern used to crash the process.
