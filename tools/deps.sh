@@ -11,15 +11,21 @@
 # clang-14 and libclang-rt-14-dev: GCC has no libFuzzer; tools/fuzz.sh builds
 # the fuzz targets of tests/fuzz/ with clang++-14 -fsanitize=fuzzer (the
 # runtime is in libclang-rt-14-dev), and tools/test.sh runs each for a while.
+# The scheduler extension (lib/extensions/scheduler): libsqlite3-dev for its
+# embedded store, libpq-dev for the PostgreSQL store several servers share,
+# libical-dev to expand RRULEs (RFC 5545), libcctz-dev and tzdata to map local
+# times to instants in IANA time zones across DST (GCC 12 has no zoned_time).
+# postgresql-15: the scheduler's tests start a real server on a loopback port.
 # shellcheck shell=bash
 
 ORDINAUT_BUILD_PACKAGES=(
   meson ninja-build pkg-config cmake g++ python3
   libcpp-httplib-dev rapidjson-dev libhiredis-dev libfmt-dev doctest-dev libssl-dev
+  libsqlite3-dev libpq-dev libical-dev libcctz-dev tzdata
 )
 ORDINAUT_TEST_PACKAGES=(
   redis-server redis-tools wrk prometheus curl ca-certificates nodejs npm chromium openssl nginx-light
-  clang-14 libclang-rt-14-dev
+  clang-14 libclang-rt-14-dev postgresql-15
 )
 
 # Prints the packages of the given lists (build, test or all) that are not
