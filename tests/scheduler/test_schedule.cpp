@@ -206,7 +206,8 @@ TEST_CASE("cron: each bad expression has a clear error") {
       {"@reboot", "cron alias \"@reboot\" is not one of @yearly @annually @monthly @weekly @daily @midnight @hourly"},
   };
   for (const auto& c : cases) {
-    CAPTURE(c.expr);
+    const std::string expr = c.expr;
+    CAPTURE(expr);
     auto e = error_of(ScheduleKind::cron, c.expr);
     CHECK(e.code == "invalid_cron");
     CHECK(e.message == c.message);
@@ -260,7 +261,7 @@ TEST_CASE("time zones: default UTC, unknown names, no paths") {
   CHECK(s.timezone() == "UTC");
   CHECK(s.effective_timezone() == "UTC");
   CHECK(cron("0 0 * * *", "Europe/Bucharest").timezone() == "Europe/Bucharest");
-  for (const char* bad : {"Mars/Olympus", "Europe", "europe/bucharest ", "localtime", "../../etc/passwd",
+  for (const std::string bad : {"Mars/Olympus", "Europe", "europe/bucharest ", "localtime", "../../etc/passwd",
                           "/usr/share/zoneinfo/UTC", "Europe/../UTC", "right/UTC", "Fixed/UTC+05:00", "Etc//UTC"}) {
     CAPTURE(bad);
     auto e = error_of(ScheduleKind::cron, "* * * * *", bad);
@@ -347,6 +348,24 @@ TEST_CASE("rrule: COUNT and UNTIL end the schedule") {
         V{"2026-11-01 04:30:00", "2026-11-01 05:30:00", "2026-11-01 07:30:00", "2026-11-01 08:30:00", "none"});
 }
 
+TEST_CASE("rrule: COUNT rules answer the same in any order of questions") {
+  // The walk of a COUNT rule continues from the previous call; going back restarts it.
+  const auto s = rrule("DTSTART:20260105T090000\nRRULE:FREQ=WEEKLY;BYDAY=MO,FR;COUNT=40");
+  const auto fresh = [] { return rrule("DTSTART:20260105T090000\nRRULE:FREQ=WEEKLY;BYDAY=MO,FR;COUNT=40"); };
+  const Instant probes[] = {utc("2026-03-01 00:00:00"), utc("2026-01-01 00:00:00"), utc("2026-03-02 09:00:00"),
+                            utc("2026-03-02 08:59:59"), utc("2026-06-30 00:00:00"), utc("2026-01-09 09:00:00"),
+                            utc("2026-05-22 09:00:00"), utc("2026-05-21 00:00:00"), utc("2030-01-01 00:00:00")};
+  for (Instant p : probes) {
+    CAPTURE(iso(p));
+    CHECK(iso(s.next_after(p)) == iso(fresh().next_after(p)));
+  }
+  CHECK(iso(s.next_after(utc("2026-05-21 00:00:00"))) == "2026-05-22 09:00:00");  // the 40th
+  CHECK(iso(s.next_after(utc("2026-05-22 09:00:00"))) == "none");
+  // Last day of February via a negative BYMONTHDAY.
+  CHECK(next_n(rrule("DTSTART:20270101T000000\nRRULE:FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=-1"), utc("2027-01-01 00:00:00"), 2) ==
+        V{"2027-02-28 00:00:00", "2028-02-29 00:00:00"});
+}
+
 TEST_CASE("rrule DST: gap and repeat in Bucharest and New York") {
   // 03:30 daily in Bucharest: missing on Mar 29 -> 04:00 EEST (01:00Z); twice on Oct 25 -> first (00:30Z).
   auto b = rrule("DTSTART;TZID=Europe/Bucharest:20260328T033000\nRRULE:FREQ=DAILY");
@@ -379,7 +398,9 @@ TEST_CASE("rrule: each bad expression has a clear error") {
        "RRULE has both COUNT and UNTIL (RFC 5545 allows one of them)"},
       {"FREQ=DAILY;COUNT=1000000", "invalid_rrule", "RRULE COUNT 1000000 is above the supported 100000"},
       {"DTSTART:20260101T000000\nRRULE:FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30", "invalid_rrule",
-       "RRULE \"FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30\" produces no occurrence from DTSTART 20260101T000000"},
+       "RRULE never matches: no allowed month has BYMONTHDAY=30"},
+      {"FREQ=MONTHLY;BYMONTH=4,6;BYMONTHDAY=31,-31", "invalid_rrule",
+       "RRULE never matches: no allowed month has BYMONTHDAY=31,-31"},
       {"DTSTART:2026-01-01\nRRULE:FREQ=DAILY", "invalid_rrule",
        "DTSTART value \"2026-01-01\" is not a date-time like 20260308T090000, 20260308T090000Z or (VALUE=DATE) 20260308"},
       {"DTSTART:20260230T000000\nRRULE:FREQ=DAILY", "invalid_rrule",
@@ -404,7 +425,8 @@ TEST_CASE("rrule: each bad expression has a clear error") {
       {"FREQ=DAILY;BYHOUR=\x01", "invalid_rrule", "RRULE \"FREQ=DAILY;BYHOUR=\\x01\" has a control or non-ASCII byte"},
   };
   for (const auto& c : cases) {
-    CAPTURE(c.expr);
+    const std::string expr = c.expr;
+    CAPTURE(expr);
     auto e = error_of(ScheduleKind::rrule, c.expr);
     CHECK(e.code == c.code);
     CHECK(e.message == c.message);
@@ -470,7 +492,8 @@ TEST_CASE("once: each bad timestamp has a clear error") {
        "local time"},
   };
   for (const auto& c : cases) {
-    CAPTURE(c.expr);
+    const std::string expr = c.expr;
+    CAPTURE(expr);
     auto e = error_of(ScheduleKind::once, c.expr);
     CHECK(e.code == "invalid_once");
     CHECK(e.message == c.message);
@@ -490,7 +513,7 @@ TEST_CASE("event: topic patterns") {
   CHECK(compile(ScheduleKind::event, "*").matches_topic("anything.at.all"));
   // Other kinds never match topics.
   CHECK_FALSE(cron("* * * * *").matches_topic("a.b"));
-  for (const char* bad : {"", "a.*.b", "a b", "a.**", "bad/topic"}) {
+  for (const std::string bad : {"", "a.*.b", "a b", "a.**", "bad/topic"}) {
     CAPTURE(bad);
     auto e = error_of(ScheduleKind::event, bad);
     CHECK(e.code == "invalid_event_pattern");
@@ -534,4 +557,76 @@ TEST_CASE("schedules are shared read-only across threads") {
   }
   for (auto& t : threads) t.join();
   for (int good : ok) CHECK(good == 20);
+}
+
+// Skipping ahead (libical set_start for INTERVAL=1, DTSTART moved by whole
+// intervals otherwise) must give exactly the occurrences of a plain walk from
+// DTSTART. The same rule with COUNT is walked from DTSTART with no skipping, so
+// it serves as the reference.
+TEST_CASE("rrule: skipping ahead gives the same occurrences as walking from DTSTART") {
+  const char* rules[] = {
+      "DTSTART:20260101T000000\nRRULE:FREQ=MINUTELY;INTERVAL=7",
+      "DTSTART;TZID=America/New_York:20260301T013000\nRRULE:FREQ=HOURLY;INTERVAL=5",
+      "DTSTART;TZID=Europe/Bucharest:20260101T033000\nRRULE:FREQ=DAILY;INTERVAL=3",
+      "DTSTART:20260101T090000\nRRULE:FREQ=WEEKLY;INTERVAL=3;BYDAY=TU,SA",
+      "DTSTART:20260131T090000\nRRULE:FREQ=MONTHLY;INTERVAL=2",
+      "DTSTART:20260101T090000\nRRULE:FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=-1",
+      "DTSTART;TZID=America/New_York:20261001T000000\nRRULE:FREQ=DAILY;BYHOUR=1,2,3;BYMINUTE=0,30;BYSECOND=0",
+      "DTSTART;TZID=America/New_York:20260220T000000\nRRULE:FREQ=DAILY;BYHOUR=1,2,3;BYMINUTE=0,30;BYSECOND=0",
+  };
+  for (const std::string text : rules) {
+    CAPTURE(text);
+    const auto fast = rrule(text);
+    const auto reference = rrule(text + ";COUNT=300");
+    std::vector<Instant> occ;
+    std::optional<Instant> t = utc("2025-12-01 00:00:00");
+    while ((t = reference.next_after(*t))) occ.push_back(*t);
+    REQUIRE(occ.size() >= 250);  // a few collapse in DST gaps
+    CHECK(fast.next_after(utc("2025-12-01 00:00:00")) == occ.front());
+    for (std::size_t i = 0; i + 1 < occ.size(); ++i) {
+      CAPTURE(iso(occ[i]));
+      CHECK(fast.next_after(occ[i]) == occ[i + 1]);
+      CHECK(fast.next_after(occ[i + 1] - std::chrono::seconds(1)) == occ[i + 1]);
+      CHECK(fast.next_after(occ[i] + (occ[i + 1] - occ[i]) / 2) == occ[i + 1]);
+    }
+  }
+}
+
+// The cron matcher and libical are independent engines; over two years that
+// include both DST transitions of both zones they must agree run for run.
+TEST_CASE("cron agrees with the equivalent RRULE across DST in both zones") {
+  struct Pair {
+    const char* cron;
+    const char* rule;
+  };
+  const Pair pairs[] = {
+      {"*/30 * * * *", "FREQ=HOURLY;BYMINUTE=0,30;BYSECOND=0"},
+      {"0 9 * * MON-FRI", "FREQ=DAILY;BYDAY=MO,TU,WE,TH,FR;BYHOUR=9;BYMINUTE=0;BYSECOND=0"},
+      {"15 1-4 * * *", "FREQ=DAILY;BYHOUR=1,2,3,4;BYMINUTE=15;BYSECOND=0"},
+      {"5/20 1-3 * JAN,MAR,OCT,NOV SUN", "FREQ=DAILY;BYMONTH=1,3,10,11;BYDAY=SU;BYHOUR=1,2,3;BYMINUTE=5,25,45;BYSECOND=0"},
+      {"0 0 29 2 *", "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29;BYHOUR=0;BYMINUTE=0;BYSECOND=0"},
+  };
+  for (const char* zone : {"America/New_York", "Europe/Bucharest"}) {
+    for (const auto& p : pairs) {
+      const std::string zone_name = zone, cron_text = p.cron;
+      CAPTURE(zone_name);
+      CAPTURE(cron_text);
+      const auto c = cron(p.cron, zone);
+      const auto r = rrule(std::string("DTSTART;TZID=") + zone + ":20260101T000000\nRRULE:" + p.rule, "UTC");
+      int n = 0;
+      // From New Year, and from shortly before each zone's 2026 transitions.
+      for (const char* from : {"2026-01-01 06:00:00", "2026-03-01 00:00:00", "2026-10-20 00:00:00"}) {
+        const std::string start = from;
+        CAPTURE(start);
+        std::optional<Instant> a = utc(start), b = a;
+        for (int i = 0; i < 1500 && *a < utc("2029-01-01 00:00:00"); ++i, ++n) {
+          a = c.next_after(*a);
+          b = r.next_after(*b);
+          REQUIRE(a.has_value());
+          REQUIRE(iso(a) == iso(b));
+        }
+      }
+      CHECK(n > 0);
+    }
+  }
 }

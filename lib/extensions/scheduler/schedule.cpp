@@ -532,6 +532,31 @@ std::string diagnose_rrule(std::string_view rule) {
   return fmt::format("RRULE {} is invalid", shown(rule));
 }
 
+// BYMONTHDAY days that no BYMONTH month has (February 30th): libical would
+// search for centuries before refusing such a rule, so it is refused here.
+std::optional<std::string> impossible_month_days(const icalrecurrencetype& rule) {
+  if (rule.by_month_day[0] == ICAL_RECURRENCE_ARRAY_MAX || rule.by_year_day[0] != ICAL_RECURRENCE_ARRAY_MAX ||
+      rule.by_week_no[0] != ICAL_RECURRENCE_ARRAY_MAX) {
+    return std::nullopt;
+  }
+  std::string days;
+  for (int i = 0; i < ICAL_BY_MONTHDAY_SIZE && rule.by_month_day[i] != ICAL_RECURRENCE_ARRAY_MAX; ++i) {
+    days += fmt::format("{}{}", days.empty() ? "" : ",", rule.by_month_day[i]);
+  }
+  for (int m = 1; m <= 12; ++m) {
+    bool month_allowed = rule.by_month[0] == ICAL_RECURRENCE_ARRAY_MAX;
+    for (int i = 0; i < ICAL_BY_MONTH_SIZE && rule.by_month[i] != ICAL_RECURRENCE_ARRAY_MAX; ++i) {
+      month_allowed = month_allowed || rule.by_month[i] == m;
+    }
+    if (!month_allowed) continue;
+    const int longest = m == 2 ? 29 : days_in_month(2001, m);
+    for (int i = 0; i < ICAL_BY_MONTHDAY_SIZE && rule.by_month_day[i] != ICAL_RECURRENCE_ARRAY_MAX; ++i) {
+      if (std::abs(rule.by_month_day[i]) <= longest) return std::nullopt;
+    }
+  }
+  return fmt::format("RRULE never matches: no allowed month has BYMONTHDAY={}", days);
+}
+
 struct RRuleCompiled {
   RRuleSpec spec;
   std::string zone;  // the zone to evaluate in (DTSTART's TZID, "UTC" for Z, or the task's)
@@ -642,6 +667,7 @@ Result<RRuleCompiled> parse_rrule(std::string_view expr, std::string_view task_z
     }
     rule.until = icaltime_null_time();
   }
+  if (auto impossible = impossible_month_days(rule)) return rrule_error(*impossible);
   out.spec.rule = rule;
   // libical refuses rules with no occurrence at all (e.g. February 30th) here.
   IteratorPtr it(icalrecur_iterator_new(rule, to_ical(out.spec.dtstart)));
@@ -657,14 +683,53 @@ Result<RRuleCompiled> parse_rrule(std::string_view expr, std::string_view task_z
 
 // -------------------------------------------------------------------- Schedule
 
+namespace {
+// Where the last walk of a COUNT rule stopped. COUNT rules are counted from
+// DTSTART, so instead of walking again on every call the walk continues when
+// `after` did not go back (the usual case: next_after(previous occurrence)).
+struct CountWalk {
+  std::mutex mu;
+  IteratorPtr it;
+  std::optional<Instant> last, before_last;  // the last two occurrences produced
+  bool done = false;                         // the iterator is exhausted
+};
+}  // namespace
+
 struct Schedule::Impl {
   ScheduleKind kind = ScheduleKind::manual;
   std::string expr, timezone, effective_timezone;
   cctz::time_zone tz;
   CronSpec cron;
   std::optional<RRuleSpec> rrule;
+  std::unique_ptr<CountWalk> count_walk;  // rrule with COUNT only
   Instant once_at{};
+
+  std::optional<Instant> next_counted(Instant after) const;
 };
+
+std::optional<Instant> Schedule::Impl::next_counted(Instant after) const {
+  CountWalk& w = *count_walk;
+  std::lock_guard lock(w.mu);
+  if (w.last && *w.last > after && (!w.before_last || *w.before_last <= after)) return w.last;
+  if (!w.it || !w.last || *w.last > after) {
+    w.it.reset(icalrecur_iterator_new(rrule->rule, to_ical(rrule->dtstart)));
+    w.last.reset();
+    w.before_last.reset();
+    w.done = false;
+    if (!w.it) return std::nullopt;
+  }
+  for (int step = 0; step < kMaxRRuleSteps && !w.done; ++step) {
+    const icaltimetype next = icalrecur_iterator_next(w.it.get());
+    if (icaltime_is_null_time(next)) {
+      w.done = true;
+      break;
+    }
+    w.before_last = w.last;
+    w.last = map_civil(from_ical(next), tz);
+    if (*w.last > after) return w.last;
+  }
+  return std::nullopt;
+}
 
 std::optional<ScheduleKind> parse_schedule_kind(std::string_view name) {
   for (auto kind : {ScheduleKind::cron, ScheduleKind::rrule, ScheduleKind::once, ScheduleKind::event,
@@ -713,6 +778,7 @@ Result<Schedule> Schedule::compile(ScheduleKind kind, std::string_view expr_in, 
       auto compiled = parse_rrule(expr, zone, impl->tz, anchor);
       if (!compiled) return compiled.error();
       impl->rrule = compiled->spec;
+      if (compiled->spec.rule.count > 0) impl->count_walk = std::make_unique<CountWalk>();
       if (compiled->zone != impl->timezone) {
         auto eff = load_zone(compiled->zone, "DTSTART TZID");
         if (!eff) return eff.error();
@@ -773,8 +839,9 @@ std::optional<Instant> Schedule::next_after(Instant after) const {
       if (after >= kMaxInstant || (r.until && after >= *r.until)) return std::nullopt;
       const cctz::civil_second from = civil_of(after, s.tz);
       if (from.year() >= kMaxRRuleYear - 1) return std::nullopt;
-      // Skip ahead to `after` where that provably gives the same occurrences:
-      //  - with COUNT, occurrences must be counted from DTSTART: no skipping;
+      // COUNT rules are counted from DTSTART (continuing the previous walk).
+      if (r.rule.count > 0) return s.next_counted(after);
+      // Otherwise skip ahead to `after` where that provably gives the same occurrences:
       //  - INTERVAL=1: libical's set_start;
       //  - INTERVAL>1 up to WEEKLY: DTSTART moved forward by whole intervals
       //    (civil arithmetic, so the series is unchanged; libical's set_start
@@ -782,7 +849,7 @@ std::optional<Instant> Schedule::next_after(Instant after) const {
       //  - MONTHLY/YEARLY with INTERVAL>1: from DTSTART (few periods per year).
       cctz::civil_second start = r.dtstart;
       bool set_start = false;
-      if (r.rule.count == 0 && from > r.dtstart) {
+      if (from > r.dtstart) {
         if (r.rule.interval <= 1) {
           set_start = true;
         } else if (const auto unit = interval_unit_seconds(r.rule.freq); unit > 0) {

@@ -49,17 +49,25 @@
 // Time zone names are IANA names ("Europe/Bucharest", "UTC"; empty = "UTC"),
 // checked for syntax (no paths, no "localtime") and loaded by cctz.
 //
-// Limits: expressions up to 1024 bytes; RRULE COUNT up to 100000; libical
-// expands up to year 2582 (later occurrences do not exist for us: nullopt);
-// cron and once accept years up to 9999.
+// Cost and limits: cron next_after jumps field by field (month, day, hour,
+// minute), well under a microsecond for ordinary crons and bounded by a 400-year
+// search (one Gregorian cycle) otherwise. RRULE next_after skips ahead to
+// `after` (libical set_start, or DTSTART moved by whole intervals) except for
+// COUNT rules, which are counted from DTSTART; their walk is kept and continued
+// when `after` moves forward. Expressions up to 1024 bytes; COUNT up to 100000;
+// BYMONTHDAY days no BYMONTH month has are refused up front (libical would
+// search for a long time first); libical expands up to year 2582 (later
+// occurrences do not exist: nullopt); cron and once accept years up to 9999.
 //
 // Error codes: invalid_cron, invalid_rrule, invalid_once, invalid_event_pattern,
 // unknown_timezone, invalid_schedule (manual with an expression, over-long
 // input). Messages name the field and the value, e.g.
 //   cron field 2 (hour) "25" is out of range 0-23
 //
-// Thread safety: a compiled Schedule is immutable; next_after may be called
-// concurrently from several threads. Copies share the compiled state.
+// Thread safety: a compiled Schedule is immutable apart from the COUNT walk,
+// which a mutex guards; next_after may be called concurrently from several
+// threads. Copies share the compiled state. compile() sets libical's process-wide
+// "errors are fatal" flag to false once, so malformed rules come back as errors.
 #pragma once
 
 #include <chrono>
