@@ -36,8 +36,7 @@ std::string iso(std::optional<Instant> t) {
 // The creation time given to compile (an RRULE's DTSTART when it has none).
 const Instant kAnchor = Instant(std::chrono::seconds(1767602232));  // 2026-01-05 08:37:12 UTC
 
-Schedule compile(ScheduleKind kind, const std::string& expr, const std::string& tz = "UTC",
-                 Instant anchor = kAnchor) {
+Schedule compile(ScheduleKind kind, const std::string& expr, const std::string& tz = "UTC", Instant anchor = kAnchor) {
   auto s = Schedule::compile(kind, expr, tz, anchor);
   REQUIRE_MESSAGE(s.ok(), expr, " -> ", (s.ok() ? "" : s.error().message));
   return *s;
@@ -73,8 +72,8 @@ using V = std::vector<std::string>;
 TEST_CASE("the anchor constant is what its comment says") { CHECK(kAnchor == utc("2026-01-05 08:37:12")); }
 
 TEST_CASE("schedule kinds: names round-trip, unknown names refused") {
-  for (auto k : {ScheduleKind::cron, ScheduleKind::rrule, ScheduleKind::once, ScheduleKind::event,
-                 ScheduleKind::manual}) {
+  for (auto k :
+       {ScheduleKind::cron, ScheduleKind::rrule, ScheduleKind::once, ScheduleKind::event, ScheduleKind::manual}) {
     CHECK(parse_schedule_kind(ordinaut::scheduler::to_string(k)) == k);
   }
   CHECK(ordinaut::scheduler::to_string(ScheduleKind::rrule) == "rrule");
@@ -85,26 +84,51 @@ TEST_CASE("schedule kinds: names round-trip, unknown names refused") {
 
 TEST_CASE("cron: every field form") {
   const Instant t0 = utc("2026-01-05 10:07:00");  // a Monday
-  SUBCASE("star and step") { CHECK(next_n(cron("*/15 * * * *"), t0, 3) == V{"2026-01-05 10:15:00", "2026-01-05 10:30:00", "2026-01-05 10:45:00"}); }
+  SUBCASE("star and step") {
+    CHECK(next_n(cron("*/15 * * * *"), t0, 3) ==
+          V{"2026-01-05 10:15:00", "2026-01-05 10:30:00", "2026-01-05 10:45:00"});
+  }
   SUBCASE("every minute, strictly after") {
     CHECK(next_n(cron("* * * * *"), utc("2026-01-05 10:07:00"), 2) == V{"2026-01-05 10:08:00", "2026-01-05 10:09:00"});
     CHECK(iso(cron("* * * * *").next_after(utc("2026-01-05 10:07:59"))) == "2026-01-05 10:08:00");
   }
-  SUBCASE("list") { CHECK(next_n(cron("5,10 * * * *"), t0, 3) == V{"2026-01-05 10:10:00", "2026-01-05 11:05:00", "2026-01-05 11:10:00"}); }
-  SUBCASE("range") { CHECK(next_n(cron("10-11 * * * *"), utc("2026-01-05 10:11:00"), 2) == V{"2026-01-05 11:10:00", "2026-01-05 11:11:00"}); }
-  SUBCASE("range with step") { CHECK(next_n(cron("0-30/10 9 * * *"), t0, 4) == V{"2026-01-06 09:00:00", "2026-01-06 09:10:00", "2026-01-06 09:20:00", "2026-01-06 09:30:00"}); }
-  SUBCASE("value with step means value-max/step") { CHECK(next_n(cron("5/20 10 * * *"), t0, 3) == V{"2026-01-05 10:25:00", "2026-01-05 10:45:00", "2026-01-06 10:05:00"}); }
-  SUBCASE("hour range with step") { CHECK(next_n(cron("0 9-17/4 * * *"), t0, 3) == V{"2026-01-05 13:00:00", "2026-01-05 17:00:00", "2026-01-06 09:00:00"}); }
-  SUBCASE("day of month") { CHECK(next_n(cron("0 0 1,15 * *"), t0, 3) == V{"2026-01-15 00:00:00", "2026-02-01 00:00:00", "2026-02-15 00:00:00"}); }
+  SUBCASE("list") {
+    CHECK(next_n(cron("5,10 * * * *"), t0, 3) ==
+          V{"2026-01-05 10:10:00", "2026-01-05 11:05:00", "2026-01-05 11:10:00"});
+  }
+  SUBCASE("range") {
+    CHECK(next_n(cron("10-11 * * * *"), utc("2026-01-05 10:11:00"), 2) ==
+          V{"2026-01-05 11:10:00", "2026-01-05 11:11:00"});
+  }
+  SUBCASE("range with step") {
+    CHECK(next_n(cron("0-30/10 9 * * *"), t0, 4) ==
+          V{"2026-01-06 09:00:00", "2026-01-06 09:10:00", "2026-01-06 09:20:00", "2026-01-06 09:30:00"});
+  }
+  SUBCASE("value with step means value-max/step") {
+    CHECK(next_n(cron("5/20 10 * * *"), t0, 3) ==
+          V{"2026-01-05 10:25:00", "2026-01-05 10:45:00", "2026-01-06 10:05:00"});
+  }
+  SUBCASE("hour range with step") {
+    CHECK(next_n(cron("0 9-17/4 * * *"), t0, 3) ==
+          V{"2026-01-05 13:00:00", "2026-01-05 17:00:00", "2026-01-06 09:00:00"});
+  }
+  SUBCASE("day of month") {
+    CHECK(next_n(cron("0 0 1,15 * *"), t0, 3) ==
+          V{"2026-01-15 00:00:00", "2026-02-01 00:00:00", "2026-02-15 00:00:00"});
+  }
   SUBCASE("month numbers and names, any case") {
-    CHECK(next_n(cron("0 0 1 JAN,jul *"), t0, 3) == V{"2026-07-01 00:00:00", "2027-01-01 00:00:00", "2027-07-01 00:00:00"});
+    CHECK(next_n(cron("0 0 1 JAN,jul *"), t0, 3) ==
+          V{"2026-07-01 00:00:00", "2027-01-01 00:00:00", "2027-07-01 00:00:00"});
     CHECK(next_n(cron("0 0 1 1,7 *"), t0, 3) == next_n(cron("0 0 1 Jan,JUL *"), t0, 3));
-    CHECK(next_n(cron("0 0 1 mar-may *"), t0, 3) == V{"2026-03-01 00:00:00", "2026-04-01 00:00:00", "2026-05-01 00:00:00"});
+    CHECK(next_n(cron("0 0 1 mar-may *"), t0, 3) ==
+          V{"2026-03-01 00:00:00", "2026-04-01 00:00:00", "2026-05-01 00:00:00"});
   }
   SUBCASE("weekday names and ranges") {
     // Friday 2026-01-09 10:00 -> Monday 9:00.
-    CHECK(next_n(cron("0 9 * * MON-FRI"), utc("2026-01-09 10:00:00"), 2) == V{"2026-01-12 09:00:00", "2026-01-13 09:00:00"});
-    CHECK(next_n(cron("0 9 * * 1-5"), utc("2026-01-09 10:00:00"), 2) == V{"2026-01-12 09:00:00", "2026-01-13 09:00:00"});
+    CHECK(next_n(cron("0 9 * * MON-FRI"), utc("2026-01-09 10:00:00"), 2) ==
+          V{"2026-01-12 09:00:00", "2026-01-13 09:00:00"});
+    CHECK(next_n(cron("0 9 * * 1-5"), utc("2026-01-09 10:00:00"), 2) ==
+          V{"2026-01-12 09:00:00", "2026-01-13 09:00:00"});
   }
   SUBCASE("0 and 7 are both Sunday") {
     const V sundays{"2026-01-11 00:00:00", "2026-01-18 00:00:00"};
@@ -112,20 +136,27 @@ TEST_CASE("cron: every field form") {
     CHECK(next_n(cron("0 0 * * 7"), t0, 2) == sundays);
     CHECK(next_n(cron("0 0 * * sun"), t0, 2) == sundays);
     // Friday to Sunday through 7.
-    CHECK(next_n(cron("0 0 * * 5-7"), t0, 4) == V{"2026-01-09 00:00:00", "2026-01-10 00:00:00", "2026-01-11 00:00:00", "2026-01-16 00:00:00"});
+    CHECK(next_n(cron("0 0 * * 5-7"), t0, 4) ==
+          V{"2026-01-09 00:00:00", "2026-01-10 00:00:00", "2026-01-11 00:00:00", "2026-01-16 00:00:00"});
+    CHECK(next_n(cron("0 0 * * 7/2"), t0, 2) == sundays);  // 7 to 7 every 2: Sunday
+    CHECK(next_n(cron("0 0 * * 6/1"), t0, 3) == V{"2026-01-10 00:00:00", "2026-01-11 00:00:00", "2026-01-17 00:00:00"});
     CHECK(next_n(cron("0 0 * * */3"), t0, 3) == V{"2026-01-07 00:00:00", "2026-01-10 00:00:00", "2026-01-11 00:00:00"});
   }
   SUBCASE("Vixie OR when both day fields are restricted") {
     // The 13th, or any Friday: Fri 9th, Tue 13th, Fri 16th.
-    CHECK(next_n(cron("0 0 13 * FRI"), t0, 3) == V{"2026-01-09 00:00:00", "2026-01-13 00:00:00", "2026-01-16 00:00:00"});
+    CHECK(next_n(cron("0 0 13 * FRI"), t0, 3) ==
+          V{"2026-01-09 00:00:00", "2026-01-13 00:00:00", "2026-01-16 00:00:00"});
   }
   SUBCASE("AND when a day field starts with '*'") {
     // "*/2" in day-of-month counts as unrestricted: odd days that are Fridays.
-    CHECK(next_n(cron("0 0 */2 * FRI"), t0, 3) == V{"2026-01-09 00:00:00", "2026-01-23 00:00:00", "2026-02-13 00:00:00"});
+    CHECK(next_n(cron("0 0 */2 * FRI"), t0, 3) ==
+          V{"2026-01-09 00:00:00", "2026-01-23 00:00:00", "2026-02-13 00:00:00"});
     // "*" weekday: only the day of month counts.
     CHECK(next_n(cron("0 0 13 * *"), t0, 2) == V{"2026-01-13 00:00:00", "2026-02-13 00:00:00"});
   }
-  SUBCASE("whitespace between fields") { CHECK(iso(cron("  0\t12  *  * *  ").next_after(t0)) == "2026-01-05 12:00:00"); }
+  SUBCASE("whitespace between fields") {
+    CHECK(iso(cron("  0\t12  *  * *  ").next_after(t0)) == "2026-01-05 12:00:00");
+  }
 }
 
 TEST_CASE("cron: aliases") {
@@ -143,7 +174,8 @@ TEST_CASE("cron: aliases") {
 
 TEST_CASE("cron: month ends and leap years") {
   // The 31st skips the months without one.
-  CHECK(next_n(cron("0 0 31 * *"), utc("2026-01-31 01:00:00"), 3) == V{"2026-03-31 00:00:00", "2026-05-31 00:00:00", "2026-07-31 00:00:00"});
+  CHECK(next_n(cron("0 0 31 * *"), utc("2026-01-31 01:00:00"), 3) ==
+        V{"2026-03-31 00:00:00", "2026-05-31 00:00:00", "2026-07-31 00:00:00"});
   // February 29th only in leap years; 2100 is not one.
   CHECK(next_n(cron("0 0 29 2 *"), utc("2026-03-01 00:00:00"), 2) == V{"2028-02-29 00:00:00", "2032-02-29 00:00:00"});
   CHECK(iso(cron("0 0 29 2 *").next_after(utc("2096-03-01 00:00:00"))) == "2104-02-29 00:00:00");
@@ -200,9 +232,15 @@ TEST_CASE("cron: each bad expression has a clear error") {
       {"5-1 * * * *", "cron field 1 (minute) \"5-1\" is a descending range"},
       {"1,,2 * * * *", "cron field 1 (minute) \"1,,2\" has an empty list item"},
       {"1, * * * *", "cron field 1 (minute) \"1,\" has an empty list item"},
-      {"* * * *", "cron expression \"* * * *\" has 4 fields; expected 5 (minute hour day-of-month month day-of-week) or an alias such as @daily"},
-      {"0 * * * * *", "cron expression \"0 * * * * *\" has 6 fields; expected 5 (minute hour day-of-month month day-of-week) or an alias such as @daily"},
-      {"", "cron expression \"\" has 0 fields; expected 5 (minute hour day-of-month month day-of-week) or an alias such as @daily"},
+      {"* * * *",
+       "cron expression \"* * * *\" has 4 fields; expected 5 (minute hour day-of-month month day-of-week) or an alias "
+       "such as @daily"},
+      {"0 * * * * *",
+       "cron expression \"0 * * * * *\" has 6 fields; expected 5 (minute hour day-of-month month day-of-week) or an "
+       "alias such as @daily"},
+      {"",
+       "cron expression \"\" has 0 fields; expected 5 (minute hour day-of-month month day-of-week) or an alias such as "
+       "@daily"},
       {"@reboot", "cron alias \"@reboot\" is not one of @yearly @annually @monthly @weekly @daily @midnight @hourly"},
   };
   for (const auto& c : cases) {
@@ -225,13 +263,15 @@ TEST_CASE("cron DST: America/New_York, spring forward") {
   CHECK(next_n(cron("*/30 * * * *", ny), utc("2026-03-08 06:00:00"), 3) ==
         V{"2026-03-08 06:30:00", "2026-03-08 07:00:00", "2026-03-08 07:30:00"});
   // Local 9:00 every day: 14:00Z in winter, 13:00Z in summer.
-  CHECK(next_n(cron("0 9 * * *", ny), utc("2026-03-07 00:00:00"), 2) == V{"2026-03-07 14:00:00", "2026-03-08 13:00:00"});
+  CHECK(next_n(cron("0 9 * * *", ny), utc("2026-03-07 00:00:00"), 2) ==
+        V{"2026-03-07 14:00:00", "2026-03-08 13:00:00"});
 }
 
 TEST_CASE("cron DST: America/New_York, fall back") {
   const auto ny = "America/New_York";
   // 01:30 happens twice on Nov 1: it runs at the first (EDT, 05:30Z) only.
-  CHECK(next_n(cron("30 1 * * *", ny), utc("2026-10-31 12:00:00"), 2) == V{"2026-11-01 05:30:00", "2026-11-02 06:30:00"});
+  CHECK(next_n(cron("30 1 * * *", ny), utc("2026-10-31 12:00:00"), 2) ==
+        V{"2026-11-01 05:30:00", "2026-11-02 06:30:00"});
   // Every 30 minutes: the repeated hour (01:00 and 01:30 EST) is not run again.
   CHECK(next_n(cron("*/30 * * * *", ny), utc("2026-11-01 05:00:00"), 3) ==
         V{"2026-11-01 05:30:00", "2026-11-01 07:00:00", "2026-11-01 07:30:00"});
@@ -248,7 +288,8 @@ TEST_CASE("cron DST: Europe/Bucharest, both directions") {
   CHECK(next_n(cron("30 3 * * *", b), utc("2026-03-28 00:00:00"), 3) ==
         V{"2026-03-28 01:30:00", "2026-03-29 01:00:00", "2026-03-30 00:30:00"});
   // 03:30 twice on Oct 25 -> first (EEST, 00:30Z) only; Oct 26 03:30 EET = 01:30Z.
-  CHECK(next_n(cron("30 3 * * *", b), utc("2026-10-24 12:00:00"), 2) == V{"2026-10-25 00:30:00", "2026-10-26 01:30:00"});
+  CHECK(next_n(cron("30 3 * * *", b), utc("2026-10-24 12:00:00"), 2) ==
+        V{"2026-10-25 00:30:00", "2026-10-26 01:30:00"});
   // Hourly across the fall back: 03:00 EEST (00:00Z), then 04:00 EET (02:00Z).
   CHECK(next_n(cron("@hourly", b), utc("2026-10-24 23:30:00"), 2) == V{"2026-10-25 00:00:00", "2026-10-25 02:00:00"});
   // Hourly across the spring forward: 02:00 EET (00:00Z), 03:00 missing -> 04:00 EEST (01:00Z), 05:00 EEST.
@@ -261,8 +302,9 @@ TEST_CASE("time zones: default UTC, unknown names, no paths") {
   CHECK(s.timezone() == "UTC");
   CHECK(s.effective_timezone() == "UTC");
   CHECK(cron("0 0 * * *", "Europe/Bucharest").timezone() == "Europe/Bucharest");
-  for (const std::string bad : {"Mars/Olympus", "Europe", "europe/bucharest ", "localtime", "../../etc/passwd",
-                          "/usr/share/zoneinfo/UTC", "Europe/../UTC", "right/UTC", "Fixed/UTC+05:00", "Etc//UTC"}) {
+  for (const std::string bad :
+       {"Mars/Olympus", "Europe", "europe/bucharest ", "localtime", "../../etc/passwd", "/usr/share/zoneinfo/UTC",
+        "Europe/../UTC", "right/UTC", "Fixed/UTC+05:00", "Etc//UTC"}) {
     CAPTURE(bad);
     auto e = error_of(ScheduleKind::cron, "* * * * *", bad);
     CHECK(e.code == "unknown_timezone");
@@ -288,9 +330,9 @@ TEST_CASE("rrule: daily, weekly, monthly with BYDAY and BYSETPOS") {
   }
   SUBCASE("weekly every other week on Monday and Wednesday") {
     auto s = rrule("DTSTART:20260105T090000\nRRULE:FREQ=WEEKLY;INTERVAL=2;BYDAY=MO,WE");
-    CHECK(next_n(s, utc("2026-01-01 00:00:00"), 5) ==
-          V{"2026-01-05 09:00:00", "2026-01-07 09:00:00", "2026-01-19 09:00:00", "2026-01-21 09:00:00",
-            "2026-02-02 09:00:00"});
+    CHECK(next_n(s, utc("2026-01-01 00:00:00"), 5) == V{"2026-01-05 09:00:00", "2026-01-07 09:00:00",
+                                                        "2026-01-19 09:00:00", "2026-01-21 09:00:00",
+                                                        "2026-02-02 09:00:00"});
     // Far from DTSTART the interval alignment is kept.
     CHECK(next_n(s, utc("2026-03-03 00:00:00"), 2) == V{"2026-03-04 09:00:00", "2026-03-16 09:00:00"});
   }
@@ -303,15 +345,16 @@ TEST_CASE("rrule: daily, weekly, monthly with BYDAY and BYSETPOS") {
   SUBCASE("monthly second Tuesday") {
     auto s = rrule("DTSTART:20260101T120000Z\nRRULE:FREQ=MONTHLY;BYDAY=2TU");
     CHECK(s.effective_timezone() == "UTC");
-    CHECK(next_n(s, utc("2026-01-01 00:00:00"), 3) == V{"2026-01-13 12:00:00", "2026-02-10 12:00:00", "2026-03-10 12:00:00"});
+    CHECK(next_n(s, utc("2026-01-01 00:00:00"), 3) ==
+          V{"2026-01-13 12:00:00", "2026-02-10 12:00:00", "2026-03-10 12:00:00"});
   }
   SUBCASE("monthly on the 31st skips short months") {
     CHECK(next_n(rrule("DTSTART:20260131T080000\nFREQ=MONTHLY;BYMONTHDAY=31"), utc("2026-01-01 00:00:00"), 3) ==
           V{"2026-01-31 08:00:00", "2026-03-31 08:00:00", "2026-05-31 08:00:00"});
   }
   SUBCASE("yearly on February 29th") {
-    CHECK(next_n(rrule("DTSTART:20240229T000000\nRRULE:FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29"), utc("2024-03-01 00:00:00"), 2) ==
-          V{"2028-02-29 00:00:00", "2032-02-29 00:00:00"});
+    CHECK(next_n(rrule("DTSTART:20240229T000000\nRRULE:FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29"),
+                 utc("2024-03-01 00:00:00"), 2) == V{"2028-02-29 00:00:00", "2032-02-29 00:00:00"});
   }
   SUBCASE("minutely from long ago answers quickly and correctly") {
     auto s = rrule("DTSTART:20000101T000000\nRRULE:FREQ=MINUTELY;INTERVAL=7");
@@ -362,18 +405,20 @@ TEST_CASE("rrule: COUNT rules answer the same in any order of questions") {
   CHECK(iso(s.next_after(utc("2026-05-21 00:00:00"))) == "2026-05-22 09:00:00");  // the 40th
   CHECK(iso(s.next_after(utc("2026-05-22 09:00:00"))) == "none");
   // Last day of February via a negative BYMONTHDAY.
-  CHECK(next_n(rrule("DTSTART:20270101T000000\nRRULE:FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=-1"), utc("2027-01-01 00:00:00"), 2) ==
-        V{"2027-02-28 00:00:00", "2028-02-29 00:00:00"});
+  CHECK(next_n(rrule("DTSTART:20270101T000000\nRRULE:FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=-1"), utc("2027-01-01 00:00:00"),
+               2) == V{"2027-02-28 00:00:00", "2028-02-29 00:00:00"});
 }
 
 TEST_CASE("rrule DST: gap and repeat in Bucharest and New York") {
   // 03:30 daily in Bucharest: missing on Mar 29 -> 04:00 EEST (01:00Z); twice on Oct 25 -> first (00:30Z).
   auto b = rrule("DTSTART;TZID=Europe/Bucharest:20260328T033000\nRRULE:FREQ=DAILY");
-  CHECK(next_n(b, utc("2026-03-27 00:00:00"), 3) == V{"2026-03-28 01:30:00", "2026-03-29 01:00:00", "2026-03-30 00:30:00"});
+  CHECK(next_n(b, utc("2026-03-27 00:00:00"), 3) ==
+        V{"2026-03-28 01:30:00", "2026-03-29 01:00:00", "2026-03-30 00:30:00"});
   CHECK(next_n(b, utc("2026-10-24 12:00:00"), 2) == V{"2026-10-25 00:30:00", "2026-10-26 01:30:00"});
   // Floating DTSTART in the task's zone: 02:15 in New York on Mar 8 -> 03:00 EDT (07:00Z).
   auto ny = rrule("DTSTART:20260307T021500\nRRULE:FREQ=DAILY", "America/New_York");
-  CHECK(next_n(ny, utc("2026-03-07 00:00:00"), 3) == V{"2026-03-07 07:15:00", "2026-03-08 07:00:00", "2026-03-09 06:15:00"});
+  CHECK(next_n(ny, utc("2026-03-07 00:00:00"), 3) ==
+        V{"2026-03-07 07:15:00", "2026-03-08 07:00:00", "2026-03-09 06:15:00"});
   // Every 20 minutes across the New York fall back: the repeated 01:xx hour runs once.
   auto every20 = rrule("DTSTART;TZID=America/New_York:20261101T012000\nRRULE:FREQ=MINUTELY;INTERVAL=20");
   CHECK(next_n(every20, utc("2026-11-01 05:00:00"), 4) ==
@@ -396,15 +441,18 @@ TEST_CASE("rrule: each bad expression has a clear error") {
       {"BYHOUR=9", "invalid_rrule", "RRULE \"BYHOUR=9\" has no FREQ=SECONDLY..YEARLY part"},
       {"FREQ=DAILY;COUNT=2;UNTIL=20260101T000000Z", "invalid_rrule",
        "RRULE has both COUNT and UNTIL (RFC 5545 allows one of them)"},
+      {"FREQ=DAILY;COUNT=0", "invalid_rrule", "RRULE part \"COUNT=0\" is invalid"},
       {"FREQ=DAILY;COUNT=1000000", "invalid_rrule", "RRULE COUNT 1000000 is above the supported 100000"},
       {"DTSTART:20260101T000000\nRRULE:FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30", "invalid_rrule",
        "RRULE never matches: no allowed month has BYMONTHDAY=30"},
       {"FREQ=MONTHLY;BYMONTH=4,6;BYMONTHDAY=31,-31", "invalid_rrule",
        "RRULE never matches: no allowed month has BYMONTHDAY=31,-31"},
       {"DTSTART:2026-01-01\nRRULE:FREQ=DAILY", "invalid_rrule",
-       "DTSTART value \"2026-01-01\" is not a date-time like 20260308T090000, 20260308T090000Z or (VALUE=DATE) 20260308"},
+       "DTSTART value \"2026-01-01\" is not a date-time like 20260308T090000, 20260308T090000Z or (VALUE=DATE) "
+       "20260308"},
       {"DTSTART:20260230T000000\nRRULE:FREQ=DAILY", "invalid_rrule",
-       "DTSTART value \"20260230T000000\" is not a date-time like 20260308T090000, 20260308T090000Z or (VALUE=DATE) 20260308"},
+       "DTSTART value \"20260230T000000\" is not a date-time like 20260308T090000, 20260308T090000Z or (VALUE=DATE) "
+       "20260308"},
       {"DTSTART;TZID=Europe/Bucharest:20260101T000000Z\nRRULE:FREQ=DAILY", "invalid_rrule",
        "DTSTART value \"20260101T000000Z\" is not a date-time like 20260308T090000, 20260308T090000Z or (VALUE=DATE) "
        "20260308; with TZID it must not end in Z"},
@@ -475,7 +523,8 @@ TEST_CASE("once: each bad timestamp has a clear error") {
   const Case cases[] = {
       {"tomorrow", "once timestamp \"tomorrow\" is not an RFC 3339 date-time like 2026-03-08T09:30:00Z"},
       {"2026-06-01", "once timestamp \"2026-06-01\" is not an RFC 3339 date-time like 2026-03-08T09:30:00Z"},
-      {"2026/06/01T12:00:00Z", "once timestamp \"2026/06/01T12:00:00Z\" is not an RFC 3339 date-time like 2026-03-08T09:30:00Z"},
+      {"2026/06/01T12:00:00Z",
+       "once timestamp \"2026/06/01T12:00:00Z\" is not an RFC 3339 date-time like 2026-03-08T09:30:00Z"},
       {"2026-13-01T12:00:00Z", "once timestamp \"2026-13-01T12:00:00Z\" has month 13 (not 1-12)"},
       {"2026-02-29T12:00:00Z", "once timestamp \"2026-02-29T12:00:00Z\" has day 29 (not in 2026-02)"},
       {"2026-04-31T12:00:00Z", "once timestamp \"2026-04-31T12:00:00Z\" has day 31 (not in 2026-04)"},
@@ -551,7 +600,8 @@ TEST_CASE("schedules are shared read-only across threads") {
   for (int i = 0; i < 4; ++i) {
     threads.emplace_back([&, i] {
       int good = 0;
-      for (int k = 0; k < 20; ++k) good += (next_n(s, kAnchor, 50) == expected_r && next_n(c, kAnchor, 50) == expected_c);
+      for (int k = 0; k < 20; ++k)
+        good += (next_n(s, kAnchor, 50) == expected_r && next_n(c, kAnchor, 50) == expected_c);
       ok[static_cast<std::size_t>(i)] = good;
     });
   }
@@ -603,7 +653,8 @@ TEST_CASE("cron agrees with the equivalent RRULE across DST in both zones") {
       {"*/30 * * * *", "FREQ=HOURLY;BYMINUTE=0,30;BYSECOND=0"},
       {"0 9 * * MON-FRI", "FREQ=DAILY;BYDAY=MO,TU,WE,TH,FR;BYHOUR=9;BYMINUTE=0;BYSECOND=0"},
       {"15 1-4 * * *", "FREQ=DAILY;BYHOUR=1,2,3,4;BYMINUTE=15;BYSECOND=0"},
-      {"5/20 1-3 * JAN,MAR,OCT,NOV SUN", "FREQ=DAILY;BYMONTH=1,3,10,11;BYDAY=SU;BYHOUR=1,2,3;BYMINUTE=5,25,45;BYSECOND=0"},
+      {"5/20 1-3 * JAN,MAR,OCT,NOV SUN",
+       "FREQ=DAILY;BYMONTH=1,3,10,11;BYDAY=SU;BYHOUR=1,2,3;BYMINUTE=5,25,45;BYSECOND=0"},
       {"0 0 29 2 *", "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29;BYHOUR=0;BYMINUTE=0;BYSECOND=0"},
   };
   for (const char* zone : {"America/New_York", "Europe/Bucharest"}) {

@@ -44,9 +44,8 @@ std::string_view trim(std::string_view s) {
 char lower(char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); }
 
 bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return lower(x) == lower(y);
-         });
+  return a.size() == b.size() &&
+         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return lower(x) == lower(y); });
 }
 
 bool istarts_with(std::string_view s, std::string_view prefix) {
@@ -232,7 +231,7 @@ Result<std::uint64_t> parse_cron_field(std::size_t index, std::string_view text)
     int lo = 0, hi = 0;
     if (range == "*") {
       lo = f.min;
-      hi = f.max == 7 ? 6 : f.max;  // day-of-week: 7 is Sunday again, not an 8th day
+      hi = f.max;
     } else if (auto dash = range.find('-'); dash != std::string_view::npos) {
       auto a = cron_value(index, f, range.substr(0, dash));
       if (!a) return a.error();
@@ -245,8 +244,9 @@ Result<std::uint64_t> parse_cron_field(std::size_t index, std::string_view text)
       auto a = cron_value(index, f, range);
       if (!a) return a.error();
       lo = *a;
-      hi = stepped ? (f.max == 7 ? 6 : f.max) : *a;  // "a/n" means a-max/n
+      hi = stepped ? f.max : *a;  // "a/n" means a-max/n
     }
+    // Day-of-week 7 is Sunday again (bit 0), not an eighth day.
     for (int v = lo; v <= hi; v += step) bits |= std::uint64_t{1} << (f.max == 7 && v == 7 ? 0 : v);
   }
   return bits;
@@ -427,9 +427,9 @@ void libical_init() {
 }
 
 struct RRuleSpec {
-  icalrecurrencetype rule{};           // UNTIL removed: enforced on instants below
-  cctz::civil_second dtstart;          // floating, in the evaluation zone
-  std::optional<Instant> until;        // last instant an occurrence may have
+  icalrecurrencetype rule{};     // UNTIL removed: enforced on instants below
+  cctz::civil_second dtstart;    // floating, in the evaluation zone
+  std::optional<Instant> until;  // last instant an occurrence may have
 };
 
 icaltimetype to_ical(const cctz::civil_second& cs) {
@@ -578,9 +578,10 @@ Result<RRuleCompiled> parse_rrule(std::string_view expr, std::string_view task_z
       dtstart_line = line;
     } else {
       if (rule_line) {
-        return rrule_error(fmt::format("RRULE expression has an unexpected line {}; only one DTSTART and one "
-                                       "RRULE line are accepted",
-                                       shown(line)));
+        return rrule_error(
+            fmt::format("RRULE expression has an unexpected line {}; only one DTSTART and one "
+                        "RRULE line are accepted",
+                        shown(line)));
       }
       rule_line = line;
     }
@@ -590,7 +591,8 @@ Result<RRuleCompiled> parse_rrule(std::string_view expr, std::string_view task_z
   if (istarts_with(rule_text, "RRULE:")) rule_text.remove_prefix(6);
   for (char c : rule_text) {
     const auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u >= 0x7f) return rrule_error(fmt::format("RRULE {} has a control or non-ASCII byte", shown(rule_text)));
+    if (u < 0x20 || u >= 0x7f)
+      return rrule_error(fmt::format("RRULE {} has a control or non-ASCII byte", shown(rule_text)));
   }
 
   RRuleCompiled out;
@@ -644,8 +646,8 @@ Result<RRuleCompiled> parse_rrule(std::string_view expr, std::string_view task_z
     out.spec.dtstart = civil_of(anchor, tz);
   }
   if (out.spec.dtstart.year() >= kMaxRRuleYear - 1 || out.spec.dtstart.year() < 1) {
-    return rrule_error(fmt::format("RRULE DTSTART year {} is outside 0001-{}", out.spec.dtstart.year(),
-                                   kMaxRRuleYear - 2));
+    return rrule_error(
+        fmt::format("RRULE DTSTART year {} is outside 0001-{}", out.spec.dtstart.year(), kMaxRRuleYear - 2));
   }
 
   const std::string rule_string(rule_text);
@@ -672,9 +674,9 @@ Result<RRuleCompiled> parse_rrule(std::string_view expr, std::string_view task_z
   // libical refuses rules with no occurrence at all (e.g. February 30th) here.
   IteratorPtr it(icalrecur_iterator_new(rule, to_ical(out.spec.dtstart)));
   if (!it || icaltime_is_null_time(icalrecur_iterator_next(it.get()))) {
-    return rrule_error(fmt::format("RRULE {} produces no occurrence from DTSTART {}", shown(rule_text),
-                                   cctz::format("%Y%m%dT%H%M%S", cctz::convert(out.spec.dtstart, cctz::utc_time_zone()),
-                                                cctz::utc_time_zone())));
+    return rrule_error(fmt::format(
+        "RRULE {} produces no occurrence from DTSTART {}", shown(rule_text),
+        cctz::format("%Y%m%dT%H%M%S", cctz::convert(out.spec.dtstart, cctz::utc_time_zone()), cctz::utc_time_zone())));
   }
   return out;
 }
@@ -732,8 +734,8 @@ std::optional<Instant> Schedule::Impl::next_counted(Instant after) const {
 }
 
 std::optional<ScheduleKind> parse_schedule_kind(std::string_view name) {
-  for (auto kind : {ScheduleKind::cron, ScheduleKind::rrule, ScheduleKind::once, ScheduleKind::event,
-                    ScheduleKind::manual}) {
+  for (auto kind :
+       {ScheduleKind::cron, ScheduleKind::rrule, ScheduleKind::once, ScheduleKind::event, ScheduleKind::manual}) {
     if (to_string(kind) == name) return kind;
   }
   return std::nullopt;
@@ -802,8 +804,7 @@ Result<Schedule> Schedule::compile(ScheduleKind kind, std::string_view expr_in, 
     }
     case ScheduleKind::manual:
       if (!expr.empty()) {
-        return make_error("invalid_schedule",
-                          fmt::format("manual schedule takes no expression, got {}", shown(expr)));
+        return make_error("invalid_schedule", fmt::format("manual schedule takes no expression, got {}", shown(expr)));
       }
       break;
   }
@@ -814,8 +815,7 @@ std::optional<Instant> Schedule::next_after(Instant after) const {
   const Impl& s = *impl_;
   switch (s.kind) {
     case ScheduleKind::event:
-    case ScheduleKind::manual:
-      return std::nullopt;
+    case ScheduleKind::manual: return std::nullopt;
     case ScheduleKind::once:
       if (s.once_at > after) return s.once_at;
       return std::nullopt;
