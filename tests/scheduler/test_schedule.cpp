@@ -684,3 +684,50 @@ TEST_CASE("cron agrees with the equivalent RRULE across DST in both zones") {
     }
   }
 }
+
+// Garbage in never crashes or hangs: each compile gives a schedule or an error of
+// its kind, and compiled ones answer next_after. Deterministic (fixed seed).
+TEST_CASE("random expressions give a schedule or a clear error") {
+  std::uint64_t state = 0x9e3779b97f4a7c15ULL;
+  auto rnd = [&](std::size_t n) {
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return static_cast<std::size_t>((state >> 33) % n);
+  };
+  // Valid seeds, mutated at 1-3 random places.
+  const std::vector<std::string> cron_seeds = {"*/15 9-17 * * MON-FRI", "0 0 29 2 *", "5/20 1-3 * JAN,NOV SUN",
+                                               "@daily", "30 2 13 * FRI"};
+  const std::vector<std::string> once_seeds = {"2026-03-08T02:30:00", "2026-11-01T01:30:00.5-05:00",
+                                               "2028-02-29 23:59:59Z"};
+  const std::vector<std::string> rule_seeds = {
+      "FREQ=DAILY;BYHOUR=9;BYMINUTE=0", "FREQ=MONTHLY;BYDAY=-1FR;BYSETPOS=1;COUNT=5",
+      "DTSTART;TZID=Europe/Bucharest:20260329T033000\nRRULE:FREQ=WEEKLY;INTERVAL=2;BYDAY=SU"};
+  struct Kind {
+    ScheduleKind kind;
+    const char* code;
+    const std::vector<std::string>* seeds;
+    const char* alphabet;
+    int rounds;
+  };
+  for (const Kind k : {Kind{ScheduleKind::cron, "invalid_cron", &cron_seeds, "0123456789*/-, JANMONsun@?L#", 1500},
+                       Kind{ScheduleKind::once, "invalid_once", &once_seeds, "0123456789-:T.Z+ ", 1500},
+                       Kind{ScheduleKind::rrule, "invalid_rrule", &rule_seeds, "0123456789;=,-+:ZTX\n", 300}}) {
+    int compiled = 0;
+    const std::string alphabet = k.alphabet;
+    for (int i = 0; i < k.rounds; ++i) {
+      std::string expr = (*k.seeds)[rnd(k.seeds->size())];
+      for (int m = 0; m < 1 + static_cast<int>(rnd(3)); ++m) expr[rnd(expr.size())] = alphabet[rnd(alphabet.size())];
+      CAPTURE(expr);
+      auto s = Schedule::compile(k.kind, expr, "America/New_York", kAnchor);
+      if (s.ok()) {
+        ++compiled;
+        (void)s->next_after(kAnchor);
+        (void)s->next_after(utc("2026-11-01 05:59:59"));
+      } else {
+        CHECK_MESSAGE((s.error().code == k.code || s.error().code == "unknown_timezone"), s.error().message);
+        CHECK_FALSE(s.error().message.empty());
+      }
+    }
+    MESSAGE(ordinaut::scheduler::to_string(k.kind), ": ", compiled, " of ", k.rounds, " mutated expressions compiled");
+    CHECK(compiled > 0);
+  }
+}
