@@ -39,12 +39,14 @@
 //   - a civil time that occurs twice (fall-back) runs once, at its FIRST
 //     occurrence (the earlier UTC instant); the repeated hour is not run again.
 // This mapping preserves order, which is what makes "first occurrence strictly
-// after" well defined. Why civil expansion + cctz rather than libical's own
-// zones: libical's built-in zone data is its own copy (or VTIMEZONE input) and
-// its treatment of gaps differs from the policy above; cctz reads the system's
-// tzdata, which the rest of the host uses, and reports gaps and repeats
-// explicitly (cctz::time_zone::lookup), so the policy is implemented in one
-// place for cron, rrule and once alike.
+// after" well defined. Why floating (zone-less) expansion in libical + cctz
+// rather than libical's own zones: libical zones come from VTIMEZONE data or
+// libical's own zone tables, and what it does with gaps and repeats would be
+// libical's choice, not ours; cctz reads the system's tzdata and reports gaps
+// and repeats explicitly (cctz::time_zone::lookup), so the policy above is
+// implemented once for cron, rrule and once alike, and cron and rrule agree
+// (the tests check that equivalent cron and RRULE schedules give the same runs
+// across DST). UNTIL is likewise enforced on instants, not by libical.
 //
 // Time zone names are IANA names ("Europe/Bucharest", "UTC"; empty = "UTC"),
 // checked for syntax (no paths, no "localtime") and loaded by cctz.
