@@ -845,3 +845,21 @@ TEST_CASE("store: postgresql reconnects once when its session was killed") {
   must(store->insert_task(make_task("u")));
   CHECK(must(store->get_task("u")).has_value());
 }
+
+TEST_CASE("pg_server: a server is stopped and its folder removed when a failing test unwinds") {
+  pid_t pid = -1;
+  std::filesystem::path folder;
+  try {
+    test_support::PgServer server;
+    pid = server.pid();
+    folder = server.folder();
+    REQUIRE(pid > 0);
+    CHECK(PQping(server.uri().c_str()) == PQPING_OK);
+    throw std::runtime_error("as a failed REQUIRE does");
+  } catch (const std::runtime_error& e) {
+    CHECK(std::string(e.what()) == "as a failed REQUIRE does");
+  }
+  REQUIRE(pid > 0);
+  CHECK(::kill(pid, 0) == -1);  // reaped: no such process
+  CHECK_FALSE(std::filesystem::exists(folder));
+}

@@ -233,7 +233,7 @@ Error bad_cursor() {
 }
 
 Result<std::string> decode_cursor(std::string_view cursor) {
-  if (cursor.size() % 2 != 0 || cursor.size() > 4096) return bad_cursor();
+  if (cursor.size() % 2 != 0 || cursor.size() > 65536) return bad_cursor();
   std::string out;
   out.reserve(cursor.size() / 2);
   for (std::size_t i = 0; i < cursor.size(); i += 2) {
