@@ -8,7 +8,9 @@
 // and trusts local connections (test data only). RAII: the destructor stops it
 // (SIGINT = fast shutdown, SIGKILL if it does not stop) and removes the
 // folder, also when a REQUIRE throws; if the test process itself dies, the
-// server gets SIGKILL through PR_SET_PDEATHSIG. Construction failures throw
+// server gets SIGKILL through PR_SET_PDEATHSIG (which follows the creating
+// thread: create the server on a thread that outlives it, e.g. the main
+// thread or the test case's own). Construction failures throw
 // std::runtime_error with the tail of the server's log, so a test that needs
 // the server fails (never skips) and says why.
 #pragma once
