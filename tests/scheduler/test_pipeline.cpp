@@ -177,6 +177,25 @@ TEST_CASE("templates: syntax errors") {
   CHECK(contains(parse_template(deep).error().message, "more than 32 segments"));
 }
 
+TEST_CASE("templates: nesting built in code is bounded too") {
+  Json deep(rapidjson::kArrayType);
+  JsonValue* inner = &deep;
+  for (int i = 0; i < 600; ++i) {
+    inner->PushBack(JsonValue(rapidjson::kArrayType), deep.GetAllocator());
+    inner = &(*inner)[0];
+  }
+  inner->PushBack(JsonValue("${params.n}"), deep.GetAllocator());
+  Json s = scope_of(kScope);
+  auto r = render(deep, s);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().code == "template_error");
+  CHECK(contains(r.error().message, "nested deeper than 512 levels"));
+  CHECK(contains_template(deep));  // too deep to look through counts as templated
+  CHECK_FALSE(for_each_template(deep, [](const std::string&, const std::vector<TemplatePiece>&) {
+                return Result<void>{};
+              }).ok());
+}
+
 // ---------------------------------------------------------------- conditions
 
 TEST_CASE("conditions: each comparison operator on numbers and strings") {
@@ -345,6 +364,42 @@ TEST_CASE("conditions: paths are listed; evaluation needs an object scope") {
   Condition copy = *c;  // copies share the compiled tree
   Json s = scope_of(kScope);
   CHECK(copy.evaluate(s).ok());
+}
+
+TEST_CASE("conditions and templates: random input never crashes (deterministic seed)") {
+  // Pieces that make up plausible and broken expressions alike.
+  const char* pieces[] = {"params.n", "steps.s.ok", "event.topic", "now", "params.", "..", "(", ")", "!", "==",
+                          "!=", "<", "<=", ">", ">=", "&&", "||", "&", "|", "=", "'a'", "\"b\"", "'", "\\", "1",
+                          "-2.5e3", "01", "true", "false", "null", " ", "${", "}", "$${", "$", "\xff", "\x01", "foo"};
+  Json scope = scope_of(kScope);
+  std::uint64_t seed = 42;
+  int parsed = 0;
+  for (int round = 0; round < 3000; ++round) {
+    std::string text;
+    seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+    const int count = 1 + static_cast<int>((seed >> 33) % 12);
+    for (int i = 0; i < count; ++i) {
+      seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+      text += pieces[(seed >> 33) % std::size(pieces)];
+    }
+    CAPTURE(text);
+    auto c = Condition::parse(text);
+    if (c) {
+      ++parsed;
+      CHECK(c->evaluate(scope).ok());
+    } else {
+      CHECK(c.error().code == "invalid_condition");
+      CHECK(c.error().offset.value_or(0) <= text.size());
+    }
+    auto t = parse_template(text);
+    if (!t) CHECK(t.error().code == "template_error");
+    Json value(rapidjson::kObjectType);
+    value.AddMember("v", JsonValue(text.data(), static_cast<rapidjson::SizeType>(text.size()), value.GetAllocator()),
+                    value.GetAllocator());
+    auto r = render(value, scope);
+    if (!r) CHECK(r.error().code == "template_error");
+  }
+  CHECK(parsed > 50);  // the generator does produce valid conditions too
 }
 
 // ---------------------------------------------------------------- backoff
