@@ -42,7 +42,7 @@ Json scope_of(std::string_view text) { return parse(text); }
 
 const char* kScope = R"({
   "params": {"n": 42, "name": "Ada", "flag": true, "none": null, "obj": {"a": [1, 2]}, "list": ["x", "y"],
-             "zero": 0, "empty": "", "f": 1.5, "big": 9007199254740993},
+             "zero": 0, "empty": "", "f": 1.5, "big": 9007199254740993, "max-size": 5},
   "steps": {"s": {"ok": true, "count": 3, "items": [{"id": "i0"}, {"id": "i1"}]}},
   "now": "2026-12-02T10:00:00.000Z",
   "event": {"topic": "orders.created", "payload": {"k": "v", "n": 7}}
@@ -225,6 +225,8 @@ TEST_CASE("conditions: each comparison operator on numbers and strings") {
   CHECK(holds("event.topic == 'orders.created'"));
   CHECK(holds("steps.s.items.0.id == 'i0'"));
   CHECK(holds("now == '2026-12-02T10:00:00.000Z'"));
+  CHECK(holds("params.max-size == 5"));  // '-' is part of a name: there is no arithmetic
+  CHECK(dump(rendered(R"({"v":"${params.max-size}"})")) == R"({"v":5})");
 }
 
 TEST_CASE("conditions: equality is deep and typed; ordering of other pairs is false") {
@@ -571,6 +573,14 @@ TEST_CASE("parse_pipeline: errors carry codes, pointers and clear messages") {
     CHECK(e.pointer == c.pointer);
     CHECK_MESSAGE(contains(e.message, c.message), e.message);
   }
+  // user input echoed in messages is cut short
+  std::string long_id(5000, 'x');
+  long_id += '/';
+  Error e = pipeline_error(R"([{"uses":"a","id":")" + long_id + R"("}])");
+  CHECK(contains(e.message, "\"" + std::string(64, 'x') + "...\" is not valid"));
+  CHECK(e.message.size() < 200);
+  CHECK(excerpt("h\xc3\xa9llo", 2) == "h...");  // never cuts inside a UTF-8 character
+  CHECK(excerpt("short") == "short");
   std::string many = "[";
   for (std::size_t i = 0; i <= kMaxPipelineSteps; ++i) many += std::string(i ? "," : "") + R"({"uses":"a"})";
   many += "]";

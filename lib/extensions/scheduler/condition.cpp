@@ -174,7 +174,7 @@ class Parser {
     // The JSON parser decides what a valid number is (no leading zeros, digits
     // after '.' and 'e') and gives its value.
     auto parsed = json::parse(t.text);
-    if (!parsed || !parsed->IsNumber()) return error(pos_, fmt::format("\"{}\" is not a valid number", t.text));
+    if (!parsed || !parsed->IsNumber()) return error(pos_, fmt::format("\"{}\" is not a valid number", excerpt(t.text)));
     pos_ = end;
     return t;
   }

@@ -20,6 +20,7 @@
 //   path       := root ( "." segment )*      root: params | steps | event | now
 //   segment    := [A-Za-z0-9_-]+             (digits index an array)
 //
+// There is no arithmetic: '-' is a name character ("params.max-size").
 // Precedence, loosest first: ||, &&, comparisons, !. So `!a == b` is
 // `(!a) == b`, and comparisons do not chain (`a < b < c` is an error).
 //

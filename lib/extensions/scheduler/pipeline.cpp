@@ -65,7 +65,7 @@ Result<std::optional<std::string>> name_field(const JsonValue& step, const char*
                                               const std::string& where, const std::string& pointer) {
   auto field = string_field(step, name, where, pointer);
   if (!field || !field->has_value() || valid(**field)) return field;
-  return pipeline_error("invalid_pipeline", fmt::format("{}.{} \"{}\" is not valid: {}", where, name, **field, rule),
+  return pipeline_error("invalid_pipeline", fmt::format("{}.{} \"{}\" is not valid: {}", where, name, excerpt(**field), rule),
                         pointer + "/" + name);
 }
 
@@ -83,7 +83,7 @@ Result<Step> parse_step(const JsonValue& value, std::size_t index, const std::st
       return pipeline_error("invalid_pipeline",
                             fmt::format("{} has an unknown field \"{}\"; a step has id, uses, with, save_as, if, "
                                         "timeout_seconds and max_retries",
-                                        where, name),
+                                        where, excerpt(name)),
                             p);
     }
   }
@@ -295,7 +295,7 @@ Result<Backoff> Backoff::parse(std::string_view name) {
   return make_error("invalid_backoff",
                     fmt::format("backoff_strategy \"{}\" is not one of exponential_jitter, exponential, linear, "
                                 "fixed, none",
-                                name));
+                                excerpt(name)));
 }
 
 std::string_view Backoff::name() const {

@@ -255,7 +255,7 @@ Result<std::vector<TemplatePiece>> parse_template(std::string_view text) {
       TemplatePiece piece;
       piece.is_path = true;
       std::string problem = path_problem(inner, piece.path);
-      if (!problem.empty()) return template_error(fmt::format("${{{}}}: {}", inner, problem));
+      if (!problem.empty()) return template_error(fmt::format("${{{}}}: {}", excerpt(inner), problem));
       flush();
       pieces.push_back(std::move(piece));
       i = close + 1;
@@ -323,6 +323,13 @@ Result<Json> render(const JsonValue& value, const JsonValue& scope) {
   auto r = render_into(value, out, out.GetAllocator(), scope, pointer, 0);
   if (!r) return r.error();
   return out;
+}
+
+std::string excerpt(std::string_view text, std::size_t max) {
+  if (text.size() <= max) return std::string(text);
+  std::size_t cut = max;
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;  // not inside a character
+  return std::string(text.substr(0, cut)) + "...";
 }
 
 void append_pointer_token(std::string& pointer, std::string_view token) {

@@ -88,6 +88,10 @@ Result<void> for_each_template(const JsonValue& value,
 /// above). Errors carry code "template_error" and the pointer of the string.
 Result<Json> render(const JsonValue& value, const JsonValue& scope);
 
+/// `text` cut to at most `max` bytes (on a UTF-8 character boundary) with
+/// "..." appended when cut: user input echoed in error messages stays short.
+std::string excerpt(std::string_view text, std::size_t max = 64);
+
 /// Appends a JSON pointer reference token to `pointer`, escaping "~" and "/".
 void append_pointer_token(std::string& pointer, std::string_view token);
 
