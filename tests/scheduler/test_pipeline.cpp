@@ -97,8 +97,7 @@ TEST_CASE("templates: a string that is exactly one template keeps the JSON type"
   CHECK(dump(rendered(R"({"v":"${params.big}"})")) == R"({"v":9007199254740993})");
   CHECK(dump(rendered(R"({"v":"${ params.name }"})")) == R"({"v":"Ada"})");  // spaces inside are trimmed
   CHECK(dump(rendered(R"({"v":"${now}"})")) == R"({"v":"2026-12-02T10:00:00.000Z"})");
-  CHECK(dump(rendered(R"({"v":"${event}"})")) ==
-        R"({"v":{"topic":"orders.created","payload":{"k":"v","n":7}}})");
+  CHECK(dump(rendered(R"({"v":"${event}"})")) == R"({"v":{"topic":"orders.created","payload":{"k":"v","n":7}}})");
   CHECK(dump(rendered(R"({"v":"${event.payload.n}"})")) == R"({"v":7})");
   CHECK(dump(rendered(R"({"v":"${steps.s.items.1.id}"})")) == R"({"v":"i1"})");
   CHECK(dump(rendered(R"({"v":"${params.obj.a.0}"})")) == R"({"v":1})");
@@ -155,16 +154,12 @@ TEST_CASE("templates: syntax errors") {
     const char* text;
     const char* message;
   };
-  for (const Case& c : {Case{"${params.n", "unterminated \"${\" at offset 0"},
-                        Case{"ab ${}", "empty \"${}\" at offset 3"},
-                        Case{"${  }", "empty"},
-                        Case{"${foo.x}", "unknown root \"foo\""},
-                        Case{"${params..x}", "a segment is empty"},
-                        Case{"${params.x.}", "a segment is empty"},
-                        Case{"${.x}", "the root is empty"},
-                        Case{"${params.a b}", "the character ' ' is not allowed"},
-                        Case{"${params.a[0]}", "the character '[' is not allowed"},
-                        Case{"${now.x}", "now is a string"}}) {
+  for (const Case& c :
+       {Case{"${params.n", "unterminated \"${\" at offset 0"}, Case{"ab ${}", "empty \"${}\" at offset 3"},
+        Case{"${  }", "empty"}, Case{"${foo.x}", "unknown root \"foo\""}, Case{"${params..x}", "a segment is empty"},
+        Case{"${params.x.}", "a segment is empty"}, Case{"${.x}", "the root is empty"},
+        Case{"${params.a b}", "the character ' ' is not allowed"},
+        Case{"${params.a[0]}", "the character '[' is not allowed"}, Case{"${now.x}", "now is a string"}}) {
     CAPTURE(c.text);
     auto r = parse_template(c.text);
     REQUIRE_FALSE(r.ok());
@@ -276,15 +271,15 @@ TEST_CASE("conditions: boolean operators and precedence") {
   CHECK_FALSE(holds("false || false"));
   CHECK(holds("!false"));
   CHECK(holds("!!true"));
-  CHECK(holds("true || false && false"));      // && binds tighter than ||
+  CHECK(holds("true || false && false"));  // && binds tighter than ||
   CHECK_FALSE(holds("(true || false) && false"));
   CHECK(holds("false && false || true"));
-  CHECK(holds("!params.flag == false"));       // ! binds tighter than ==: (!flag) == false
+  CHECK(holds("!params.flag == false"));  // ! binds tighter than ==: (!flag) == false
   CHECK_FALSE(holds("!(params.flag == true)"));
   CHECK(holds("params.n > 1 && params.name == 'Ada' || false"));
-  CHECK(holds("(params.n == 42) == true"));    // comparisons yield booleans
-  CHECK(holds("(params.n || false) == true")); // && and || yield booleans too
-  CHECK(holds("params.flag&&steps.s.ok"));     // no spaces needed
+  CHECK(holds("(params.n == 42) == true"));     // comparisons yield booleans
+  CHECK(holds("(params.n || false) == true"));  // && and || yield booleans too
+  CHECK(holds("params.flag&&steps.s.ok"));      // no spaces needed
   CHECK(holds(" ( ( params.flag ) ) "));
   // short-circuit: the right side is not needed, and a long chain does not nest
   std::string chain = "false";
@@ -370,9 +365,11 @@ TEST_CASE("conditions: paths are listed; evaluation needs an object scope") {
 
 TEST_CASE("conditions and templates: random input never crashes (deterministic seed)") {
   // Pieces that make up plausible and broken expressions alike.
-  const char* pieces[] = {"params.n", "steps.s.ok", "event.topic", "now", "params.", "..", "(", ")", "!", "==",
-                          "!=", "<", "<=", ">", ">=", "&&", "||", "&", "|", "=", "'a'", "\"b\"", "'", "\\", "1",
-                          "-2.5e3", "01", "true", "false", "null", " ", "${", "}", "$${", "$", "\xff", "\x01", "foo"};
+  const char* pieces[] = {"params.n", "steps.s.ok", "event.topic", "now",  "params.", "..",    "(",  ")",
+                          "!",        "==",         "!=",          "<",    "<=",      ">",     ">=", "&&",
+                          "||",       "&",          "|",           "=",    "'a'",     "\"b\"", "'",  "\\",
+                          "1",        "-2.5e3",     "01",          "true", "false",   "null",  " ",  "${",
+                          "}",        "$${",        "$",           "\xff", "\x01",    "foo"};
   Json scope = scope_of(kScope);
   std::uint64_t seed = 42;
   int parsed = 0;
@@ -428,7 +425,7 @@ TEST_CASE("backoff: names, values, cap and jitter") {
   CHECK(exponential.delay(2, 0) == 2000ms);
   CHECK(exponential.delay(3, 0) == 4000ms);
   CHECK(exponential.delay(9, 0) == 256000ms);
-  CHECK(exponential.delay(10, 0) == 300000ms);  // capped
+  CHECK(exponential.delay(10, 0) == 300000ms);       // capped
   CHECK(exponential.delay(1000000, 0) == 300000ms);  // no overflow
 
   Backoff linear(Backoff::Kind::linear);
@@ -531,7 +528,8 @@ TEST_CASE("parse_pipeline: errors carry codes, pointers and clear messages") {
            Case{R"([{"uses":"a"},{"with":{}}])", "invalid_pipeline", "/payload/pipeline/1/uses",
                 "pipeline[1].uses is required"},
            Case{R"([{"uses":""}])", "invalid_pipeline", "/payload/pipeline/0/uses", "uses \"\" is not valid"},
-           Case{R"([{"uses":7}])", "invalid_pipeline", "/payload/pipeline/0/uses", "uses must be a string, not integer"},
+           Case{R"([{"uses":7}])", "invalid_pipeline", "/payload/pipeline/0/uses",
+                "uses must be a string, not integer"},
            Case{R"([{"uses":"a b"}])", "invalid_pipeline", "/payload/pipeline/0/uses",
                 "uses \"a b\" is not valid: a tool name has"},
            Case{R"([{"uses":"a","wtih":{}}])", "invalid_pipeline", "/payload/pipeline/0/wtih",
@@ -556,10 +554,10 @@ TEST_CASE("parse_pipeline: errors carry codes, pointers and clear messages") {
                 "unknown root \"nope\""},
            Case{R"([{"uses":"a","timeout_seconds":0}])", "invalid_pipeline", "/payload/pipeline/0/timeout_seconds",
                 "above 0 and at most 86400"},
-           Case{R"([{"uses":"a","timeout_seconds":"5"}])", "invalid_pipeline",
-                "/payload/pipeline/0/timeout_seconds", "timeout_seconds"},
-           Case{R"([{"uses":"a","timeout_seconds":86401}])", "invalid_pipeline",
-                "/payload/pipeline/0/timeout_seconds", "timeout_seconds"},
+           Case{R"([{"uses":"a","timeout_seconds":"5"}])", "invalid_pipeline", "/payload/pipeline/0/timeout_seconds",
+                "timeout_seconds"},
+           Case{R"([{"uses":"a","timeout_seconds":86401}])", "invalid_pipeline", "/payload/pipeline/0/timeout_seconds",
+                "timeout_seconds"},
            Case{R"([{"uses":"a","max_retries":-1}])", "invalid_pipeline", "/payload/pipeline/0/max_retries",
                 "from 0 to 100"},
            Case{R"([{"uses":"a","max_retries":1.5}])", "invalid_pipeline", "/payload/pipeline/0/max_retries",
@@ -616,14 +614,16 @@ struct Tools {
          }});
     add({.name = "test.flaky", .description = "fails a few times", .function = [this](const JsonValue&, ToolContext&) {
            int call = ++flaky_calls;
-           if (call <= flaky_failures.load()) throw ToolError("upstream_down", "call " + std::to_string(call) + " failed");
+           if (call <= flaky_failures.load())
+             throw ToolError("upstream_down", "call " + std::to_string(call) + " failed");
            Json out(rapidjson::kObjectType);
            out.AddMember("call", call, out.GetAllocator());
            return out;
          }});
     // Loops until the context says cancelled; a generous guard ends it if that never happens.
-    add({.name = "test.slow", .description = "waits for cancellation", .function = [this](const JsonValue&,
-                                                                                           ToolContext& context) {
+    add({.name = "test.slow",
+         .description = "waits for cancellation",
+         .function = [this](const JsonValue&, ToolContext& context) {
            ++slow_calls;
            slow_running = true;
            const auto guard = std::chrono::steady_clock::now() + 60s;
@@ -765,7 +765,9 @@ TEST_CASE("executor: real tool calls, save_as chaining, templates and ${now}") {
     CHECK(s.status == StepStatus::running);
     events.push_back("started " + s.id + " " + dump(s.input));
   };
-  observer.finished = [&](const StepResult& s) { events.push_back("finished " + s.id + " " + std::string(to_string(s.status))); };
+  observer.finished = [&](const StepResult& s) {
+    events.push_back("finished " + s.id + " " + std::string(to_string(s.status)));
+  };
 
   RunResult run = run_pipeline(p, params, nullptr, tools.view(), options, token, observer);
   CHECK(run.status == RunStatus::succeeded);
@@ -957,7 +959,7 @@ TEST_CASE("executor: a step times out through cancelled(), and is retried") {
   CHECK(run.steps[0].status == StepStatus::timed_out);
   CHECK(run.steps[0].attempts == 2);
   CHECK(tools.slow_calls == 2);
-  CHECK(tools.slow_saw_cancel == 2);  // the tool stopped because cancelled() said so, not the guard
+  CHECK(tools.slow_saw_cancel == 2);    // the tool stopped because cancelled() said so, not the guard
   CHECK(run.steps[0].output.IsNull());  // what a timed-out tool returns is dropped
   REQUIRE(run.steps[0].error.has_value());
   CHECK(run.steps[0].error->code == "step_timeout");
@@ -1080,11 +1082,12 @@ TEST_CASE("executor: events in the scope, tool logs, and the JSON form of result
   CHECK(dump(j) ==
         R"({"status":"succeeded","failed_step":"","error":null,"steps":[)"
         R"({"id":"e","uses":"test.echo","status":"succeeded","attempts":1,"started_at_ms":1796205600000,)"
-        R"("duration_ms":)" + std::to_string(run.steps[0].duration_ms) +
-        R"(,"input":{"k":"v","t":"orders.created"},"output":{"k":"v","t":"orders.created"},"error":null},)"
-        R"({"id":"l","uses":"test.log","status":"succeeded","attempts":1,"started_at_ms":1796205600000,)"
-        R"("duration_ms":)" + std::to_string(run.steps[1].duration_ms) +
-        R"(,"input":{},"output":{},"error":null}]})");
+        R"("duration_ms":)" +
+            std::to_string(run.steps[0].duration_ms) +
+            R"(,"input":{"k":"v","t":"orders.created"},"output":{"k":"v","t":"orders.created"},"error":null},)"
+            R"({"id":"l","uses":"test.log","status":"succeeded","attempts":1,"started_at_ms":1796205600000,)"
+            R"("duration_ms":)" +
+            std::to_string(run.steps[1].duration_ms) + R"(,"input":{},"output":{},"error":null}]})");
   CHECK(dump(steps_to_json(run)) == dump(j["steps"]));
   CHECK(dump(to_json(run.steps[1])) == dump(j["steps"][1]));
 

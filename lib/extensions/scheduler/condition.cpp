@@ -10,9 +10,9 @@ struct Condition::Node {
   enum class Kind { literal, path, negate, all, any, compare };
   enum class Op { eq, ne, lt, le, gt, ge };
   Kind kind = Kind::literal;
-  Json literal;                            // literal
-  ScopePath path;                          // path
-  Op op = Op::eq;                          // compare
+  Json literal;                                 // literal
+  ScopePath path;                               // path
+  Op op = Op::eq;                               // compare
   std::vector<std::unique_ptr<Node>> children;  // negate: 1, all/any: 2+, compare: 2
 };
 
@@ -100,8 +100,8 @@ class Parser {
 
   // The lexer: the token starting at pos_ (after spaces).
   Result<Token> next() {
-    while (pos_ < text_.size() && (text_[pos_] == ' ' || text_[pos_] == '\t' || text_[pos_] == '\n' ||
-                                   text_[pos_] == '\r')) {
+    while (pos_ < text_.size() &&
+           (text_[pos_] == ' ' || text_[pos_] == '\t' || text_[pos_] == '\n' || text_[pos_] == '\r')) {
       ++pos_;
     }
     Token t;
@@ -174,7 +174,8 @@ class Parser {
     // The JSON parser decides what a valid number is (no leading zeros, digits
     // after '.' and 'e') and gives its value.
     auto parsed = json::parse(t.text);
-    if (!parsed || !parsed->IsNumber()) return error(pos_, fmt::format("\"{}\" is not a valid number", excerpt(t.text)));
+    if (!parsed || !parsed->IsNumber())
+      return error(pos_, fmt::format("\"{}\" is not a valid number", excerpt(t.text)));
     pos_ = end;
     return t;
   }
@@ -194,8 +195,8 @@ class Parser {
           case 't': t.value += '\t'; break;
           case 'r': t.value += '\r'; break;
           default:
-            return error(i, fmt::format("unknown escape '\\{}' in a string; use \\\\ \\' \\\" \\n \\t or \\r",
-                                        text_[i + 1]));
+            return error(
+                i, fmt::format("unknown escape '\\{}' in a string; use \\\\ \\' \\\" \\n \\t or \\r", text_[i + 1]));
         }
         i += 2;
         continue;
@@ -279,9 +280,8 @@ class Parser {
         auto inner = parse_or();
         if (!inner) return inner;
         if (token_.kind != TokenKind::rparen) {
-          return error(token_.position,
-                       fmt::format("expected ')' to close the '(' at column {}, found {}", t.position + 1,
-                                   describe(token_)));
+          return error(token_.position, fmt::format("expected ')' to close the '(' at column {}, found {}",
+                                                    t.position + 1, describe(token_)));
         }
         --depth_;
         if (auto r = advance(); !r) return r.error();
@@ -408,9 +408,8 @@ bool truthy(const JsonValue& value) {
 
 Result<Condition> Condition::parse(std::string_view text) {
   if (text.size() > kMaxConditionLength) {
-    return make_error("invalid_condition",
-                      fmt::format("the condition is {} bytes long; at most {} are allowed", text.size(),
-                                  kMaxConditionLength));
+    return make_error("invalid_condition", fmt::format("the condition is {} bytes long; at most {} are allowed",
+                                                       text.size(), kMaxConditionLength));
   }
   Condition condition;
   Parser parser(text);

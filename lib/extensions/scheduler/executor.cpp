@@ -114,7 +114,8 @@ class Executor {
     if (r.status == StepStatus::succeeded && !step.save_as.empty()) {
       auto& alloc = scope_.GetAllocator();
       JsonValue& steps = scope_["steps"];
-      steps.AddMember(JsonValue(step.save_as.data(), static_cast<rapidjson::SizeType>(step.save_as.size()), alloc), JsonValue().CopyFrom(r.output, alloc), alloc);
+      steps.AddMember(JsonValue(step.save_as.data(), static_cast<rapidjson::SizeType>(step.save_as.size()), alloc),
+                      JsonValue().CopyFrom(r.output, alloc), alloc);
     }
     return r;
   }
@@ -199,9 +200,8 @@ class Executor {
 
 }  // namespace
 
-RunResult run_pipeline(const Pipeline& pipeline, const JsonValue& params, const JsonValue* event,
-                       const ToolView& tools, const RunOptions& options, CancelToken& token,
-                       const StepObserver& observer) {
+RunResult run_pipeline(const Pipeline& pipeline, const JsonValue& params, const JsonValue* event, const ToolView& tools,
+                       const RunOptions& options, CancelToken& token, const StepObserver& observer) {
   Executor executor(params, event, tools, options, token, observer);
   return executor.run(pipeline);
 }

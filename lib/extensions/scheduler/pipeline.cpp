@@ -60,12 +60,13 @@ Result<std::optional<std::string>> string_field(const JsonValue& step, const cha
 
 // A name-like string field: nullopt when absent, an error when it breaks its
 // rule (`rule` says what is allowed).
-Result<std::optional<std::string>> name_field(const JsonValue& step, const char* name,
-                                              bool (*valid)(std::string_view), std::string_view rule,
-                                              const std::string& where, const std::string& pointer) {
+Result<std::optional<std::string>> name_field(const JsonValue& step, const char* name, bool (*valid)(std::string_view),
+                                              std::string_view rule, const std::string& where,
+                                              const std::string& pointer) {
   auto field = string_field(step, name, where, pointer);
   if (!field || !field->has_value() || valid(**field)) return field;
-  return pipeline_error("invalid_pipeline", fmt::format("{}.{} \"{}\" is not valid: {}", where, name, excerpt(**field), rule),
+  return pipeline_error("invalid_pipeline",
+                        fmt::format("{}.{} \"{}\" is not valid: {}", where, name, excerpt(**field), rule),
                         pointer + "/" + name);
 }
 
@@ -119,14 +120,13 @@ Result<Step> parse_step(const JsonValue& value, std::size_t index, const std::st
   step.with.SetObject();
   if (auto it = value.FindMember("with"); it != value.MemberEnd()) {
     if (!it->value.IsObject()) {
-      return pipeline_error("invalid_pipeline",
-                            fmt::format("{}.with must be an object (the tool's arguments), not {}", where,
-                                        json::type_name(it->value)),
-                            pointer + "/with");
+      return pipeline_error(
+          "invalid_pipeline",
+          fmt::format("{}.with must be an object (the tool's arguments), not {}", where, json::type_name(it->value)),
+          pointer + "/with");
     }
-    auto templates = for_each_template(it->value, [](const std::string&, const std::vector<TemplatePiece>&) {
-      return Result<void>{};
-    });
+    auto templates = for_each_template(
+        it->value, [](const std::string&, const std::vector<TemplatePiece>&) { return Result<void>{}; });
     if (!templates) return in_field(templates.error(), where, pointer, "with");
     step.with.CopyFrom(it->value, step.with.GetAllocator());
   }
@@ -135,10 +135,10 @@ Result<Step> parse_step(const JsonValue& value, std::size_t index, const std::st
     const JsonValue& t = it->value;
     if (!t.IsNumber() || !std::isfinite(t.GetDouble()) || t.GetDouble() <= 0 ||
         t.GetDouble() > kMaxStepTimeoutSeconds) {
-      return pipeline_error("invalid_pipeline",
-                            fmt::format("{}.timeout_seconds must be a number above 0 and at most {}", where,
-                                        kMaxStepTimeoutSeconds),
-                            pointer + "/timeout_seconds");
+      return pipeline_error(
+          "invalid_pipeline",
+          fmt::format("{}.timeout_seconds must be a number above 0 and at most {}", where, kMaxStepTimeoutSeconds),
+          pointer + "/timeout_seconds");
     }
     step.timeout_seconds = t.GetDouble();
   }
@@ -167,12 +167,13 @@ Result<void> check_path(const ScopePath& path, std::size_t index, const JsonValu
     const std::string& name = path.segments.front();
     auto it = saved_at.find(name);
     if (it == saved_at.end()) {
-      return make_error("template_error", fmt::format("no step saves \"{}\" (steps.<name> reads a step's save_as)", name));
+      return make_error("template_error",
+                        fmt::format("no step saves \"{}\" (steps.<name> reads a step's save_as)", name));
     }
     if (it->second >= index) {
-      return make_error("template_error",
-                        fmt::format("\"{}\" is saved by pipeline[{}], which does not run before this step", name,
-                                    it->second));
+      return make_error(
+          "template_error",
+          fmt::format("\"{}\" is saved by pipeline[{}], which does not run before this step", name, it->second));
     }
   }
   return {};
@@ -187,10 +188,9 @@ Result<Pipeline> parse_pipeline(const JsonValue& steps, std::string_view base_po
                           fmt::format("the pipeline must be an array of steps, not {}", json::type_name(steps)), base);
   }
   if (steps.Size() > kMaxPipelineSteps) {
-    return pipeline_error("invalid_pipeline",
-                          fmt::format("the pipeline has {} steps; at most {} are allowed", steps.Size(),
-                                      kMaxPipelineSteps),
-                          base);
+    return pipeline_error(
+        "invalid_pipeline",
+        fmt::format("the pipeline has {} steps; at most {} are allowed", steps.Size(), kMaxPipelineSteps), base);
   }
   Pipeline pipeline;
   std::map<std::string, std::size_t, std::less<>> ids;
@@ -200,17 +200,17 @@ Result<Pipeline> parse_pipeline(const JsonValue& steps, std::string_view base_po
     auto step = parse_step(steps[i], i, pointer);
     if (!step) return step.error();
     if (auto [it, inserted] = ids.emplace(step->id, i); !inserted) {
-      return pipeline_error("invalid_pipeline",
-                            fmt::format("pipeline[{}].id \"{}\" is already the id of pipeline[{}]", i, step->id,
-                                        it->second),
-                            pointer + (steps[i].HasMember("id") ? "/id" : ""));
+      return pipeline_error(
+          "invalid_pipeline",
+          fmt::format("pipeline[{}].id \"{}\" is already the id of pipeline[{}]", i, step->id, it->second),
+          pointer + (steps[i].HasMember("id") ? "/id" : ""));
     }
     if (!step->save_as.empty()) {
       if (auto [it, inserted] = saves.emplace(step->save_as, i); !inserted) {
-        return pipeline_error("invalid_pipeline",
-                              fmt::format("pipeline[{}].save_as \"{}\" is already saved by pipeline[{}]", i,
-                                          step->save_as, it->second),
-                              pointer + "/save_as");
+        return pipeline_error(
+            "invalid_pipeline",
+            fmt::format("pipeline[{}].save_as \"{}\" is already saved by pipeline[{}]", i, step->save_as, it->second),
+            pointer + "/save_as");
       }
     }
     pipeline.steps.push_back(std::move(*step));
@@ -234,18 +234,19 @@ Result<void> check_pipeline(const Pipeline& pipeline, const JsonValue& params, c
 
     auto info = tools.get(step.uses);
     if (!info) {
-      return pipeline_error("unknown_tool",
-                            fmt::format("{} (id \"{}\") uses \"{}\", which is not a registered tool", where, step.id,
-                                        step.uses),
-                            pointer + "/uses");
+      return pipeline_error(
+          "unknown_tool",
+          fmt::format("{} (id \"{}\") uses \"{}\", which is not a registered tool", where, step.id, step.uses),
+          pointer + "/uses");
     }
 
     auto templates = for_each_template(step.with, [&](const std::string&, const std::vector<TemplatePiece>& pieces) {
       for (const auto& piece : pieces) {
         if (!piece.is_path) continue;
         auto r = check_path(piece.path, i, params_scope, saved_at, true);
-        if (!r) return Result<void>(make_error("template_error", fmt::format("${{{}}}: {}", piece.path.text,
-                                                                             r.error().message)));
+        if (!r)
+          return Result<void>(
+              make_error("template_error", fmt::format("${{{}}}: {}", piece.path.text, r.error().message)));
       }
       return Result<void>{};
     });
@@ -257,8 +258,8 @@ Result<void> check_pipeline(const Pipeline& pipeline, const JsonValue& params, c
       for (const auto& path : condition->paths()) {
         auto r = check_path(path, i, params_scope, saved_at, false);
         if (!r) {
-          return pipeline_error("template_error", fmt::format("{}.if reads {}: {}", where, path.text,
-                                                              r.error().message),
+          return pipeline_error("template_error",
+                                fmt::format("{}.if reads {}: {}", where, path.text, r.error().message),
                                 pointer + "/if");
         }
       }
@@ -267,10 +268,10 @@ Result<void> check_pipeline(const Pipeline& pipeline, const JsonValue& params, c
     if (!contains_template(step.with) && info->input_schema) {
       auto schema = JsonSchema::compile(*info->input_schema);
       if (!schema) {
-        return pipeline_error("invalid_tool",
-                              fmt::format("the input schema of \"{}\" does not compile: {}", step.uses,
-                                          schema.error().message),
-                              pointer + "/uses");
+        return pipeline_error(
+            "invalid_tool",
+            fmt::format("the input schema of \"{}\" does not compile: {}", step.uses, schema.error().message),
+            pointer + "/uses");
       }
       if (auto valid = schema->validate(step.with); !valid) {
         return pipeline_error("invalid_input",
@@ -286,7 +287,9 @@ Result<void> check_pipeline(const Pipeline& pipeline, const JsonValue& params, c
 // ---- Backoff ----
 
 Backoff::Backoff(Kind kind, std::chrono::milliseconds base, std::chrono::milliseconds cap)
-    : kind_(kind), base_(std::max(base, std::chrono::milliseconds(0))), cap_(std::max(cap, std::chrono::milliseconds(0))) {}
+    : kind_(kind),
+      base_(std::max(base, std::chrono::milliseconds(0))),
+      cap_(std::max(cap, std::chrono::milliseconds(0))) {}
 
 Result<Backoff> Backoff::parse(std::string_view name) {
   for (Kind kind : {Kind::exponential_jitter, Kind::exponential, Kind::linear, Kind::fixed, Kind::none}) {

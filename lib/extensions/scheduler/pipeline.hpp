@@ -144,9 +144,9 @@ std::string_view to_string(RunStatus status);
 struct StepResult {
   std::string id, uses;
   StepStatus status = StepStatus::running;
-  Json input;   ///< the rendered arguments; null when not rendered (skipped, template error)
-  Json output;  ///< the tool's output; null unless succeeded
-  int attempts = 0;  ///< tool calls made
+  Json input;                      ///< the rendered arguments; null when not rendered (skipped, template error)
+  Json output;                     ///< the tool's output; null unless succeeded
+  int attempts = 0;                ///< tool calls made
   std::int64_t started_at_ms = 0;  ///< wall clock (RunOptions::now_ms)
   std::int64_t duration_ms = 0;    ///< steady clock, retries and waits included
   std::optional<Error> error;      ///< the last attempt's error
@@ -154,8 +154,8 @@ struct StepResult {
 
 struct RunResult {
   RunStatus status = RunStatus::succeeded;
-  std::string failed_step;     ///< failed or cancelled: the step's id ("" when cancelled between steps)
-  std::optional<Error> error;  ///< failed or cancelled: what happened (message names the step)
+  std::string failed_step;        ///< failed or cancelled: the step's id ("" when cancelled between steps)
+  std::optional<Error> error;     ///< failed or cancelled: what happened (message names the step)
   std::vector<StepResult> steps;  ///< the steps reached, in order
 };
 
@@ -194,9 +194,8 @@ struct StepObserver {
 /// Runs a parsed pipeline; see the top of this file. `event` is the event
 /// that started the run, or null. Never throws (a throwing tool becomes
 /// "tool_failed" in the registry; observers must not throw).
-RunResult run_pipeline(const Pipeline& pipeline, const JsonValue& params, const JsonValue* event,
-                       const ToolView& tools, const RunOptions& options, CancelToken& token,
-                       const StepObserver& observer);
+RunResult run_pipeline(const Pipeline& pipeline, const JsonValue& params, const JsonValue* event, const ToolView& tools,
+                       const RunOptions& options, CancelToken& token, const StepObserver& observer);
 
 /// "2026-11-26T12:00:00.123Z" for a Unix time in milliseconds (what ${now} gives).
 std::string format_rfc3339_ms(std::int64_t unix_ms);

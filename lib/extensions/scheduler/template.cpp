@@ -248,7 +248,8 @@ Result<std::vector<TemplatePiece>> parse_template(std::string_view text) {
     if (text.compare(i, 2, "${") == 0) {
       std::size_t close = text.find('}', i + 2);
       if (close == std::string_view::npos) {
-        return template_error(fmt::format("unterminated \"${{\" at offset {} (write \"$${{\" for a literal \"${{\")", i));
+        return template_error(
+            fmt::format("unterminated \"${{\" at offset {} (write \"$${{\" for a literal \"${{\")", i));
       }
       std::string_view inner = trim_spaces(text.substr(i + 2, close - i - 2));
       if (inner.empty()) return template_error(fmt::format("empty \"${{}}\" at offset {}", i));
@@ -297,9 +298,9 @@ bool contains_template(const JsonValue& value) {
   return found || !r;
 }
 
-Result<void> for_each_template(const JsonValue& value,
-                               const std::function<Result<void>(const std::string& pointer,
-                                                                const std::vector<TemplatePiece>& pieces)>& visit) {
+Result<void> for_each_template(
+    const JsonValue& value,
+    const std::function<Result<void>(const std::string& pointer, const std::vector<TemplatePiece>& pieces)>& visit) {
   std::string pointer;
   auto on_string = [&](const JsonValue& s, const std::string& where) -> Result<void> {
     std::string_view text(s.GetString(), s.GetStringLength());

@@ -80,9 +80,9 @@ bool contains_template(const JsonValue& value);
 /// templates, in document order, with the JSON pointer of the string relative
 /// to `value`. Stops at the first error (a bad template, or one `visit`
 /// returns), whose `pointer` is set. Depth is bounded (512 levels).
-Result<void> for_each_template(const JsonValue& value,
-                               const std::function<Result<void>(const std::string& pointer,
-                                                                const std::vector<TemplatePiece>& pieces)>& visit);
+Result<void> for_each_template(
+    const JsonValue& value,
+    const std::function<Result<void>(const std::string& pointer, const std::vector<TemplatePiece>& pieces)>& visit);
 
 /// Renders every string value inside `value` against `scope` (see the rules
 /// above). Errors carry code "template_error" and the pointer of the string.
