@@ -444,6 +444,15 @@ TEST_CASE("rrule: each bad expression has a clear error") {
       {"BYHOUR=9", "invalid_rrule", "RRULE \"BYHOUR=9\" has no FREQ=SECONDLY..YEARLY part"},
       {"FREQ=DAILY;COUNT=2;UNTIL=20260101T000000Z", "invalid_rrule",
        "RRULE has both COUNT and UNTIL (RFC 5545 allows one of them)"},
+      {"FREQ=MINUTELY;BYMONTH=12", "invalid_rrule",
+       "RRULE FREQ=MINUTELY with BYMONTH is not supported (it would be expanded one minute at a time); use "
+       "FREQ=DAILY or coarser with BYHOUR/BYMINUTE/BYSECOND"},
+      {"FREQ=SECONDLY;BYMONTHDAY=29", "invalid_rrule",
+       "RRULE FREQ=SECONDLY with BYMONTHDAY is not supported (it would be expanded one second at a time); use "
+       "FREQ=DAILY or coarser with BYHOUR/BYMINUTE/BYSECOND"},
+      {"FREQ=HOURLY;BYYEARDAY=60", "invalid_rrule",
+       "RRULE FREQ=HOURLY with BYYEARDAY is not supported (it would be expanded one hour at a time); use "
+       "FREQ=DAILY or coarser with BYHOUR/BYMINUTE/BYSECOND"},
       {"FREQ=DAILY;COUNT=0", "invalid_rrule", "RRULE part \"COUNT=0\" is invalid"},
       {"FREQ=DAILY;COUNT=1000000", "invalid_rrule", "RRULE COUNT 1000000 is above the supported 100000"},
       {"DTSTART:20260101T000000\nRRULE:FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30", "invalid_rrule",

@@ -557,6 +557,35 @@ std::optional<std::string> impossible_month_days(const icalrecurrencetype& rule)
   return fmt::format("RRULE never matches: no allowed month has BYMONTHDAY={}", days);
 }
 
+// libical steps a SECONDLY/MINUTELY/HOURLY rule through every second, minute or
+// hour and filters, at some 30 us a step: with a month-level limit
+// (FREQ=MINUTELY;BYMONTH=12 from January) one next() takes seconds to minutes.
+// Such rules are refused; the same schedules are written with FREQ=DAILY or
+// coarser plus BYHOUR/BYMINUTE/BYSECOND.
+std::optional<std::string> slow_sub_daily(const icalrecurrencetype& rule) {
+  const char* freq = rule.freq == ICAL_SECONDLY_RECURRENCE   ? "SECONDLY"
+                     : rule.freq == ICAL_MINUTELY_RECURRENCE ? "MINUTELY"
+                     : rule.freq == ICAL_HOURLY_RECURRENCE   ? "HOURLY"
+                                                             : nullptr;
+  if (freq == nullptr) return std::nullopt;
+  const std::pair<const short*, const char*> limits[] = {{rule.by_month, "BYMONTH"},
+                                                         {rule.by_month_day, "BYMONTHDAY"},
+                                                         {rule.by_year_day, "BYYEARDAY"},
+                                                         {rule.by_week_no, "BYWEEKNO"}};
+  for (const auto& [values, name] : limits) {
+    if (values[0] != ICAL_RECURRENCE_ARRAY_MAX) {
+      return fmt::format(
+          "RRULE FREQ={} with {} is not supported (it would be expanded one {} at a time); use "
+          "FREQ=DAILY or coarser with BYHOUR/BYMINUTE/BYSECOND",
+          freq, name,
+          rule.freq == ICAL_SECONDLY_RECURRENCE   ? "second"
+          : rule.freq == ICAL_MINUTELY_RECURRENCE ? "minute"
+                                                  : "hour");
+    }
+  }
+  return std::nullopt;
+}
+
 struct RRuleCompiled {
   RRuleSpec spec;
   std::string zone;  // the zone to evaluate in (DTSTART's TZID, "UTC" for Z, or the task's)
@@ -670,6 +699,7 @@ Result<RRuleCompiled> parse_rrule(std::string_view expr, std::string_view task_z
     rule.until = icaltime_null_time();
   }
   if (auto impossible = impossible_month_days(rule)) return rrule_error(*impossible);
+  if (auto slow = slow_sub_daily(rule)) return rrule_error(*slow);
   out.spec.rule = rule;
   // libical refuses rules with no occurrence at all (e.g. February 30th) here.
   IteratorPtr it(icalrecur_iterator_new(rule, to_ical(out.spec.dtstart)));

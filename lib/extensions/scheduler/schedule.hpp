@@ -58,7 +58,9 @@
 // COUNT rules, which are counted from DTSTART; their walk is kept and continued
 // when `after` moves forward. Expressions up to 1024 bytes; COUNT up to 100000;
 // BYMONTHDAY days no BYMONTH month has are refused up front (libical would
-// search for a long time first); libical expands up to year 2582 (later
+// search for a long time first), and so are SECONDLY/MINUTELY/HOURLY rules
+// with BYMONTH/BYMONTHDAY/BYYEARDAY/BYWEEKNO (libical steps through every
+// unit, ~30 us each, so one next() could take minutes); libical expands up to year 2582 (later
 // occurrences do not exist: nullopt); cron and once accept years up to 9999.
 //
 // Error codes: invalid_cron, invalid_rrule, invalid_once, invalid_event_pattern,
