@@ -7,6 +7,7 @@
 // told is_open() == false), then run every extension's on_shutdown() and exit 0.
 #include <malloc.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -107,6 +108,9 @@ int main(int argc, char** argv) {
   if (config.require_scopes) options.require_scopes = true;
   options.max_body_bytes = config.max_body;
   options.lifecycle_timeout = config.lifecycle_timeout;
+  // The scheduler extension reads its store from the environment.
+  if (!config.data_dir.empty()) ::setenv("ORDINAUT_DATA_DIR", config.data_dir.c_str(), 1);
+  if (!config.scheduler_store.empty()) ::setenv("ORDINAUT_SCHEDULER_STORE", config.scheduler_store.c_str(), 1);
   if (!config.redis_url.empty()) {  // else the host's in-memory bus
     ordinaut::RedisBusOptions bus_options;
     bus_options.url = config.redis_url;

@@ -61,6 +61,10 @@ options:
                            fractions allowed; 0 = wait without limit)
   --redis-url URL          event bus on Redis Streams, redis://[:password@]host:port/db
                            (default: REDIS_URL; unset: in-memory bus, this process only)
+  --data-dir DIR           the scheduler's files (default: ORDINAUT_DATA_DIR, else ./ordinaut-data)
+  --scheduler-store SPEC   the scheduler's store: sqlite:PATH or postgresql://user@host:port/db
+                           (default: ORDINAUT_SCHEDULER_STORE, else sqlite:DIR/scheduler.db);
+                           servers sharing one PostgreSQL database share the tasks and runs
   --help                   this text
   --version                print the version
 
@@ -188,6 +192,15 @@ ServerConfig parse_command_line(int argc, char** argv) {
     } else if (name == "--redis-url") {
       c.redis_url = value();
       if (auto url = ordinaut::parse_redis_url(c.redis_url); !url) usage_error("--redis-url: " + url.error().message);
+    } else if (name == "--data-dir") {
+      c.data_dir = value();
+      if (c.data_dir.empty()) usage_error("--data-dir needs a folder, got \"\"");
+    } else if (name == "--scheduler-store") {
+      c.scheduler_store = value();
+      if (!c.scheduler_store.starts_with("sqlite:") && !c.scheduler_store.starts_with("postgresql://") &&
+          !c.scheduler_store.starts_with("postgres://")) {
+        usage_error("--scheduler-store is sqlite:PATH or postgresql://..., got \"" + c.scheduler_store + "\"");
+      }
     } else {
       usage_error("unknown option " + arg);
     }

@@ -33,6 +33,10 @@ struct ServerConfig {
   std::chrono::milliseconds stream_keepalive{15000};
   std::chrono::milliseconds lifecycle_timeout{5000};  // HostOptions::lifecycle_timeout
   std::string redis_url;  // --redis-url, else REDIS_URL; empty: the in-memory event bus
+  // The scheduler extension's store; main() hands both to it through the
+  // environment (ORDINAUT_DATA_DIR, ORDINAUT_SCHEDULER_STORE). Empty: unset.
+  std::string data_dir;         // --data-dir
+  std::string scheduler_store;  // --scheduler-store sqlite:PATH | postgresql://...
 };
 
 /// Parses argv. Prints usage and exits 0 for --help/--version; prints a

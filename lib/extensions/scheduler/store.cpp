@@ -83,7 +83,8 @@ CREATE TABLE runs (
   lease_owner TEXT NOT NULL,
   dedupe_key TEXT NOT NULL,
   concurrency_key TEXT NOT NULL,
-  cancel_requested INTEGER NOT NULL DEFAULT 0
+  cancel_requested INTEGER NOT NULL DEFAULT 0,
+  params TEXT NOT NULL DEFAULT ''
 );
 CREATE UNIQUE INDEX runs_occurrence ON runs (task_id, scheduled_for_ms, "trigger")
   WHERE "trigger" IN ('schedule', 'catch_up');
@@ -106,7 +107,7 @@ constexpr std::string_view kTaskColumns =
     "skip_count, snoozed_until_ms, created_at_ms, updated_at_ms, revision";
 constexpr std::string_view kRunColumns =
     "id, task_id, status, \"trigger\", scheduled_for_ms, started_at_ms, finished_at_ms, lease_expires_ms, attempt, "
-    "steps, error, event, lease_owner, dedupe_key, concurrency_key, cancel_requested";
+    "steps, error, event, lease_owner, dedupe_key, concurrency_key, cancel_requested, params";
 
 Param opt(const std::optional<std::int64_t>& v) { return v ? Param{*v} : Param{nullptr}; }
 
@@ -183,11 +184,12 @@ RunRecord read_run(const Rows& rows, std::size_t row) {
   run.dedupe_key = r.text();
   run.concurrency_key = r.text();
   run.cancel_requested = r.integer() != 0;
+  run.params = r.text();
   return run;
 }
 
-// The 16 parameters of a run row, in kRunColumns order.
-std::array<Param, 16> run_params(const RunRecord& run) {
+// The 17 parameters of a run row, in kRunColumns order.
+std::array<Param, 17> run_params(const RunRecord& run) {
   return {run.id,
           run.task_id,
           run.status,
@@ -203,7 +205,8 @@ std::array<Param, 16> run_params(const RunRecord& run) {
           run.lease_owner,
           run.dedupe_key,
           run.concurrency_key,
-          std::int64_t{run.cancel_requested ? 1 : 0}};
+          std::int64_t{run.cancel_requested ? 1 : 0},
+          run.params};
 }
 
 // --- cursors ----------------------------------------------------------------
@@ -623,7 +626,7 @@ class SqlStore final : public Store {
     const auto params = run_params(r);
     const std::string statement =
         fmt::format("INSERT INTO runs ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, "
-                    "$16){}",
+                    "$16, $17){}",
                     kRunColumns,
                     occurrence ? " ON CONFLICT (task_id, scheduled_for_ms, \"trigger\") WHERE \"trigger\" IN "
                                  "('schedule', 'catch_up') DO NOTHING RETURNING id"

@@ -60,6 +60,7 @@ struct RunRecord {
   int attempt = 1;
   std::string steps = "[]", error, event, lease_owner, dedupe_key, concurrency_key;  // JSON texts or empty
   bool cancel_requested = false;  ///< set by request_cancel; read-only for update_run
+  std::string params;             ///< JSON object text overriding the task's params (run now), or empty
 };
 
 /// Tasks in id order. `cursor` is the opaque `next_cursor` of the previous
