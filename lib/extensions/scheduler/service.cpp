@@ -1,6 +1,7 @@
 #include "service.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <ctime>
 #include <utility>
 
@@ -197,11 +198,13 @@ std::string format_time(std::int64_t unix_ms) {
 }
 
 // A run executing on this server.
+// A run executing on this server. The lease fields are written by the
+// dispatcher (renew_leases) and read by the worker running the run.
 struct Service::Active {
   std::string task_id;
   CancelToken token;
-  std::int64_t lease_expires_ms = 0;
-  bool lease_lost = false;
+  std::atomic<std::int64_t> lease_expires_ms{0};
+  std::atomic<bool> lease_lost{false};
 };
 
 Service::Service(std::unique_ptr<Store> store, ToolView tools, ServiceOptions options)
