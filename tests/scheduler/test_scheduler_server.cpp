@@ -5,7 +5,9 @@
 // publish. Waits are for states, with generous deadlines.
 #include <signal.h>
 
+#include <atomic>
 #include <chrono>
+#include <mutex>
 #include <functional>
 #include <thread>
 
@@ -142,4 +144,53 @@ TEST_CASE("an event task fires on a matching publish, with the event in its temp
   post(port, "/ext/events_demo/publish/order.updated", R"({"n":43})", 200);
   REQUIRE(eventually([&] { return succeeded_runs(port, task_id) >= 2; }));
   CHECK(get_json(port, "/ext/scheduler/api/runs?task_id=" + task_id)["runs"].Size() == 2);
+}
+
+TEST_CASE("GET /runs/stream sends the changes of a run as Server-Sent Events") {
+  test_support::TempDir data;
+  auto server = start(data.path());
+  const int port = server->port();
+  auto created = parse_json(post(port, "/ext/scheduler/api/tasks",
+                                 R"({"title":"m","schedule_kind":"manual","payload":{"pipeline":[{"uses":"ext.events_demo.publish","with":{"topic":"x","payload":1}}]}})",
+                                 201));
+  const std::string task_id = str(created, "id");
+  std::mutex mutex;
+  std::string received;
+  std::atomic<bool> stop{false};
+  std::thread reader([&] {
+    auto c = client(port);
+    c->set_read_timeout(120, 0);
+    c->Get("/ext/scheduler/api/runs/stream?task_id=" + task_id, [&](const char* chunk, std::size_t length) {
+      std::lock_guard lock(mutex);
+      received.append(chunk, length);
+      return !stop.load();
+    });
+  });
+  // Ends the reader however the test ends (a failed REQUIRE throws): the
+  // stream's next heartbeat (5 s) returns from the read.
+  struct Join {
+    std::atomic<bool>& stop;
+    std::thread& reader;
+    ~Join() {
+      stop = true;
+      if (reader.joinable()) reader.join();
+    }
+  } join{stop, reader};
+  auto text = [&] {
+    std::lock_guard lock(mutex);
+    return received;
+  };
+  REQUIRE(eventually([&] { return text().find(": scheduler run changes") != std::string::npos; }));
+  auto queued = parse_json(post(port, "/ext/scheduler/api/tasks/" + task_id + "/run", "", 202));
+  const std::string run_id = str(queued, "id");
+  const bool done = eventually([&] { return text().find("event: task.run.succeeded") != std::string::npos; });
+  stop = true;
+  reader.join();
+  REQUIRE(done);
+  const std::string all = text();
+  const auto started = all.find("event: task.run.started");
+  const auto succeeded = all.find("event: task.run.succeeded");
+  REQUIRE(started != std::string::npos);
+  CHECK(started < succeeded);
+  CHECK(all.find(run_id) != std::string::npos);
 }

@@ -413,3 +413,39 @@ TEST_CASE("update and delete") {
   CHECK(s->delete_task(id).error().code == "not_found");
   CHECK(f.count("task.deleted") == 1);
 }
+
+TEST_CASE("a server that stops puts its running runs back in the queue for another") {
+  Fixture f;
+  f.tools.block_calls_left = 1;
+  auto a = f.make("server-a");
+  auto b = f.make("server-b");
+  auto task = a->create_task(parse(R"({"title":"t","schedule_kind":"manual","payload":{"pipeline":[{"uses":"test.block"}]}})"));
+  REQUIRE(task.ok());
+  auto run = a->run_now(parse(fmt::format(R"({{"id":"{}"}})", str(*task, "id"))));
+  REQUIRE(run.ok());
+  const std::string run_id = str(*run, "id");
+  CHECK(a->tick(f.now) == 1);
+  REQUIRE(eventually([&] { return f.tools.blocking_started.load() == 1; }));
+  a->shutdown();  // cancels the tool's context and waits for the worker
+  auto released = run_of(*b, run_id);
+  CHECK(str(released, "status") == "queued");
+  CHECK(released["steps"].Size() == 0);
+  CHECK(b->tick(f.now) == 1);
+  REQUIRE(eventually([&] { return has_status(*b, run_id, "succeeded"); }));
+  CHECK(a->tick(f.now) == 0);  // a stopped service claims nothing
+}
+
+TEST_CASE("a run the user cancelled stays cancelled when its server stops meanwhile") {
+  Fixture f;
+  auto a = f.make("server-a");
+  auto task = a->create_task(parse(R"({"title":"t","schedule_kind":"manual","payload":{"pipeline":[{"uses":"test.block"}]}})"));
+  REQUIRE(task.ok());
+  auto run = a->run_now(parse(fmt::format(R"({{"id":"{}"}})", str(*task, "id"))));
+  REQUIRE(run.ok());
+  const std::string run_id = str(*run, "id");
+  CHECK(a->tick(f.now) == 1);
+  REQUIRE(eventually([&] { return f.tools.blocking_started.load() == 1; }));
+  REQUIRE(a->cancel_run(run_id).ok());
+  a->shutdown();
+  CHECK(str(run_of(*a, run_id), "status") == "cancelled");
+}

@@ -205,6 +205,9 @@ struct Service::Active {
   CancelToken token;
   std::atomic<std::int64_t> lease_expires_ms{0};
   std::atomic<bool> lease_lost{false};
+  // Cancelled because this server is stopping, not by a user: the run goes
+  // back to the queue for the next server (or this one after a restart).
+  std::atomic<bool> released{false};
 };
 
 Service::Service(std::unique_ptr<Store> store, ToolView tools, ServiceOptions options)
@@ -561,18 +564,15 @@ Result<Json> Service::cancel_run(std::string_view id) {
     return get_run(id);
   }
   if (run.status != "running") return run_json(run);  // finished already: nothing to cancel
-  bool local = false;
   {
     std::lock_guard lock(mutex_);
     if (auto it = active_.find(id); it != active_.end()) {
       it->second->token.cancel();
-      local = true;
     }
   }
-  if (!local) {
-    // Running on another server: it sees the request when it renews the lease.
-    if (auto r = store_->request_cancel(id); !r) return r.error();
-  }
+  // Recorded in the store too: a run on another server sees it when that
+  // server renews the lease, and a run this server is releasing stays cancelled.
+  if (auto r = store_->request_cancel(id); !r) return r.error();
   Json body = run_json(run);
   set_value(body, "cancel_requested", JsonValue(true));
   return body;
@@ -800,6 +800,20 @@ void Service::execute(RunRecord run, std::shared_ptr<Active> active) {
   run.steps = json::dump(steps_to_json(result));
   if (active->lease_lost) return;
   const std::string_view status = to_string(result.status);
+  if (status == "cancelled" && active->released) {
+    auto asked = store_->cancel_requested(run.id);
+    if (asked && !*asked) {
+      // Back to the queue, from its first step: a run is at least once.
+      run.status = "queued";
+      run.started_at_ms.reset();
+      run.finished_at_ms.reset();
+      run.lease_expires_ms = now();
+      run.steps = "[]";
+      run.error.clear();
+      (void)store_->update_run(run, options_.owner);
+      return;
+    }
+  }
   if (status == "succeeded") {
     finish("succeeded", std::nullopt);
   } else if (status == "cancelled") {
@@ -890,7 +904,10 @@ void Service::shutdown() {
   {
     std::lock_guard lock(mutex_);
     shutting_down_ = true;
-    for (auto& [id, active] : active_) active->token.cancel();
+    for (auto& [id, active] : active_) {
+      active->released = true;
+      active->token.cancel();
+    }
     queue_.clear();
     workers.swap(workers_);
   }
