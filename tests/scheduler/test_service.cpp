@@ -142,6 +142,24 @@ bool has_status(Service& s, const std::string& run_id, std::string_view status) 
   return r.ok() && str(*r, "status") == status;
 }
 
+// A manual task calling test.block, run now and started by s.tick(): the
+// task's and the run's ids, once the tool blocks (until cancelled).
+struct BlockingRun {
+  std::string task_id, run_id;
+};
+BlockingRun start_blocking_run(Fixture& f, Service& s) {
+  auto task = s.create_task(parse(R"({"title":"long","schedule_kind":"manual","payload":{"pipeline":[{"uses":"test.block"}]}})"));
+  REQUIRE(task.ok());
+  BlockingRun b{str(*task, "id"), {}};
+  auto run = s.run_now(parse(fmt::format(R"({{"id":"{}"}})", b.task_id)));
+  REQUIRE(run.ok());
+  b.run_id = str(*run, "id");
+  const int before = f.tools.blocking_started.load();
+  CHECK(s.tick(f.now) == 1);
+  REQUIRE(eventually([&] { return f.tools.blocking_started.load() == before + 1; }));
+  return b;
+}
+
 }  // namespace
 
 TEST_CASE("create_task refuses bad input with a pointer, and stores nothing") {
@@ -342,13 +360,7 @@ TEST_CASE("a failing step is retried, then the run fails naming the step") {
 TEST_CASE("cancel_run cancels a running run through the tool's context") {
   Fixture f;
   auto s = f.make();
-  auto task = s->create_task(parse(R"({"title":"long","schedule_kind":"manual","payload":{"pipeline":[{"uses":"test.block"}]}})"));
-  REQUIRE(task.ok());
-  auto run = s->run_now(parse(fmt::format(R"({{"id":"{}"}})", str(*task, "id"))));
-  REQUIRE(run.ok());
-  const std::string run_id = str(*run, "id");
-  s->tick(f.now);
-  REQUIRE(eventually([&] { return f.tools.blocking_started.load() == 1; }));
+  const auto [task_id, run_id] = start_blocking_run(f, *s);
   CHECK(str(run_of(*s, run_id), "status") == "running");
   auto cancelled = s->cancel_run(run_id);
   REQUIRE(cancelled.ok());
@@ -358,7 +370,7 @@ TEST_CASE("cancel_run cancels a running run through the tool's context") {
   REQUIRE(again.ok());
   CHECK(str(*again, "status") == "cancelled");
   // A queued run is cancelled before it starts.
-  auto queued = s->run_now(parse(fmt::format(R"({{"id":"{}"}})", str(*task, "id"))));
+  auto queued = s->run_now(parse(fmt::format(R"({{"id":"{}"}})", task_id)));
   REQUIRE(queued.ok());
   auto q = s->cancel_run(str(*queued, "id"));
   REQUIRE(q.ok());
@@ -371,13 +383,7 @@ TEST_CASE("a run whose server stopped renewing its lease is taken over, and the 
   f.tools.block_calls_left = 1;  // the first execution hangs, the takeover's returns
   auto a = f.make("server-a", 10'000);
   auto b = f.make("server-b", 10'000);
-  auto task = a->create_task(parse(R"({"title":"t","schedule_kind":"manual","payload":{"pipeline":[{"uses":"test.block"}]}})"));
-  REQUIRE(task.ok());
-  auto run = a->run_now(parse(fmt::format(R"({{"id":"{}"}})", str(*task, "id"))));
-  REQUIRE(run.ok());
-  const std::string run_id = str(*run, "id");
-  CHECK(a->tick(f.now) == 1);
-  REQUIRE(eventually([&] { return f.tools.blocking_started.load() == 1; }));
+  const std::string run_id = start_blocking_run(f, *a).run_id;
   // Server B, 11 s later, sees an expired lease (A never ticked to renew it).
   CHECK(b->tick(f.now + 11'000) == 1);
   REQUIRE(eventually([&] { return has_status(*b, run_id, "succeeded"); }));
@@ -419,13 +425,7 @@ TEST_CASE("a server that stops puts its running runs back in the queue for anoth
   f.tools.block_calls_left = 1;
   auto a = f.make("server-a");
   auto b = f.make("server-b");
-  auto task = a->create_task(parse(R"({"title":"t","schedule_kind":"manual","payload":{"pipeline":[{"uses":"test.block"}]}})"));
-  REQUIRE(task.ok());
-  auto run = a->run_now(parse(fmt::format(R"({{"id":"{}"}})", str(*task, "id"))));
-  REQUIRE(run.ok());
-  const std::string run_id = str(*run, "id");
-  CHECK(a->tick(f.now) == 1);
-  REQUIRE(eventually([&] { return f.tools.blocking_started.load() == 1; }));
+  const std::string run_id = start_blocking_run(f, *a).run_id;
   a->shutdown();  // cancels the tool's context and waits for the worker
   auto released = run_of(*b, run_id);
   CHECK(str(released, "status") == "queued");
@@ -438,13 +438,7 @@ TEST_CASE("a server that stops puts its running runs back in the queue for anoth
 TEST_CASE("a run the user cancelled stays cancelled when its server stops meanwhile") {
   Fixture f;
   auto a = f.make("server-a");
-  auto task = a->create_task(parse(R"({"title":"t","schedule_kind":"manual","payload":{"pipeline":[{"uses":"test.block"}]}})"));
-  REQUIRE(task.ok());
-  auto run = a->run_now(parse(fmt::format(R"({{"id":"{}"}})", str(*task, "id"))));
-  REQUIRE(run.ok());
-  const std::string run_id = str(*run, "id");
-  CHECK(a->tick(f.now) == 1);
-  REQUIRE(eventually([&] { return f.tools.blocking_started.load() == 1; }));
+  const std::string run_id = start_blocking_run(f, *a).run_id;
   REQUIRE(a->cancel_run(run_id).ok());
   a->shutdown();
   CHECK(str(run_of(*a, run_id), "status") == "cancelled");

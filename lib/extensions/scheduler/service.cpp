@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <ctime>
 #include <utility>
 
 #include <fmt/format.h>
@@ -16,6 +15,13 @@ constexpr std::int64_t kEventDedupeWindowMs = 24LL * 3600 * 1000;
 
 Error with_pointer(Error e, std::string pointer) {
   if (e.pointer.empty()) e.pointer = std::move(pointer);
+  return e;
+}
+
+// An unknown task or run id (404 over REST).
+Error not_found(std::string_view kind, std::string_view id) {
+  Error e = make_error("not_found", fmt::format("no {} has the id \"{}\"", kind, id));
+  e.pointer = "/id";
   return e;
 }
 
@@ -47,7 +53,7 @@ void set_value(Json& doc, std::string_view key, JsonValue value) {
 
 void set_time(Json& doc, std::string_view key, const std::optional<std::int64_t>& ms) {
   if (ms) {
-    set_string(doc, key, format_time(*ms));
+    set_string(doc, key, format_rfc3339_ms(*ms));
   } else {
     set_value(doc, key, JsonValue(rapidjson::kNullType));
   }
@@ -81,8 +87,8 @@ Json task_json(const TaskRecord& t) {
   set_time(doc, "next_due_at", t.next_due_ms);
   set_value(doc, "skip_count", JsonValue(t.skip_count));
   set_time(doc, "snoozed_until", t.snoozed_until_ms);
-  set_string(doc, "created_at", format_time(t.created_at_ms));
-  set_string(doc, "updated_at", format_time(t.updated_at_ms));
+  set_string(doc, "created_at", format_rfc3339_ms(t.created_at_ms));
+  set_string(doc, "updated_at", format_rfc3339_ms(t.updated_at_ms));
   set_value(doc, "revision", JsonValue(t.revision));
   return doc;
 }
@@ -94,7 +100,7 @@ Json run_json(const RunRecord& r) {
   set_string(doc, "status", r.status);
   set_string(doc, "trigger", r.trigger);
   set_value(doc, "attempt", JsonValue(r.attempt));
-  set_string(doc, "scheduled_for", format_time(r.scheduled_for_ms));
+  set_string(doc, "scheduled_for", format_rfc3339_ms(r.scheduled_for_ms));
   set_time(doc, "started_at", r.started_at_ms);
   set_time(doc, "finished_at", r.finished_at_ms);
   JsonValue steps = stored_json(doc, r.steps);
@@ -182,20 +188,6 @@ Result<void> apply_fields(TaskRecord& t, const JsonValue& in) {
 std::optional<Instant> first_after(const Schedule& s, Instant from) { return s.next_after(from); }
 
 }  // namespace
-
-std::string format_time(std::int64_t unix_ms) {
-  std::int64_t s = unix_ms / 1000;
-  std::int64_t ms = unix_ms % 1000;
-  if (ms < 0) {
-    ms += 1000;
-    --s;
-  }
-  const std::time_t tt = static_cast<std::time_t>(s);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                     tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
-}
 
 // A run executing on this server.
 // A run executing on this server. The lease fields are written by the
@@ -288,9 +280,7 @@ Result<TaskRecord> Service::load_task(std::string_view id) {
   auto t = store_->get_task(id);
   if (!t) return t.error();
   if (!t->has_value()) {
-    Error e = make_error("not_found", fmt::format("no task has the id \"{}\"", id));
-    e.pointer = "/id";
-    return e;
+    return not_found("task", id);
   }
   return std::move(**t);
 }
@@ -432,9 +422,7 @@ Result<Json> Service::delete_task(std::string_view id) {
   auto deleted = store_->delete_task(id);
   if (!deleted) return deleted.error();
   if (!*deleted) {
-    Error e = make_error("not_found", fmt::format("no task has the id \"{}\"", id));
-    e.pointer = "/id";
-    return e;
+    return not_found("task", id);
   }
   {
     std::lock_guard lock(mutex_);
@@ -522,9 +510,7 @@ Result<Json> Service::get_run(std::string_view id) {
   auto run = store_->get_run(id);
   if (!run) return run.error();
   if (!run->has_value()) {
-    Error e = make_error("not_found", fmt::format("no run has the id \"{}\"", id));
-    e.pointer = "/id";
-    return e;
+    return not_found("run", id);
   }
   return run_json(**run);
 }
@@ -546,9 +532,7 @@ Result<Json> Service::cancel_run(std::string_view id) {
   auto stored = store_->get_run(id);
   if (!stored) return stored.error();
   if (!stored->has_value()) {
-    Error e = make_error("not_found", fmt::format("no run has the id \"{}\"", id));
-    e.pointer = "/id";
-    return e;
+    return not_found("run", id);
   }
   RunRecord run = **stored;
   if (run.status == "queued") {
@@ -603,7 +587,7 @@ std::size_t Service::on_event(std::string_view topic, std::string_view event_id,
       Json event = json::object();
       set_string(event, "id", event_id);
       set_string(event, "topic", topic);
-      set_string(event, "time", format_time(time_ms));
+      set_string(event, "time", format_rfc3339_ms(time_ms));
       set_value(event, "payload", JsonValue(payload, event.GetAllocator()));
       run.event = json::dump(event);
       // Every server sharing the store hears the event: the event id keeps
@@ -678,13 +662,13 @@ std::vector<RunRecord> Service::plan(TaskRecord& task, std::int64_t now_ms) {
     } else {
       runs.push_back(skipped(last_missed, "catch_up", "missed",
                              fmt::format("{} occurrence(s) from {} missed while no server ran them (catch_up {})", count,
-                                         format_time(first_missed), task.catch_up)));
+                                         format_rfc3339_ms(first_missed), task.catch_up)));
     }
     if (late) return runs;
   }
   // `latest` is on time.
   if (task.snoozed_until_ms && latest < *task.snoozed_until_ms) {
-    runs.push_back(skipped(latest, "schedule", "snoozed", fmt::format("snoozed until {}", format_time(*task.snoozed_until_ms))));
+    runs.push_back(skipped(latest, "schedule", "snoozed", fmt::format("snoozed until {}", format_rfc3339_ms(*task.snoozed_until_ms))));
     return runs;
   }
   if (task.skip_count > 0) {

@@ -160,7 +160,4 @@ class Service {
   std::map<std::uint64_t, std::function<void(const Change&)>> listeners_;
 };
 
-/// Unix milliseconds as RFC 3339 UTC with milliseconds: 2026-12-02T14:05:00.000Z.
-std::string format_time(std::int64_t unix_ms);
-
 }  // namespace ordinaut::scheduler
