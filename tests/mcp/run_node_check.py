@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Runs an official-MCP-package check against a real ordinaut-server.
 
-usage: run_node_check.py sdk-client | sdk-client-auth | sdk-content
+usage: run_node_check.py sdk-client | sdk-client-auth | sdk-content | sdk-scheduler
                          | conformance [extra conformance args] | inspector | readme
 
 Starts ordinaut-server (ORDINAUT_SERVER) on a free loopback port with the
@@ -18,6 +18,12 @@ that the conformance tools carry the names the suite calls, then runs
                gets observability's diagnose prompt on a default server
                (built-ins and the host's resources), then gets a prompt and
                subscribes on a server with the fixture;
+  sdk-scheduler: sdk_client_scheduler.mjs: the official SDK client creates
+               a cron task with the scheduler's tools on a default server with
+               its own data folder and sees scheduled and run_now runs succeed;
+               the server is stopped (SIGTERM) and started again on the same
+               folder, and the client finds the task and its history and sees
+               it run again;
   conformance: npx conformance server --url .../ext/mcp_http/ with the
                expected-failures baseline (conformance-baseline.yml).
   inspector:   a default server (built-in extensions only): the official
@@ -204,9 +210,37 @@ def run_sdk_content(extra_args):
     return 0
 
 
+def run_sdk_scheduler(extra_args):
+    data = tempfile.mkdtemp(prefix="mcp-scheduler-")
+    args = (*extra_args, "--data-dir", data)
+    proc, port, log = start_server(extra_args=args, test_extensions=False)
+    try:
+        cmd = ["node", "sdk_client_scheduler.mjs", f"http://127.0.0.1:{port}/ext/mcp_http/", "create"]
+        print("$", " ".join(cmd), flush=True)
+        out = subprocess.run(cmd, cwd=NODE_DIR, timeout=240, capture_output=True, text=True)
+        print(out.stdout + out.stderr, flush=True)
+    finally:
+        stop_server(proc)
+    task = [line[8:] for line in out.stdout.splitlines() if line.startswith("TASK_ID=")]
+    if out.returncode != 0 or not task:
+        print_server_log(log)
+        return 1
+    restarted_ms = int(time.time() * 1000)
+    proc, port, log = start_server(extra_args=args, test_extensions=False)
+    try:
+        rc = run(["node", "sdk_client_scheduler.mjs", f"http://127.0.0.1:{port}/ext/mcp_http/", "after", task[0],
+                  str(restarted_ms)], 240)
+    finally:
+        stop_server(proc)
+    if rc != 0:
+        print_server_log(log)
+    return rc
+
+
 def main():
     mode = sys.argv[1] if len(sys.argv) > 1 else ""
-    if mode not in ("sdk-client", "sdk-client-auth", "sdk-content", "conformance", "inspector", "readme"):
+    if mode not in ("sdk-client", "sdk-client-auth", "sdk-content", "sdk-scheduler", "conformance", "inspector",
+                    "readme"):
         sys.exit(__doc__)
     if mode != "readme" and not os.path.isdir(os.path.join(NODE_DIR, "node_modules", "@modelcontextprotocol")):
         print(f"SKIP: {NODE_DIR}/node_modules is absent; run tests/mcp/install.sh (npm ci) to install the "
@@ -227,6 +261,8 @@ def main():
         extra_args += ["--auth", auth_file]
     if mode == "sdk-content":
         return run_sdk_content(tuple(extra_args))
+    if mode == "sdk-scheduler":
+        return run_sdk_scheduler(tuple(extra_args))
     proc, port, log = start_server(extra_args=tuple(extra_args), test_extensions=mode not in ("inspector", "readme"))
     url = f"http://127.0.0.1:{port}/ext/mcp_http/"
     rc = 1

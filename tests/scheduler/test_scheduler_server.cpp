@@ -2,11 +2,14 @@
 // bad input is refused with a pointer and stores nothing; a task runs on its
 // schedule and through run_now; tasks and run history survive a restart on
 // the same data folder and the task keeps running; an event task fires on a
-// publish. Waits are for states, with generous deadlines.
+// publish; a long run is cancelled through its tool's cancellation; a bad
+// --scheduler-store is refused. Waits are for states, with generous deadlines.
 #include <signal.h>
 
 #include <atomic>
 #include <chrono>
+#include <fstream>
+#include <iterator>
 #include <mutex>
 #include <functional>
 #include <thread>
@@ -14,37 +17,28 @@
 #include <doctest/doctest.h>
 
 #include "../server/common.hpp"
+#include "http_helpers.hpp"
 #include "support.hpp"
 
 using namespace server_test;
+using namespace scheduler_test;
 
 namespace {
 
-bool eventually(const std::function<bool()>& condition, std::chrono::seconds limit = std::chrono::seconds(90)) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+// The record file of schedtest's tools: calls.txt in the data folder.
+std::unique_ptr<ServerProcess> start(const std::filesystem::path& data, std::vector<std::string> extra = {}) {
+  std::vector<std::string> args = {"--insecure-no-auth", "--data-dir", data.string(), "--ext-path",
+                                   env_or_throw("ORDINAUT_SCHEDTEST_DIR")};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return start_server(args, {{"ORDINAUT_SCHEDTEST_RECORD", (data / "calls.txt").string()}});
+}
+
+bool recorded(const std::filesystem::path& data, const std::string& key) {
+  std::ifstream in(data / "calls.txt");
+  for (std::string word, pid; in >> word >> pid;) {
+    if (word == key) return true;
   }
-  return condition();
-}
-
-std::unique_ptr<ServerProcess> start(const std::filesystem::path& data) {
-  return start_server({"--insecure-no-auth", "--data-dir", data.string()});
-}
-
-ordinaut::Json get_json(int port, const std::string& path) {
-  auto res = client(port)->Get(path);
-  REQUIRE(res);
-  REQUIRE_MESSAGE(res->status == 200, path << ": " << res->body);
-  return parse_json(res->body);
-}
-
-std::string post(int port, const std::string& path, const std::string& body, int expect) {
-  auto res = client(port)->Post(path, body, "application/json");
-  REQUIRE(res);
-  REQUIRE_MESSAGE(res->status == expect, path << ": " << res->body);
-  return res->body;
+  return false;
 }
 
 std::size_t succeeded_runs(int port, const std::string& task_id) {
@@ -193,4 +187,70 @@ TEST_CASE("GET /runs/stream sends the changes of a run as Server-Sent Events") {
   REQUIRE(started != std::string::npos);
   CHECK(started < succeeded);
   CHECK(all.find(run_id) != std::string::npos);
+}
+
+TEST_CASE("cancelling a long run stops its tool through the tool's cancellation") {
+  test_support::TempDir data;
+  auto server = start(data.path());
+  const int port = server->port();
+  // ext.schedtest.wait waits 10 minutes unless cancelled; the test's deadlines
+  // are far shorter, so a run that ends "cancelled" here was stopped by the cancel.
+  auto created = parse_json(post(port, "/ext/scheduler/api/tasks",
+                                 R"({"title":"long","schedule_kind":"manual","payload":{"pipeline":[
+        {"id":"wait","uses":"ext.schedtest.wait","with":{"ms":600000,"mark":"long"}},
+        {"id":"after","uses":"ext.schedtest.wait","with":{"ms":0}}]}})",
+                                 201));
+  const std::string task_id = str(created, "id");
+  const std::string run_id = str(parse_json(post(port, "/ext/scheduler/api/tasks/" + task_id + "/run", "", 202)), "id");
+  // The tool is running once it has recorded its mark.
+  REQUIRE(eventually([&] { return recorded(data.path(), "long"); }));
+
+  auto cancelled = parse_json(post(port, "/ext/scheduler/api/runs/" + run_id + "/cancel", "", 200));
+  CHECK(str(cancelled, "id") == run_id);
+  REQUIRE(eventually([&] { return str(get_json(port, "/ext/scheduler/api/runs/" + run_id), "status") == "cancelled"; },
+                     std::chrono::seconds(60)));
+  auto run = get_json(port, "/ext/scheduler/api/runs/" + run_id);
+  REQUIRE(run["steps"].Size() == 1);  // the second step never ran
+  CHECK(str(run["steps"][0], "status") == "cancelled");
+  CHECK(run["steps"][0]["duration_ms"].GetInt64() < 600000);
+  CHECK(run["finished_at"].IsString());
+
+  CHECK(cancelled["cancel_requested"].GetBool());
+  // Cancelling a finished run is idempotent: it answers the run, unchanged.
+  auto again = parse_json(post(port, "/ext/scheduler/api/runs/" + run_id + "/cancel", "", 200));
+  CHECK(str(again, "status") == "cancelled");
+  CHECK(!again.HasMember("cancel_requested"));
+  auto unknown = client(port)->Post("/ext/scheduler/api/runs/run_nope/cancel", "", "application/json");
+  REQUIRE(unknown);
+  CHECK(unknown->status == 404);
+}
+
+TEST_CASE("--scheduler-store: a bad spec stops the server; an unreachable database fails only the scheduler") {
+  test_support::TempDir data;
+  const auto out = data.path() / "out.txt";
+  const auto err = data.path() / "err.txt";
+  auto status = run_to_end(server_binary(), {"--port", "0", "--scheduler-store", "mysql://db/ordinaut"}, out, err);
+  CHECK(status.exited);
+  CHECK(status.code == 2);
+  std::ifstream err_in(err);
+  const std::string err_text((std::istreambuf_iterator<char>(err_in)), std::istreambuf_iterator<char>());
+  CHECK(err_text.find("--scheduler-store is sqlite:PATH or postgresql://") != std::string::npos);
+
+  // Port 1 on loopback refuses connections. The server runs; the scheduler is
+  // in error with the cause, without the URL's password; its routes answer 503.
+  auto server = start(data.path(), {"--scheduler-store", "postgresql://ordinaut:s3cret-pw@127.0.0.1:1/ordinaut"});
+  const int port = server->port();
+  auto status_doc = get_json(port, "/ext/status");
+  const auto& entry = status_doc["extensions"]["scheduler"];
+  CHECK(str(entry, "state") == "error");
+  const std::string last_error = str(entry, "last_error");
+  CHECK(last_error.find("postgresql://ordinaut:***@127.0.0.1:1/ordinaut") != std::string::npos);
+  CHECK(last_error.find("s3cret-pw") == std::string::npos);
+  auto res = client(port)->Get("/ext/scheduler/api/tasks");
+  REQUIRE(res);
+  CHECK(res->status == 503);
+  CHECK(res->body.find("s3cret-pw") == std::string::npos);
+  CHECK(server->log().find("s3cret-pw") == std::string::npos);
+  // Other extensions are unaffected.
+  CHECK(client(port)->Get("/ext/events_demo/health")->status == 200);
 }

@@ -93,6 +93,28 @@ std::string store_spec() {
   return "sqlite:" + (dir / "scheduler.db").string();
 }
 
+// The store spec as it may be shown (logs, /ext/status): a password in a
+// postgresql://user:password@host/db URL becomes "***". Only the URL's
+// userinfo is touched; a "password=" in its query string is redacted too.
+std::string redacted(std::string spec) {
+  if (const auto scheme = spec.find("://"); scheme != std::string::npos) {
+    const auto authority = scheme + 3;
+    const auto end = spec.find_first_of("/?#", authority);
+    const auto at = spec.rfind('@', end == std::string::npos ? spec.size() : end);
+    if (at != std::string::npos && at > authority) {
+      if (const auto colon = spec.find(':', authority); colon != std::string::npos && colon < at) {
+        spec.replace(colon + 1, at - colon - 1, "***");
+      }
+    }
+  }
+  for (std::size_t at = spec.find("password="); at != std::string::npos; at = spec.find("password=", at + 1)) {
+    const auto value = at + 9;
+    const auto end = spec.find('&', value);
+    spec.replace(value, (end == std::string::npos ? spec.size() : end) - value, "***");
+  }
+  return spec;
+}
+
 int http_status(const ordinaut::Error& e) {
   if (e.code == "not_found") return 404;
   if (e.code == "conflict") return 409;
@@ -139,7 +161,7 @@ class Scheduler final : public ordinaut::Extension {
   std::optional<ordinaut::Router> setup(ordinaut::SetupContext& context) override {
     const std::string spec = store_spec();
     auto store = ordinaut::scheduler::Store::open(spec);
-    if (!store) throw std::runtime_error(fmt::format("scheduler store {}: {}", spec, store.error().message));
+    if (!store) throw std::runtime_error(fmt::format("scheduler store {}: {}", redacted(spec), store.error().message));
     ordinaut::scheduler::ServiceOptions options;
     char host[256] = {};
     if (gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
