@@ -20,10 +20,8 @@ class Hello final : public ordinaut::Extension {
     // A constant body: the server benchmark measures the host, not this handler.
     router.get("/ping", [](ordinaut::Request&) { return ordinaut::Response::json_text(200, R"({"pong":true})"); });
     router.get("/greet/{name}", [](ordinaut::Request& request) {
-      ordinaut::Json body = ordinaut::json::object();
-      std::string greeting = "Hello, " + std::string(request.param("name")) + "!";
-      body.AddMember("greeting", ordinaut::JsonValue(greeting.c_str(), body.GetAllocator()), body.GetAllocator());
-      return ordinaut::Response::json(200, body);
+      const std::string greeting = "Hello, " + std::string(request.param("name")) + "!";
+      return ordinaut::Response::json(200, ordinaut::json::object({{"greeting", greeting}}));
     });
     return router;
   }

@@ -48,8 +48,8 @@ class Listener final : public ordinaut::Extension {
                            R"("additionalProperties":false})",
            .output_schema = R"({"type":"object","required":["total","events"]})",
            .function = [this](const ordinaut::JsonValue& input, ordinaut::ToolContext&) {
-             std::size_t limit = kKeep;
-             if (input.HasMember("limit")) limit = input["limit"].GetUint();
+             // The input schema checked the type and range already.
+             const std::size_t limit = *ordinaut::json::get_or<std::uint64_t>(input, "/limit", kKeep);
              return std::move(ordinaut::json::parse(received_json(limit))).value();
            }});
     }

@@ -119,6 +119,13 @@ struct Response {
   /// `details_json` must be a JSON object text or empty.
   static Response error(int status, std::string_view code, std::string_view message,
                         std::string_view details_json = {});
+  /// The error shape for `cause`: its message, and "details" holding
+  /// cause.details' members plus "code" (cause.code), "pointer" (when set)
+  /// and "offset", "line", "column" (when cause has a position, as parse
+  /// errors do). E.g. error(400, "bad_request", parse_error) gives
+  /// {"error":"bad_request","message":"line 1, column 9 (offset 8): ...",
+  ///  "details":{"code":"invalid_json","offset":8,"line":1,"column":9}}.
+  static Response error(int status, std::string_view code, const Error& cause);
   /// A text/event-stream response with no-cache headers.
   static Response event_stream(StreamProducer producer);
 };

@@ -29,6 +29,10 @@ struct Error {
   std::optional<std::size_t> offset;
   std::size_t line = 0;
   std::size_t column = 0;
+  /// Structured details as JSON object text (e.g. {"missing_capability":
+  /// "EVENTS_PUB"}), or empty. Response::error(status, code, Error) merges them
+  /// into the response's "details" with the pointer and position above.
+  std::string details;
 
   /// "file: message" when a file is set, otherwise the message.
   std::string describe() const { return file.empty() ? message : file + ": " + message; }
@@ -58,6 +62,8 @@ class [[nodiscard]] Result {
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
   T& operator*() & { return value(); }
+  const T& operator*() const& { return value(); }
+  T&& operator*() && { return std::move(*this).value(); }
 
   // REQUIRES: !ok()
   const Error& error() const { assert(!ok()); return std::get<1>(data_); }

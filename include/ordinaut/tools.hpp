@@ -68,14 +68,24 @@ class ToolContext {
 /// "tool_failed" with its what().
 using ToolFunction = std::function<Json(const JsonValue& input, ToolContext& context)>;
 
+/// A tool's structured failure: a stable `code`, a message naming what is
+/// wrong, and optional details (JSON object text). The registry returns it as
+/// an Error with the same code and details. Codes with an HTTP meaning map to
+/// that status over REST: "bad_request" 400, "forbidden" 403, "not_found" 404,
+/// "conflict" 409, "rate_limit_exceeded" 429, "unavailable" 503; other codes
+/// answer 500 "tool_failed" with details.code. A CapabilityError escaping a
+/// tool becomes code "forbidden" with details.missing_capability.
 class ToolError : public std::runtime_error {
  public:
-  ToolError(std::string code, const std::string& message)
-      : std::runtime_error(message), code_(std::move(code)) {}
+  ToolError(std::string code, const std::string& message, std::string details_json = {})
+      : std::runtime_error(message), code_(std::move(code)), details_(std::move(details_json)) {}
   const std::string& code() const noexcept { return code_; }
+  /// JSON object text, or empty.
+  const std::string& details() const noexcept { return details_; }
 
  private:
   std::string code_;
+  std::string details_;
 };
 
 /// Designated initializers work without warnings: {.name = ..., .function = ...}.

@@ -631,16 +631,7 @@ namespace {
 // Appends "/" and a member name escaped as a JSON Pointer token (RFC 6901).
 void append_pointer_token(std::string& pointer, const JsonValue& name) {
   pointer += '/';
-  const char* c = name.GetString();
-  for (rapidjson::SizeType i = 0; i < name.GetStringLength(); ++i) {
-    if (c[i] == '~') {
-      pointer += "~0";
-    } else if (c[i] == '/') {
-      pointer += "~1";
-    } else {
-      pointer += c[i];
-    }
-  }
+  pointer += json::pointer_token(std::string_view(name.GetString(), name.GetStringLength()));
 }
 
 // First object (by pointer) holding a property name too long for a

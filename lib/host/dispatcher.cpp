@@ -211,14 +211,14 @@ Response Dispatcher::dispatch_extension(Entry& entry, Request& request, std::str
       auto body = request.json();
       if (!body) {
         valid = false;
-        const Error& e = body.error();
-        response = Response::error(
-            400, "bad_request", "request body is not valid JSON: " + e.message,
-            e.offset ? fmt::format(R"({{"offset":{},"line":{},"column":{}}})", *e.offset, e.line, e.column) : "");
+        Error e = body.error();
+        e.message = "request body is not valid JSON: " + e.message;
+        response = Response::error(400, "bad_request", e);
       } else if (auto v = route->request_schema->validate(*body); !v) {
         valid = false;
-        response = Response::error(400, "bad_request", "request body: " + v.error().message,
-                                   fmt::format(R"({{"pointer":"{}"}})", json::escape(v.error().pointer)));
+        Error e = v.error();
+        e.message = "request body: " + e.message;
+        response = Response::error(400, "bad_request", e);
       }
     }
     if (valid) {

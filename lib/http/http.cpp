@@ -94,6 +94,10 @@ Response Response::error(int status, std::string_view code, std::string_view mes
                                        json::escape(message), details_json.empty() ? "{}" : details_json));
 }
 
+Response Response::error(int status, std::string_view code, const Error& cause) {
+  return error(status, code, cause.message, json::dump(json::error_details(cause)));
+}
+
 Response Response::event_stream(StreamProducer producer) {
   Response r;
   r.status = 200;

@@ -8,6 +8,8 @@
 
 #include <fmt/format.h>
 
+#include "ordinaut/capability.hpp"
+
 #include "tools/registry_support.hpp"
 
 namespace ordinaut {
@@ -259,7 +261,14 @@ Result<Json> ToolRegistry::call(std::string_view name, const JsonValue& input, T
   try {
     output = entry->function(input, context != nullptr ? *context : null_context());
   } catch (const ToolError& e) {
-    return finish(make_error(e.code(), fmt::format("tool {}: {}", name, e.what())));
+    Error error = make_error(e.code(), fmt::format("tool {}: {}", name, e.what()));
+    error.details = e.details();
+    return finish(std::move(error));
+  } catch (const CapabilityError& e) {
+    Error error = make_error("forbidden", fmt::format("tool {}: {}", name, e.what()));
+    error.details = fmt::format(R"({{"missing_capability":"{}","extension":"{}"}})", to_string(e.capability()),
+                                json::escape(e.extension_id()));
+    return finish(std::move(error));
   } catch (const std::exception& e) {
     return finish(make_error("tool_failed", fmt::format("tool {} failed: {}", name, e.what())));
   } catch (...) {

@@ -638,3 +638,67 @@ TEST_CASE("an id of invalid UTF-8 is refused at input, never echoed raw") {
   CHECK(doc["id"].IsNull());
   CHECK(std::string(doc["error"]["message"].GetString()).find("invalid UTF-8 at offset 23") != std::string::npos);
 }
+
+TEST_CASE("a capability missing inside a tool is 403 forbidden with missing_capability on every path") {
+  // mcp_denied asks for the event publisher without EVENTS_PUB in its route
+  // and in its tool: all three paths name the capability the same way.
+  Server server({"--ext-path", env_or_throw("MCP_DENIED_EXT_PATH")});
+  const int port = server.port();
+  const HeaderList json_headers = {{"Content-Type", "application/json"}};
+
+  auto route = request(port, "POST", "/ext/mcp_denied/publish", json_headers, "{}");
+  CHECK(route.status == 403);
+  Json route_doc = parse(route.body);
+  CHECK(std::string(route_doc["error"].GetString()) == "forbidden");
+  CHECK(std::string(route_doc["details"]["missing_capability"].GetString()) == "EVENTS_PUB");
+
+  auto rest = request(port, "POST", "/ext/mcp_http/invoke", json_headers,
+                      R"({"tool":"ext.mcp_denied.publish","parameters":{}})");
+  CHECK(rest.status == 403);
+  Json rest_doc = parse(rest.body);
+  CHECK(std::string(rest_doc["error"].GetString()) == "forbidden");
+  CHECK(std::string(rest_doc["details"]["missing_capability"].GetString()) == "EVENTS_PUB");
+  CHECK(std::string(rest_doc["details"]["tool"].GetString()) == "ext.mcp_denied.publish");
+
+  const std::string session = open_session(port);
+  auto mcp = rpc(port, session, call_body(7, "ext.mcp_denied.publish"));
+  REQUIRE(mcp.status == 200);
+  Json mcp_doc = parse(mcp.body);
+  REQUIRE(mcp_doc.HasMember("result"));
+  const auto& result = mcp_doc["result"];
+  CHECK(result["isError"].GetBool());
+  REQUIRE(result.HasMember("_meta"));
+  const auto& meta = result["_meta"]["io.ordinaut/error"];
+  CHECK(std::string(meta["code"].GetString()) == "forbidden");
+  CHECK(std::string(meta["missing_capability"].GetString()) == "EVENTS_PUB");
+  CHECK(std::string(result["content"][0]["text"].GetString()).find("EVENTS_PUB") != std::string::npos);
+}
+
+TEST_CASE("REST tool errors: bad JSON names its position, a tool's own error keeps its status and code") {
+  Server server;
+  const int port = server.port();
+  const HeaderList json_headers = {{"Content-Type", "application/json"}};
+  auto bad = request(port, "POST", "/ext/mcp_http/invoke", json_headers, "{\n  \"tool\": ext\n}");
+  CHECK(bad.status == 400);
+  Json bad_doc = parse(bad.body);
+  CHECK(std::string(bad_doc["details"]["code"].GetString()) == "invalid_json");
+  CHECK(bad_doc["details"]["line"].GetUint64() == 2);
+  CHECK(bad_doc["details"]["column"].GetUint64() == 11);
+  CHECK(bad_doc["details"].HasMember("offset"));
+
+  // The scheduler's tool errors keep the status of its own routes: an unknown
+  // task is 404, a bad cron 400 with the scheduler's code and the pointer.
+  auto missing = request(port, "POST", "/ext/mcp_http/invoke", json_headers,
+                         R"({"tool":"ext.scheduler.get_task","parameters":{"id":"tsk_nope"}})");
+  CHECK(missing.status == 404);
+  CHECK(std::string(parse(missing.body)["error"].GetString()) == "not_found");
+  auto cron = request(port, "POST", "/ext/mcp_http/invoke", json_headers,
+                      R"({"tool":"ext.scheduler.create_task","parameters":{"title":"t","schedule_kind":"cron","schedule_expr":"61 * * * *"}})");
+  CHECK(cron.status == 400);
+  Json cron_doc = parse(cron.body);
+  CHECK(std::string(cron_doc["error"].GetString()) == "bad_request");
+  REQUIRE(cron_doc["details"].HasMember("pointer"));
+  CHECK(std::string(cron_doc["details"]["pointer"].GetString()) == "/schedule_expr");
+  CHECK(std::string(cron_doc["details"]["code"].GetString()) == "invalid_cron");
+  CHECK(std::string(cron_doc["details"]["tool"].GetString()) == "ext.scheduler.create_task");
+}

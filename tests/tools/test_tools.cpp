@@ -5,6 +5,7 @@
 #include <atomic>
 #include <thread>
 
+#include <ordinaut/capability.hpp>
 #include <ordinaut/tools.hpp>
 
 #include "support.hpp"
@@ -189,6 +190,26 @@ TEST_CASE("tools: a throwing tool gives tool_failed; a ToolError keeps its code"
 
   // The registry is still usable afterwards.
   for (const auto& s : registry.stats()) CHECK(s.errors == 1);
+}
+
+TEST_CASE("tools: a ToolError's details and a CapabilityError reach the caller as structured errors") {
+  ToolRegistry registry;
+  REQUIRE(registry.add(simple_tool("t.details", [](const JsonValue&, ToolContext&) -> Json {
+                throw ordinaut::ToolError("conflict", "order 7 is closed", R"({"order":7})");
+              })).ok());
+  REQUIRE(registry.add(simple_tool("t.denied", [](const JsonValue&, ToolContext&) -> Json {
+                throw ordinaut::CapabilityError("shop", ordinaut::Capability::EVENTS_PUB);
+              })).ok());
+  auto a = registry.call("t.details", parse_json("{}"));
+  REQUIRE_FALSE(a.ok());
+  CHECK(a.error().code == "conflict");
+  CHECK(a.error().details == R"({"order":7})");
+
+  auto b = registry.call("t.denied", parse_json("{}"));
+  REQUIRE_FALSE(b.ok());
+  CHECK(b.error().code == "forbidden");
+  CHECK(b.error().message.find("EVENTS_PUB") != std::string::npos);
+  CHECK(b.error().details == R"({"missing_capability":"EVENTS_PUB","extension":"shop"})");
 }
 
 TEST_CASE("tools: the context reaches the tool") {

@@ -277,7 +277,7 @@ class EventsDemo final : public ordinaut::Extension {
     return Response::error(o.status, o.code, o.message, o.details);
   }
   static ordinaut::Json to_tool_result(Outcome o) {
-    if (o.status != 200) throw ordinaut::ToolError(o.code, o.message);
+    if (o.status != 200) throw ordinaut::ToolError(o.code, o.message, o.details);
     auto doc = ordinaut::json::parse(o.json);
     if (!doc) throw std::logic_error("events_demo produced invalid JSON: " + doc.error().message);
     return std::move(doc).value();
@@ -314,10 +314,9 @@ class EventsDemo final : public ordinaut::Extension {
     }
     auto body = request.json();
     if (!body) {
-      const ordinaut::Error& e = body.error();
-      return Response::error(400, "bad_request", "request body is not valid JSON: " + e.message,
-                             fmt::format(R"({{"offset":{},"line":{},"column":{}}})", e.offset.value_or(0), e.line,
-                                         e.column));
+      ordinaut::Error e = body.error();
+      e.message = "request body is not valid JSON: " + e.message;
+      return Response::error(400, "bad_request", e);
     }
     return to_response(publish_event(request.param("name"), *body));
   }

@@ -40,6 +40,17 @@ Response forbidden_tool(std::string_view name) {
                          fmt::format(R"({{"tool":{},"required_scope":{}}})", quote(name), quote("tool:" + std::string(name))));
 }
 
+// The HTTP status and error code of a failed tool call (see ToolError).
+std::pair<int, const char*> tool_error_status(std::string_view code) {
+  if (code == "invalid_input" || code == "bad_request") return {400, "bad_request"};
+  if (code == "forbidden") return {403, "forbidden"};
+  if (code == "not_found") return {404, "not_found"};
+  if (code == "conflict") return {409, "conflict"};
+  if (code == "rate_limit_exceeded") return {429, "rate_limit_exceeded"};
+  if (code == "unavailable" || code == "extension_unavailable") return {503, "unavailable"};
+  return {500, "tool_failed"};
+}
+
 Response unknown_tool(std::string_view name) {
   return Response::error(404, "not_found", fmt::format("no tool named {}", name),
                          fmt::format(R"({{"tool":{}}})", quote(name)));
@@ -97,14 +108,11 @@ Response McpServer::rest_invoke(Request& request) {
   const JsonValue& parameters = body->HasMember("parameters") ? (*body)["parameters"] : kEmpty;
   Result<Json> result = tools_.call(name, parameters);
   if (!result) {
-    const Error& e = result.error();
-    if (e.code == "tool_not_found") return unknown_tool(requested);
-    if (e.code == "invalid_input") {
-      return Response::error(400, "bad_request", e.message,
-                             fmt::format(R"({{"tool":{},"pointer":{}}})", quote(name), quote(e.pointer)));
-    }
-    return Response::error(500, "tool_failed", e.message,
-                           fmt::format(R"({{"tool":{},"code":{}}})", quote(name), quote(e.code)));
+    if (result.error().code == "tool_not_found") return unknown_tool(requested);
+    const auto [status, code] = tool_error_status(result.error().code);
+    Error e = result.error();
+    json::add_detail(e, "tool", name);
+    return Response::error(status, code, e);
   }
   Response response =
       Response::json_text(200, fmt::format(R"({{"tool":{},"result":{}}})", quote(name), json::dump(result.value())));

@@ -94,6 +94,11 @@ std::string error_result(std::string_view message) {
   return R"({"content":[{"type":"text","text":)" + quote(message) + R"(}],"isError":true})";
 }
 
+std::string error_result(const Error& error) {
+  return R"({"content":[{"type":"text","text":)" + quote(error.message) + R"(}],"isError":true,"_meta":{")" +
+         std::string(kErrorMetaKey) + R"(":)" + json::dump(json::error_details(error)) + "}}";
+}
+
 namespace {
 
 bool is_content_block(const JsonValue& block) {
@@ -151,7 +156,7 @@ CallOutcome call_outcome(std::string_view name, bool has_output_schema, const Re
       out.data_json = fmt::format(R"({{"tool":{},"pointer":{}}})", quote(name), quote(e.pointer));
       return out;
     }
-    out.result_json = error_result(e.message);
+    out.result_json = error_result(e);
     return out;
   }
   const Json& value = result.value();

@@ -91,4 +91,13 @@ CallOutcome call_outcome(std::string_view name, bool has_output_schema, const Re
 /// {"content":[{"type":"text","text":message}],"isError":true}
 std::string error_result(std::string_view message);
 
+/// The _meta key of a failed call's structured error (isError results):
+/// {"code": ..., and the error's details, e.g. "missing_capability"}, the same
+/// details the REST companion answers.
+inline constexpr std::string_view kErrorMetaKey = "io.ordinaut/error";
+
+/// A CallToolResult with isError for a failed call: the message as text and
+/// json::error_details(error) under _meta[kErrorMetaKey].
+std::string error_result(const Error& error);
+
 }  // namespace ordinaut::mcp_http

@@ -80,7 +80,7 @@ Result<Step> parse_step(const JsonValue& value, std::size_t index, const std::st
     std::string_view name(m.name.GetString(), m.name.GetStringLength());
     if (std::find(std::begin(kStepFields), std::end(kStepFields), name) == std::end(kStepFields)) {
       std::string p = pointer;
-      append_pointer_token(p, name);
+      p += "/" + json::pointer_token(name);
       return pipeline_error("invalid_pipeline",
                             fmt::format("{} has an unknown field \"{}\"; a step has id, uses, with, save_as, if, "
                                         "timeout_seconds and max_retries",

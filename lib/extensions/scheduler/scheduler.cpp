@@ -122,15 +122,13 @@ int http_status(const ordinaut::Error& e) {
   return 400;
 }
 
+const char* http_code(int status) {
+  return status == 404 ? "not_found" : status == 409 ? "conflict" : status == 503 ? "unavailable" : "bad_request";
+}
+
 Response error_response(const ordinaut::Error& e) {
-  Json details = ordinaut::json::object();
-  if (!e.pointer.empty()) {
-    details.AddMember("pointer", JsonValue(e.pointer.c_str(), details.GetAllocator()), details.GetAllocator());
-  }
-  details.AddMember("code", JsonValue(e.code.c_str(), details.GetAllocator()), details.GetAllocator());
   const int status = http_status(e);
-  const char* code = status == 404 ? "not_found" : status == 409 ? "conflict" : status == 503 ? "unavailable" : "bad_request";
-  return Response::error(status, code, e.message, ordinaut::json::dump(details));
+  return Response::error(status, http_code(status), e);
 }
 
 Response to_response(ordinaut::Result<Json> r, int status = 200) {
@@ -277,7 +275,15 @@ class Scheduler final : public ordinaut::Extension {
         auto r = op(input);
         if (!r) {
           const auto& e = r.error();
-          throw ordinaut::ToolError(e.code, e.pointer.empty() ? e.message : fmt::format("{} (at {})", e.message, e.pointer));
+          // The HTTP class of the error as the code (REST callers of the
+          // tool get the same status as the scheduler's own routes), the
+          // scheduler's code and the pointer in the details.
+          throw ordinaut::ToolError(
+              http_code(http_status(e)),
+              e.pointer.empty() ? e.message : fmt::format("{} (at {})", e.message, e.pointer),
+              e.pointer.empty() ? fmt::format(R"({{"code":"{}"}})", ordinaut::json::escape(e.code))
+                                : fmt::format(R"({{"code":"{}","pointer":"{}"}})", ordinaut::json::escape(e.code),
+                                              ordinaut::json::escape(e.pointer)));
         }
         return std::move(r).value();
       };

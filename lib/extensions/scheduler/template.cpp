@@ -101,7 +101,7 @@ Result<void> walk_strings(const JsonValue& value, std::string& pointer, int dept
   const std::size_t size = pointer.size();
   if (value.IsObject()) {
     for (const auto& m : value.GetObject()) {
-      append_pointer_token(pointer, std::string_view(m.name.GetString(), m.name.GetStringLength()));
+      pointer += "/" + json::pointer_token(std::string_view(m.name.GetString(), m.name.GetStringLength()));
       auto r = walk_strings(m.value, pointer, depth + 1, on_string);
       if (!r) return r;
       pointer.resize(size);
@@ -155,7 +155,7 @@ Result<void> render_into(const JsonValue& in, JsonValue& out, Json::AllocatorTyp
   if (in.IsObject()) {
     out.SetObject();
     for (const auto& m : in.GetObject()) {
-      append_pointer_token(pointer, std::string_view(m.name.GetString(), m.name.GetStringLength()));
+      pointer += "/" + json::pointer_token(std::string_view(m.name.GetString(), m.name.GetStringLength()));
       JsonValue v;
       auto r = render_into(m.value, v, alloc, scope, pointer, depth + 1);
       if (!r) return r;
@@ -331,19 +331,6 @@ std::string excerpt(std::string_view text, std::size_t max) {
   std::size_t cut = max;
   while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;  // not inside a character
   return std::string(text.substr(0, cut)) + "...";
-}
-
-void append_pointer_token(std::string& pointer, std::string_view token) {
-  pointer += '/';
-  for (char c : token) {
-    if (c == '~') {
-      pointer += "~0";
-    } else if (c == '/') {
-      pointer += "~1";
-    } else {
-      pointer += c;
-    }
-  }
 }
 
 }  // namespace ordinaut::scheduler

@@ -92,7 +92,4 @@ Result<Json> render(const JsonValue& value, const JsonValue& scope);
 /// "..." appended when cut: user input echoed in error messages stays short.
 std::string excerpt(std::string_view text, std::size_t max = 64);
 
-/// Appends a JSON pointer reference token to `pointer`, escaping "~" and "/".
-void append_pointer_token(std::string& pointer, std::string_view token);
-
 }  // namespace ordinaut::scheduler
