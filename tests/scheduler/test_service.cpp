@@ -97,13 +97,16 @@ struct Fixture {
   std::mutex changes_mutex;
   std::vector<std::string> topics;
 
-  std::unique_ptr<Service> make(std::string owner = "server-a", std::int64_t lease_ms = 30'000) {
+  // `tweak` changes the options last (e.g. the real clock: now_ms = {}).
+  std::unique_ptr<Service> make(std::string owner = "server-a", std::int64_t lease_ms = 30'000,
+                                const std::function<void(ServiceOptions&)>& tweak = {}) {
     auto store = Store::open("sqlite:" + (dir.path() / "scheduler.db").string());
     REQUIRE_MESSAGE(store.ok(), (store.ok() ? "" : store.error().message));
     ServiceOptions options;
     options.owner = std::move(owner);
     options.lease_ms = lease_ms;
     options.now_ms = [this] { return now.load(); };
+    if (tweak) tweak(options);
     auto service = std::make_unique<Service>(std::move(*store), ToolView(tools.registry), options);
     service->on_change([this](const Change& c) {
       std::lock_guard lock(changes_mutex);
@@ -442,4 +445,74 @@ TEST_CASE("a run the user cancelled stays cancelled when its server stops meanwh
   REQUIRE(a->cancel_run(run_id).ok());
   a->shutdown();
   CHECK(str(run_of(*a, run_id), "status") == "cancelled");
+}
+
+namespace {
+
+// The real clock and a poll interval no test waits out: whatever runs, runs
+// because the dispatcher woke for it.
+void real_clock_hour_poll(ServiceOptions& options) {
+  options.now_ms = {};
+  options.poll_interval = std::chrono::hours(1);
+}
+
+std::int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+TEST_CASE("the dispatcher wakes at the next due time, not at the poll interval") {
+  Fixture f;
+  auto s = f.make("server-a", 30'000, real_clock_hour_poll);
+  std::jthread dispatcher([&](std::stop_token stop) { s->run(stop); });
+  // A once task due at the first whole second at least 300 ms from now
+  // (once times have whole seconds). Creating it wakes the dispatcher once;
+  // from then on only its wait for the due time can start the run.
+  const std::int64_t due = (wall_ms() + 300) / 1000 * 1000 + 1000;
+  auto task = s->create_task(parse(fmt::format(R"({{"title":"soon","schedule_kind":"once","schedule_expr":"{}",
+      "payload":{{"pipeline":[{{"uses":"test.echo","with":{{"text":"due"}}}}]}}}})",
+                                               format_rfc3339_ms(due))));
+  REQUIRE_MESSAGE(task.ok(), (task.ok() ? "" : task.error().message));
+  CHECK(str(*task, "next_due_at") == format_rfc3339_ms(due));
+  const std::string id = str(*task, "id");
+  REQUIRE(eventually([&] {
+    auto runs = runs_of(*s, id);
+    return runs.size() == 1 && str(runs[0], "status") == "succeeded";
+  }));
+  const auto runs = runs_of(*s, id);
+  const Json& run = runs[0];
+  CHECK(str(run, "trigger") == "schedule");
+  CHECK(str(run, "scheduled_for") == format_rfc3339_ms(due));
+  CHECK(f.tools.echoes() == std::vector<std::string>{R"({"text":"due"})"});
+  CHECK(task_of(*s, id)["next_due_at"].IsNull());  // a once task has no next occurrence
+}
+
+TEST_CASE("a sleeping dispatcher still wakes to renew the leases of its running runs") {
+  Fixture f;
+  auto s = f.make("server-a", 1'000, real_clock_hour_poll);  // renewed once 500 ms are left
+  std::jthread dispatcher([&](std::stop_token stop) { s->run(stop); });
+  auto task = s->create_task(parse(R"({"title":"long","schedule_kind":"manual","payload":{"pipeline":[{"uses":"test.block"}]}})"));
+  REQUIRE(task.ok());
+  auto queued = s->run_now(parse(fmt::format(R"({{"id":"{}"}})", str(*task, "id"))));  // wakes the dispatcher
+  REQUIRE(queued.ok());
+  const std::string run_id = str(*queued, "id");
+  REQUIRE(eventually([&] { return f.tools.blocking_started.load() == 1; }));
+  auto lease = [&] {
+    auto r = s->store().get_run(run_id);
+    REQUIRE(r.ok());
+    REQUIRE(r->has_value());
+    return (*r)->lease_expires_ms.value_or(0);
+  };
+  const std::int64_t first = lease();
+  CHECK(first > 0);
+  // Two renewals in a row: each comes only from the dispatcher waking for it.
+  REQUIRE(eventually([&] { return lease() > first; }));
+  const std::int64_t second = lease();
+  REQUIRE(eventually([&] { return lease() > second; }));
+  CHECK(str(run_of(*s, run_id), "status") == "running");
+  CHECK(run_of(*s, run_id)["attempt"].GetInt() == 1);
+  REQUIRE(s->cancel_run(run_id).ok());
+  CHECK(eventually([&] { return has_status(*s, run_id, "cancelled"); }));
 }

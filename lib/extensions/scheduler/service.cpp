@@ -872,12 +872,37 @@ std::size_t Service::tick(std::int64_t now_ms) {
   return started;
 }
 
+// How long the dispatcher may sleep after a round at `ticked_at_ms` that
+// started `started` runs. Times at or before the round are not waited for:
+// what was due then and is still there could not be claimed (no free worker,
+// a concurrency key, a store error), and a worker finishing or the poll
+// brings it back; waiting for them would spin.
+std::chrono::milliseconds Service::idle_wait(std::int64_t ticked_at_ms, std::size_t started) {
+  std::chrono::milliseconds wait = options_.poll_interval;
+  if (!options_.wake_at_due) return wait;
+  if (started >= options_.claim_batch) return std::chrono::milliseconds(0);  // more may be due: go on
+  std::optional<std::int64_t> at;
+  auto consider = [&](std::int64_t ms) {
+    if (ms > ticked_at_ms && (!at || ms < *at)) at = ms;
+  };
+  {
+    std::lock_guard lock(mutex_);
+    // renew_leases renews a lease once half of it is left.
+    for (const auto& [id, active] : active_) consider(active->lease_expires_ms - options_.lease_ms / 2);
+  }
+  if (auto due = store_->next_wake_ms(); due && *due) consider(**due);
+  if (at) wait = std::min(wait, std::chrono::milliseconds(std::max<std::int64_t>(*at - now(), 0)));
+  return wait;
+}
+
 void Service::run(std::stop_token stop) {
   std::stop_callback on_stop(stop, [this] { wake(); });
   while (!stop.stop_requested()) {
-    tick(now());
+    const std::int64_t ticked_at = now();
+    const std::size_t started = tick(ticked_at);
+    const std::chrono::milliseconds wait = idle_wait(ticked_at, started);
     std::unique_lock lock(mutex_);
-    wake_cv_.wait_for(lock, options_.poll_interval, [&] { return woken_ || stop.stop_requested(); });
+    wake_cv_.wait_for(lock, wait, [&] { return woken_ || stop.stop_requested(); });
     woken_ = false;
   }
   shutdown();
