@@ -516,3 +516,55 @@ TEST_CASE("a sleeping dispatcher still wakes to renew the leases of its running 
   REQUIRE(s->cancel_run(run_id).ok());
   CHECK(eventually([&] { return has_status(*s, run_id, "cancelled"); }));
 }
+
+TEST_CASE("past the occurrences walked one by one, a long outage still ends at the exact latest occurrence") {
+  Fixture f;
+  auto s = f.make();
+  auto skip = s->create_task(parse(R"({"title":"skip","schedule_kind":"cron","schedule_expr":"0 * * * *",
+      "payload":{"pipeline":[{"uses":"test.echo","with":{"text":"skip"}}]}})"));
+  auto once = s->create_task(parse(R"({"title":"once","schedule_kind":"cron","schedule_expr":"0 * * * *","catch_up":"run_once",
+      "payload":{"pipeline":[{"uses":"test.echo","with":{"text":"caught up"}}]}})"));
+  REQUIRE(skip.ok());
+  REQUIRE(once.ok());
+  // Down 60 days: 1,440 hourly occurrences (more than the 1,000 walked one
+  // by one) from 01:00 on day 0 to 00:00 on day 60; now is 00:30 on day 60.
+  constexpr std::int64_t kDay = 24 * 60 * kMinute;
+  f.now = kT0 + 60 * kDay + 30 * kMinute;  // the runs' times too: retention (30 days) must not prune them
+  CHECK(s->tick(f.now) == 1);
+  REQUIRE(eventually([&] { return s->active_runs() == 0; }));
+  auto skipped = runs_of(*s, str(*skip, "id"));
+  REQUIRE(skipped.size() == 1);
+  CHECK(str(skipped[0], "status") == "skipped");
+  CHECK(str(skipped[0], "scheduled_for") == format_rfc3339_ms(kT0 + 60 * kDay));
+  CHECK(str(skipped[0]["error"], "message").find("more than 1001 occurrence(s) from 2026-01-01T01:00:00.000Z") !=
+        std::string::npos);
+  auto caught = runs_of(*s, str(*once, "id"));
+  REQUIRE(caught.size() == 1);
+  CHECK(str(caught[0], "trigger") == "catch_up");
+  CHECK(str(caught[0], "scheduled_for") == format_rfc3339_ms(kT0 + 60 * kDay));
+  CHECK(eventually([&] { return has_status(*s, str(caught[0], "id"), "succeeded"); }));
+  for (const std::string& id : {str(*skip, "id"), str(*once, "id")}) {
+    CHECK(str(task_of(*s, id), "next_due_at") == format_rfc3339_ms(kT0 + 60 * kDay + 60 * kMinute));
+  }
+}
+
+TEST_CASE("a task whose schedule another server changed is planned with the new one, not a compiled one kept") {
+  Fixture f;
+  auto s = f.make("server-a");
+  auto other = f.make("server-b");  // shares the store, not server-a's compiled schedules
+  auto task = s->create_task(parse(R"({"title":"t","schedule_kind":"cron","schedule_expr":"*/5 * * * *",
+      "payload":{"pipeline":[{"uses":"test.echo","with":{"text":"tick"}}]}})"));
+  REQUIRE(task.ok());
+  const std::string id = str(*task, "id");
+  CHECK(s->tick(kT0 + 5 * kMinute) == 1);  // plans with */5
+  REQUIRE(eventually([&] { return s->active_runs() == 0; }));
+  CHECK(str(task_of(*s, id), "next_due_at") == "2026-01-01T00:10:00.000Z");
+  f.now = kT0 + 6 * kMinute;
+  auto updated = other->update_task(parse(fmt::format(R"({{"id":"{}","schedule_expr":"*/7 * * * *"}})", id)));
+  REQUIRE(updated.ok());
+  CHECK(str(*updated, "next_due_at") == "2026-01-01T00:07:00.000Z");
+  CHECK(s->tick(kT0 + 7 * kMinute) == 1);
+  REQUIRE(eventually([&] { return s->active_runs() == 0; }));
+  CHECK(str(task_of(*s, id), "next_due_at") == "2026-01-01T00:14:00.000Z");  // */5 would say 00:10
+  CHECK(runs_of(*s, id).size() == 2);
+}

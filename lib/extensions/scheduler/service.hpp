@@ -163,6 +163,18 @@ class Service {
   std::mt19937_64 random_;
   std::int64_t last_prune_ms_ = 0;
 
+  // Compiled schedules by task id, with the fields they were compiled from
+  // (a hit needs all of them equal; the revision is not a key: every claim
+  // bumps it). Bounded; deleted tasks are dropped. plan() of an RRULE with
+  // COUNT continues its walk instead of restarting from DTSTART.
+  struct CachedSchedule {
+    std::string kind, expr, timezone;
+    std::int64_t created_at_ms = 0;
+    Schedule schedule;
+  };
+  std::mutex schedules_mutex_;
+  std::map<std::string, CachedSchedule, std::less<>> schedules_;
+
   std::mutex listeners_mutex_;
   std::uint64_t next_listener_ = 1;
   std::map<std::uint64_t, std::function<void(const Change&)>> listeners_;
