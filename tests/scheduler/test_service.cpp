@@ -97,13 +97,16 @@ struct Fixture {
   std::mutex changes_mutex;
   std::vector<std::string> topics;
 
-  std::unique_ptr<Service> make(std::string owner = "server-a", std::int64_t lease_ms = 30'000) {
+  // `tweak` changes the options last (e.g. the real clock: now_ms = {}).
+  std::unique_ptr<Service> make(std::string owner = "server-a", std::int64_t lease_ms = 30'000,
+                                const std::function<void(ServiceOptions&)>& tweak = {}) {
     auto store = Store::open("sqlite:" + (dir.path() / "scheduler.db").string());
     REQUIRE_MESSAGE(store.ok(), (store.ok() ? "" : store.error().message));
     ServiceOptions options;
     options.owner = std::move(owner);
     options.lease_ms = lease_ms;
     options.now_ms = [this] { return now.load(); };
+    if (tweak) tweak(options);
     auto service = std::make_unique<Service>(std::move(*store), ToolView(tools.registry), options);
     service->on_change([this](const Change& c) {
       std::lock_guard lock(changes_mutex);
@@ -442,4 +445,126 @@ TEST_CASE("a run the user cancelled stays cancelled when its server stops meanwh
   REQUIRE(a->cancel_run(run_id).ok());
   a->shutdown();
   CHECK(str(run_of(*a, run_id), "status") == "cancelled");
+}
+
+namespace {
+
+// The real clock and a poll interval no test waits out: whatever runs, runs
+// because the dispatcher woke for it.
+void real_clock_hour_poll(ServiceOptions& options) {
+  options.now_ms = {};
+  options.poll_interval = std::chrono::hours(1);
+}
+
+std::int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+TEST_CASE("the dispatcher wakes at the next due time, not at the poll interval") {
+  Fixture f;
+  auto s = f.make("server-a", 30'000, real_clock_hour_poll);
+  std::jthread dispatcher([&](std::stop_token stop) { s->run(stop); });
+  // A once task due at the first whole second at least 300 ms from now
+  // (once times have whole seconds). Creating it wakes the dispatcher once;
+  // from then on only its wait for the due time can start the run.
+  const std::int64_t due = (wall_ms() + 300) / 1000 * 1000 + 1000;
+  auto task = s->create_task(parse(fmt::format(R"({{"title":"soon","schedule_kind":"once","schedule_expr":"{}",
+      "payload":{{"pipeline":[{{"uses":"test.echo","with":{{"text":"due"}}}}]}}}})",
+                                               format_rfc3339_ms(due))));
+  REQUIRE_MESSAGE(task.ok(), (task.ok() ? "" : task.error().message));
+  CHECK(str(*task, "next_due_at") == format_rfc3339_ms(due));
+  const std::string id = str(*task, "id");
+  REQUIRE(eventually([&] {
+    auto runs = runs_of(*s, id);
+    return runs.size() == 1 && str(runs[0], "status") == "succeeded";
+  }));
+  const auto runs = runs_of(*s, id);
+  const Json& run = runs[0];
+  CHECK(str(run, "trigger") == "schedule");
+  CHECK(str(run, "scheduled_for") == format_rfc3339_ms(due));
+  CHECK(f.tools.echoes() == std::vector<std::string>{R"({"text":"due"})"});
+  CHECK(task_of(*s, id)["next_due_at"].IsNull());  // a once task has no next occurrence
+}
+
+TEST_CASE("a sleeping dispatcher still wakes to renew the leases of its running runs") {
+  Fixture f;
+  auto s = f.make("server-a", 1'000, real_clock_hour_poll);  // renewed once 500 ms are left
+  std::jthread dispatcher([&](std::stop_token stop) { s->run(stop); });
+  auto task = s->create_task(parse(R"({"title":"long","schedule_kind":"manual","payload":{"pipeline":[{"uses":"test.block"}]}})"));
+  REQUIRE(task.ok());
+  auto queued = s->run_now(parse(fmt::format(R"({{"id":"{}"}})", str(*task, "id"))));  // wakes the dispatcher
+  REQUIRE(queued.ok());
+  const std::string run_id = str(*queued, "id");
+  REQUIRE(eventually([&] { return f.tools.blocking_started.load() == 1; }));
+  auto lease = [&] {
+    auto r = s->store().get_run(run_id);
+    REQUIRE(r.ok());
+    REQUIRE(r->has_value());
+    return (*r)->lease_expires_ms.value_or(0);
+  };
+  const std::int64_t first = lease();
+  CHECK(first > 0);
+  // Two renewals in a row: each comes only from the dispatcher waking for it.
+  REQUIRE(eventually([&] { return lease() > first; }));
+  const std::int64_t second = lease();
+  REQUIRE(eventually([&] { return lease() > second; }));
+  CHECK(str(run_of(*s, run_id), "status") == "running");
+  CHECK(run_of(*s, run_id)["attempt"].GetInt() == 1);
+  REQUIRE(s->cancel_run(run_id).ok());
+  CHECK(eventually([&] { return has_status(*s, run_id, "cancelled"); }));
+}
+
+TEST_CASE("past the occurrences walked one by one, a long outage still ends at the exact latest occurrence") {
+  Fixture f;
+  auto s = f.make();
+  auto skip = s->create_task(parse(R"({"title":"skip","schedule_kind":"cron","schedule_expr":"0 * * * *",
+      "payload":{"pipeline":[{"uses":"test.echo","with":{"text":"skip"}}]}})"));
+  auto once = s->create_task(parse(R"({"title":"once","schedule_kind":"cron","schedule_expr":"0 * * * *","catch_up":"run_once",
+      "payload":{"pipeline":[{"uses":"test.echo","with":{"text":"caught up"}}]}})"));
+  REQUIRE(skip.ok());
+  REQUIRE(once.ok());
+  // Down 60 days: 1,440 hourly occurrences (more than the 1,000 walked one
+  // by one) from 01:00 on day 0 to 00:00 on day 60; now is 00:30 on day 60.
+  constexpr std::int64_t kDay = 24 * 60 * kMinute;
+  f.now = kT0 + 60 * kDay + 30 * kMinute;  // the runs' times too: retention (30 days) must not prune them
+  CHECK(s->tick(f.now) == 1);
+  REQUIRE(eventually([&] { return s->active_runs() == 0; }));
+  auto skipped = runs_of(*s, str(*skip, "id"));
+  REQUIRE(skipped.size() == 1);
+  CHECK(str(skipped[0], "status") == "skipped");
+  CHECK(str(skipped[0], "scheduled_for") == format_rfc3339_ms(kT0 + 60 * kDay));
+  CHECK(str(skipped[0]["error"], "message").find("more than 1001 occurrence(s) from 2026-01-01T01:00:00.000Z") !=
+        std::string::npos);
+  auto caught = runs_of(*s, str(*once, "id"));
+  REQUIRE(caught.size() == 1);
+  CHECK(str(caught[0], "trigger") == "catch_up");
+  CHECK(str(caught[0], "scheduled_for") == format_rfc3339_ms(kT0 + 60 * kDay));
+  CHECK(eventually([&] { return has_status(*s, str(caught[0], "id"), "succeeded"); }));
+  for (const std::string& id : {str(*skip, "id"), str(*once, "id")}) {
+    CHECK(str(task_of(*s, id), "next_due_at") == format_rfc3339_ms(kT0 + 60 * kDay + 60 * kMinute));
+  }
+}
+
+TEST_CASE("a task whose schedule another server changed is planned with the new one, not a compiled one kept") {
+  Fixture f;
+  auto s = f.make("server-a");
+  auto other = f.make("server-b");  // shares the store, not server-a's compiled schedules
+  auto task = s->create_task(parse(R"({"title":"t","schedule_kind":"cron","schedule_expr":"*/5 * * * *",
+      "payload":{"pipeline":[{"uses":"test.echo","with":{"text":"tick"}}]}})"));
+  REQUIRE(task.ok());
+  const std::string id = str(*task, "id");
+  CHECK(s->tick(kT0 + 5 * kMinute) == 1);  // plans with */5
+  REQUIRE(eventually([&] { return s->active_runs() == 0; }));
+  CHECK(str(task_of(*s, id), "next_due_at") == "2026-01-01T00:10:00.000Z");
+  f.now = kT0 + 6 * kMinute;
+  auto updated = other->update_task(parse(fmt::format(R"({{"id":"{}","schedule_expr":"*/7 * * * *"}})", id)));
+  REQUIRE(updated.ok());
+  CHECK(str(*updated, "next_due_at") == "2026-01-01T00:07:00.000Z");
+  CHECK(s->tick(kT0 + 7 * kMinute) == 1);
+  REQUIRE(eventually([&] { return s->active_runs() == 0; }));
+  CHECK(str(task_of(*s, id), "next_due_at") == "2026-01-01T00:14:00.000Z");  // */5 would say 00:10
+  CHECK(runs_of(*s, id).size() == 2);
 }

@@ -784,6 +784,45 @@ TEST_CASE_TEMPLATE("store: data survives closing and reopening the store", B, BA
   CHECK(taken[0].attempt == 2);
 }
 
+TEST_CASE_TEMPLATE("store: next_wake_ms is the earliest due enabled task or lease expiry", B, BACKENDS) {
+  B backend;
+  auto store = open_store(backend.spec());
+  CHECK_FALSE(must(store->next_wake_ms()).has_value());  // empty store: nothing to wait for
+  must(store->insert_task(make_task("unscheduled")));
+  TaskRecord paused = make_task("paused", 100);
+  paused.enabled = false;
+  must(store->insert_task(paused));
+  CHECK_FALSE(must(store->next_wake_ms()).has_value());  // paused and unscheduled tasks never wake it
+  must(store->insert_task(make_task("later", 9000)));
+  must(store->insert_task(make_task("sooner", 5000)));
+  CHECK(must(store->next_wake_ms()) == 5000);
+  // Queued and finished runs do not count; a running run's lease expiry does.
+  must(store->insert_run(make_run("queued", "later", 10), 0));
+  RunRecord done = make_run("done", "later", 20);
+  done.status = "succeeded";
+  done.lease_expires_ms = 30;
+  must(store->insert_run(done, 0));
+  CHECK(must(store->next_wake_ms()) == 5000);
+  auto claimed = must(store->claim_runs(1000, "server-1", 2500, 10));
+  REQUIRE(ids_of(claimed) == std::vector<std::string>{"queued"});
+  CHECK(must(store->next_wake_ms()) == 3500);  // the lease expires before "sooner" is due
+  CHECK(must(store->renew_lease("queued", "server-1", 7000)));
+  CHECK(must(store->next_wake_ms()) == 5000);
+  // Claiming "sooner" moves it on: the next wake follows.
+  must(store->claim_due(5000, "server-1", 100'000, 10, every(10'000)));
+  CHECK(must(store->next_wake_ms()) == 7000);
+  RunRecord finished = claimed[0];
+  finished.status = "succeeded";
+  finished.finished_at_ms = 6000;
+  CHECK(must(store->update_run(finished, "server-1")));
+  CHECK(must(store->next_wake_ms()) == 9000);
+  // Disabling a task takes it out.
+  auto later = must(store->get_task("later"));
+  later->enabled = false;
+  CHECK(must(store->update_task(*later, later->revision)));
+  CHECK(must(store->next_wake_ms()) == 15000);
+}
+
 TEST_CASE_TEMPLATE("store: claims with limit 0 do nothing", B, BACKENDS) {
   B backend;
   auto store = open_store(backend.spec());

@@ -10,7 +10,10 @@ namespace ordinaut::scheduler {
 
 namespace {
 
-constexpr std::size_t kMaxCatchUpScan = 100'000;  // occurrences walked to find the latest missed one
+// Missed occurrences walked one by one (inside the claim transaction); past
+// this many, the latest one at or before now is found by bisection instead.
+constexpr std::size_t kMaxCatchUpScan = 1000;
+constexpr std::size_t kMaxCachedSchedules = 10'000;
 constexpr std::int64_t kEventDedupeWindowMs = 24LL * 3600 * 1000;
 
 Error with_pointer(Error e, std::string pointer) {
@@ -266,6 +269,14 @@ std::size_t Service::active_runs() const {
 }
 
 Result<Schedule> Service::schedule_of(const TaskRecord& task) {
+  auto same = [&](const CachedSchedule& c) {
+    return c.kind == task.schedule_kind && c.expr == task.schedule_expr && c.timezone == task.timezone &&
+           c.created_at_ms == task.created_at_ms;
+  };
+  if (!task.id.empty()) {
+    std::lock_guard lock(schedules_mutex_);
+    if (auto it = schedules_.find(task.id); it != schedules_.end() && same(it->second)) return it->second.schedule;
+  }
   auto kind = parse_schedule_kind(task.schedule_kind);
   if (!kind) {
     return bad_field("schedule_kind", fmt::format("schedule_kind \"{}\" is not one of cron, rrule, once, event, manual",
@@ -273,6 +284,12 @@ Result<Schedule> Service::schedule_of(const TaskRecord& task) {
   }
   auto s = Schedule::compile(*kind, task.schedule_expr, task.timezone, to_instant(task.created_at_ms));
   if (!s) return with_pointer(s.error(), s.error().code == "unknown_timezone" ? "/timezone" : "/schedule_expr");
+  if (!task.id.empty()) {  // a task being created has no id yet
+    std::lock_guard lock(schedules_mutex_);
+    if (schedules_.size() >= kMaxCachedSchedules && !schedules_.contains(task.id)) schedules_.erase(schedules_.begin());
+    schedules_.insert_or_assign(task.id, CachedSchedule{task.schedule_kind, task.schedule_expr, task.timezone,
+                                                        task.created_at_ms, *s});
+  }
   return s;
 }
 
@@ -423,6 +440,10 @@ Result<Json> Service::delete_task(std::string_view id) {
   if (!deleted) return deleted.error();
   if (!*deleted) {
     return not_found("task", id);
+  }
+  {
+    std::lock_guard lock(schedules_mutex_);
+    schedules_.erase(std::string(id));
   }
   {
     std::lock_guard lock(mutex_);
@@ -624,12 +645,31 @@ std::vector<RunRecord> Service::plan(TaskRecord& task, std::int64_t now_ms) {
   // the ones before it were missed.
   std::int64_t latest = *task.next_due_ms;
   std::size_t missed = 0;
-  std::int64_t first_missed = latest;
-  for (std::size_t i = 0; i < kMaxCatchUpScan; ++i) {
-    auto next = schedule->next_after(to_instant(latest));
-    if (!next || to_ms(*next) > now_ms) break;
-    ++missed;
+  const std::int64_t first_missed = latest;
+  auto due_by_now = [&](Instant after) {
+    auto n = schedule->next_after(after);
+    return n && to_ms(*n) <= now_ms ? n : std::nullopt;
+  };
+  for (; missed < kMaxCatchUpScan; ++missed) {
+    auto next = due_by_now(to_instant(latest));
+    if (!next) break;
     latest = to_ms(*next);
+  }
+  const bool more_missed = missed == kMaxCatchUpScan && due_by_now(to_instant(latest));
+  if (more_missed) {
+    // Bisection over whole seconds: an occurrence is due by now after `lo`,
+    // none after `hi`; so the first one after `lo` is the latest due by now.
+    Instant lo = to_instant(latest);
+    Instant hi = to_instant(now_ms);
+    while (hi - lo > std::chrono::seconds(1)) {
+      const Instant mid = lo + (hi - lo) / 2;
+      if (due_by_now(mid)) {
+        lo = mid;
+      } else {
+        hi = mid;
+      }
+    }
+    latest = to_ms(*due_by_now(lo));
   }
   auto next = schedule->next_after(to_instant(now_ms));
   task.next_due_ms = next ? std::optional<std::int64_t>(to_ms(*next)) : std::nullopt;
@@ -661,8 +701,9 @@ std::vector<RunRecord> Service::plan(TaskRecord& task, std::int64_t now_ms) {
       runs.back().error.clear();
     } else {
       runs.push_back(skipped(last_missed, "catch_up", "missed",
-                             fmt::format("{} occurrence(s) from {} missed while no server ran them (catch_up {})", count,
-                                         format_rfc3339_ms(first_missed), task.catch_up)));
+                             fmt::format("{}{} occurrence(s) from {} missed while no server ran them (catch_up {})",
+                                         more_missed ? "more than " : "", count, format_rfc3339_ms(first_missed),
+                                         task.catch_up)));
     }
     if (late) return runs;
   }
@@ -872,12 +913,37 @@ std::size_t Service::tick(std::int64_t now_ms) {
   return started;
 }
 
+// How long the dispatcher may sleep after a round at `ticked_at_ms` that
+// started `started` runs. Times at or before the round are not waited for:
+// what was due then and is still there could not be claimed (no free worker,
+// a concurrency key, a store error), and a worker finishing or the poll
+// brings it back; waiting for them would spin.
+std::chrono::milliseconds Service::idle_wait(std::int64_t ticked_at_ms, std::size_t started) {
+  std::chrono::milliseconds wait = options_.poll_interval;
+  if (!options_.wake_at_due) return wait;
+  if (started >= options_.claim_batch) return std::chrono::milliseconds(0);  // more may be due: go on
+  std::optional<std::int64_t> at;
+  auto consider = [&](std::int64_t ms) {
+    if (ms > ticked_at_ms && (!at || ms < *at)) at = ms;
+  };
+  {
+    std::lock_guard lock(mutex_);
+    // renew_leases renews a lease once half of it is left.
+    for (const auto& [id, active] : active_) consider(active->lease_expires_ms - options_.lease_ms / 2);
+  }
+  if (auto due = store_->next_wake_ms(); due && *due) consider(**due);
+  if (at) wait = std::min(wait, std::chrono::milliseconds(std::max<std::int64_t>(*at - now(), 0)));
+  return wait;
+}
+
 void Service::run(std::stop_token stop) {
   std::stop_callback on_stop(stop, [this] { wake(); });
   while (!stop.stop_requested()) {
-    tick(now());
+    const std::int64_t ticked_at = now();
+    const std::size_t started = tick(ticked_at);
+    const std::chrono::milliseconds wait = idle_wait(ticked_at, started);
     std::unique_lock lock(mutex_);
-    wake_cv_.wait_for(lock, options_.poll_interval, [&] { return woken_ || stop.stop_requested(); });
+    wake_cv_.wait_for(lock, wait, [&] { return woken_ || stop.stop_requested(); });
     woken_ = false;
   }
   shutdown();

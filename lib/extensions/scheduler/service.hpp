@@ -64,6 +64,12 @@ struct ServiceOptions {
   /// The longest the dispatcher sleeps: changes by other servers sharing the
   /// store are seen within this delay.
   std::chrono::milliseconds poll_interval{1000};
+  /// Between rounds the dispatcher sleeps until the earliest of: the next due
+  /// time in the store (Store::next_wake_ms), the next lease renewal of its
+  /// own runs, and poll_interval; a local change wakes it at once. false:
+  /// it sleeps poll_interval whatever is due (the behaviour before; kept as
+  /// the baseline of tests/bench/scheduler).
+  bool wake_at_due = true;
   /// The clock (Unix milliseconds); tests drive it.
   std::function<std::int64_t()> now_ms;
 };
@@ -108,7 +114,8 @@ class Service {
   /// starts it. Returns how many runs it started.
   std::size_t tick(std::int64_t now_ms);
   /// The dispatcher: tick() until stop is requested, sleeping until the next
-  /// due time (at most poll_interval), woken early by local changes. Running
+  /// due time or lease renewal (at most poll_interval; see
+  /// ServiceOptions::wake_at_due), woken early by local changes. Running
   /// runs are cancelled and awaited when it returns.
   void run(std::stop_token stop);
   /// Cancels running runs and joins the workers (also done by ~Service).
@@ -133,6 +140,7 @@ class Service {
   void work();
   void execute(RunRecord run, std::shared_ptr<Active> active);
   void renew_leases(std::int64_t now_ms);
+  std::chrono::milliseconds idle_wait(std::int64_t ticked_at_ms, std::size_t started);
   void emit(std::string topic, Json body);
   void wake();
   std::string new_id(std::string_view prefix);
@@ -154,6 +162,18 @@ class Service {
   std::vector<std::jthread> workers_;
   std::mt19937_64 random_;
   std::int64_t last_prune_ms_ = 0;
+
+  // Compiled schedules by task id, with the fields they were compiled from
+  // (a hit needs all of them equal; the revision is not a key: every claim
+  // bumps it). Bounded; deleted tasks are dropped. plan() of an RRULE with
+  // COUNT continues its walk instead of restarting from DTSTART.
+  struct CachedSchedule {
+    std::string kind, expr, timezone;
+    std::int64_t created_at_ms = 0;
+    Schedule schedule;
+  };
+  std::mutex schedules_mutex_;
+  std::map<std::string, CachedSchedule, std::less<>> schedules_;
 
   std::mutex listeners_mutex_;
   std::uint64_t next_listener_ = 1;

@@ -532,6 +532,20 @@ class SqlStore final : public Store {
     });
   }
 
+  Result<std::optional<std::int64_t>> next_wake_ms() override {
+    return locked([&]() -> Result<std::optional<std::int64_t>> {
+      // Each MIN is answered from an index: tasks_due's partial predicate is
+      // repeated exactly; runs_claimable leads with status.
+      auto r = run("SELECT MIN(wake) FROM (SELECT MIN(next_due_ms) AS wake FROM tasks WHERE enabled = 1 AND "
+                   "next_due_ms IS NOT NULL UNION ALL SELECT MIN(lease_expires_ms) AS wake FROM runs WHERE "
+                   "status = 'running' AND lease_expires_ms IS NOT NULL) AS wakes",
+                   {});
+      if (!r.ok()) return r.error();
+      if (r->size() == 0) return std::optional<std::int64_t>();
+      return RowReader(*r, 0).opt_int();
+    });
+  }
+
   Result<bool> renew_lease(std::string_view run_id, std::string_view owner, std::int64_t until_ms) override {
     return locked([&]() -> Result<bool> {
       auto r = run("UPDATE runs SET lease_expires_ms = $3 WHERE id = $1 AND lease_owner = $2 AND status = 'running'",

@@ -155,6 +155,14 @@ class Store {
   /// runs with cancel_requested are never claimed (request_cancel finishes them).
   virtual Result<std::vector<RunRecord>> claim_runs(std::int64_t now_ms, std::string_view owner, std::int64_t lease_ms,
                                                     std::size_t limit) = 0;
+  /// When the dispatcher next has something to claim that is not due yet:
+  /// the earliest next_due_ms of an enabled task and the earliest
+  /// lease_expires_ms of a running run (a takeover once its server stopped
+  /// renewing it), whichever is first; nullopt when there is neither. Queued
+  /// runs are not counted (they are claimable at once). One indexed query
+  /// (tasks_due; runs_claimable narrows to the running runs), cheap enough
+  /// for every dispatch round.
+  virtual Result<std::optional<std::int64_t>> next_wake_ms() = 0;
   /// Extends a running run's lease; false: the run is not running under `owner` (lost).
   virtual Result<bool> renew_lease(std::string_view run_id, std::string_view owner, std::int64_t until_ms) = 0;
   /// Writes status, started_at_ms, finished_at_ms, lease_expires_ms, steps and
