@@ -217,36 +217,43 @@ ordinaut::Json payload(const std::string& text) {
 
 }  // namespace
 
-TEST_CASE("task.* events are counted into runs started, succeeded, failed and durations") {
+TEST_CASE("task.* events on the bus reach the task statistics, labelled by their publisher") {
   Fixture f;
   auto publish = [&](const char* topic, const char* source, const std::string& json) {
     REQUIRE(f.bus->publish(topic, source, payload(json)).ok());
   };
-  for (int i = 0; i < 3; ++i) publish("task.started", "core", R"({"task_id":"t1"})");
-  publish("task.succeeded", "core", R"({"task_id":"t1","duration_ms":1500})");
-  publish("task.succeeded", "core", R"({"task_id":"t2","duration_ms":20})");
-  publish("task.failed", "core", R"({"task_id":"t3","duration_ms":5,"error":"x"})");
-  publish("task.failed", "core", R"({"task_id":"t4","error":"never ran"})");
-  publish("task.started", "probe", R"({"task_id":"p1"})");
-  publish("task.created", "core", R"({"task_id":"t5"})");                 // not a run event
-  publish("task.succeeded", "core", R"({"task_id":"t6"})");               // success without duration
-  publish("task.started", "core", R"(["not","an","object"])");            // wrong shape
-  publish("task.failed", "core", R"({"task_id":"t7","duration_ms":-1})");  // negative duration
+  // The scheduler's shapes (its own runs are published as source "scheduler";
+  // "core" here keeps this test apart from whatever the loaded scheduler does).
+  const std::string started =
+      R"({"id":"run_1","task_id":"tsk_1","status":"running","started_at":"2026-12-02T10:00:00.000Z","finished_at":null})";
+  publish("task.created", "core", R"({"id":"tsk_1","title":"t"})");
+  publish("task.run.started", "core", started);
+  publish("task.run.succeeded", "core",
+          R"({"id":"run_1","task_id":"tsk_1","status":"succeeded","started_at":"2026-12-02T10:00:00.000Z","finished_at":"2026-12-02T10:00:00.040Z"})");
+  publish("task.run.started", "probe", R"({"id":"run_2","task_id":"tsk_2","status":"running"})");
+  publish("task.run.failed", "core",
+          R"({"id":"run_3","task_id":"tsk_1","status":"failed","started_at":null,"finished_at":"2026-12-02T10:00:01Z"})");
+  publish("task.started", "core", R"({"task_id":"t1"})");                              // retired topic
+  publish("task.run.succeeded", "core", R"({"id":"run_4","task_id":"tsk_1","started_at":"soon"})");  // bad time
+  publish("task.run.started", "core", R"(["not","an","object"])");                     // wrong shape
 
-  const std::string body = metrics_when(*f.host, R"(ordinaut_task_events_total{kind="invalid"})", 3);
-  CHECK(value_of(body, R"(ordinaut_task_runs_started_total{source="core"})") == 3);
+  const std::string body = metrics_when(*f.host, R"(ordinaut_task_events_total{kind="invalid"})", 2);
+  CHECK(value_of(body, R"(ordinaut_task_runs_started_total{source="core"})") == 1);
   CHECK(value_of(body, R"(ordinaut_task_runs_started_total{source="probe"})") == 1);
-  CHECK(value_of(body, R"(ordinaut_task_runs_succeeded_total{source="core"})") == 2);
-  CHECK(value_of(body, R"(ordinaut_task_runs_failed_total{source="core"})") == 2);
-  CHECK(value_of(body, R"(ordinaut_task_run_duration_seconds_count{outcome="succeeded",source="core"})") == 2);
-  CHECK(value_of(body, R"(ordinaut_task_run_duration_seconds_sum{outcome="succeeded",source="core"})") ==
-        doctest::Approx(1.52));
-  CHECK(value_of(body, R"(ordinaut_task_run_duration_seconds_bucket{outcome="succeeded",source="core",le="0.05"})") ==
-        1);
-  CHECK(value_of(body, R"(ordinaut_task_run_duration_seconds_count{outcome="failed",source="core"})") == 1);
-  CHECK(value_of(body, R"(ordinaut_task_events_total{kind="ignored"})") == 1);
-  CHECK(value_of(body, R"(ordinaut_task_events_total{kind="counted"})") == 8);
+  CHECK(value_of(body, R"(ordinaut_task_runs_running{source="probe"})") == 1);
+  CHECK(value_of(body, R"(ordinaut_task_runs_running{source="core"})") == 0);
+  CHECK(value_of(body, R"(ordinaut_task_runs_finished_total{source="core",status="succeeded"})") == 1);
+  CHECK(value_of(body, R"(ordinaut_task_runs_finished_total{source="core",status="failed"})") == 1);
+  CHECK(value_of(body, R"(ordinaut_task_run_duration_seconds_count{source="core",status="succeeded"})") == 1);
+  CHECK(value_of(body, R"(ordinaut_task_run_duration_seconds_sum{source="core",status="succeeded"})") ==
+        doctest::Approx(0.04));
+  CHECK(value_of(body, R"(ordinaut_task_run_duration_seconds_count{source="core",status="failed"})") == 0);
+  CHECK(value_of(body, R"(ordinaut_task_changes_total{change="created",source="core"})") == 1);
+  // The scheduler's series exist before it runs anything.
+  CHECK(value_of(body, R"(ordinaut_task_runs_finished_total{source="scheduler",status="skipped"})") >= 0);
+  CHECK(value_of(body, R"(ordinaut_task_events_total{kind="ignored"})") >= 1);
   CHECK(value_of(body, "ordinaut_task_events_subscribed") == 1);
+  CHECK(body.find("\"run_1") == std::string::npos);
 }
 
 TEST_CASE("HTTP metrics carry route templates, status classes and errors, never raw paths") {

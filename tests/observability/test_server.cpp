@@ -11,6 +11,7 @@
 
 #include <doctest/doctest.h>
 
+#include "../support/support.hpp"  // TempDir
 #include "obs_support.hpp"
 
 using namespace obs_test;
@@ -88,8 +89,9 @@ TEST_CASE("the metrics endpoint has the exact content type and promtool finds no
         "ordinaut_events_delivered_total", "ordinaut_events_failed_total", "ordinaut_events_dropped_total",
         "ordinaut_events_lag", "ordinaut_background_task_state", "ordinaut_background_task_restarts_total",
         "process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds", "process_threads",
-        "process_start_time_seconds", "ordinaut_task_runs_started_total", "ordinaut_task_runs_succeeded_total",
-        "ordinaut_task_runs_failed_total", "ordinaut_task_run_duration_seconds", "ext_events_demo_published_total",
+        "process_start_time_seconds", "ordinaut_task_runs_started_total", "ordinaut_task_runs_finished_total",
+        "ordinaut_task_run_duration_seconds", "ordinaut_task_runs_running", "ordinaut_task_changes_total",
+        "ordinaut_task_events_total", "ext_events_demo_published_total",
         "ext_listener_received_total"}) {
     CHECK_MESSAGE(body.find(std::string("# TYPE ") + family + " ") != std::string::npos, std::string(family));
   }
@@ -232,42 +234,76 @@ TEST_CASE("a stream resumes after Last-Event-ID from events_demo's history") {
   for (std::size_t i = 0; i < 4; ++i) CHECK(events[i].id == ids[7 + i]);
 }
 
-TEST_CASE("task runs of webui reach observability as task.* statistics") {
-  auto server = start_server();
+TEST_CASE("the scheduler's task runs reach observability as task statistics") {
+  test_support::TempDir data;
+  auto server = start_server({"--data-dir", data.path().string()});
   const int port = server->port();
   auto c = client(port);
-  auto create = [&](const std::string& body) {
-    auto r = c->Post("/ext/webui/api/tasks", body, "application/json");
+  auto post = [&](const std::string& path, const std::string& body, int expect) {
+    auto r = c->Post(path, body, "application/json");
     REQUIRE(r);
-    REQUIRE_MESSAGE(r->status == 201, r->body);
-    return std::string(parse_json(r->body)["id"].GetString());
+    REQUIRE_MESSAGE(r->status == expect, path << ": " << r->body);
+    return parse_json(r->body);
   };
-  // The listener example's tool: limit 1 is fine, limit 0 fails its input schema when run.
-  const std::string ok = create(R"({"title":"read","steps":[{"tool":"ext.listener.received","arguments":{"limit":1}}]})");
-  const std::string bad =
-      create(R"({"title":"broken","steps":[{"tool":"ext.listener.received","arguments":{"limit":0}}]})");
-  for (const auto& [id, status] : {std::pair{ok, 200}, std::pair{ok, 200}, std::pair{bad, 422}}) {
-    auto r = c->Post(("/ext/webui/api/tasks/" + id + "/run").c_str(), "", "application/json");
-    REQUIRE(r);
-    CHECK(r->status == status);
+  // Manual tasks whose one step is the listener example's tool: limit 1 is
+  // fine; limit 0, given through a template so that it is checked only when
+  // rendered, fails the tool's input schema at run time (not retried).
+  auto ok = post("/ext/scheduler/api/tasks",
+                 R"({"title":"read","schedule_kind":"manual",
+                     "payload":{"pipeline":[{"uses":"ext.listener.received","with":{"limit":1}}]}})",
+                 201);
+  auto bad = post("/ext/scheduler/api/tasks",
+                  R"({"title":"broken","schedule_kind":"manual",
+                      "payload":{"params":{"limit":0},
+                                 "pipeline":[{"uses":"ext.listener.received","with":{"limit":"${params.limit}"}}]}})",
+                  201);
+  const std::string ok_id = ok["id"].GetString(), bad_id = bad["id"].GetString();
+  std::vector<std::string> runs;
+  for (const auto& id : {ok_id, ok_id, bad_id}) {
+    runs.emplace_back(post("/ext/scheduler/api/tasks/" + id + "/run", "", 202)["id"].GetString());
   }
+  // Wait for the runs themselves to end (the store has the truth)...
+  auto status_of = [&](const std::string& run) {
+    auto r = c->Get(("/ext/scheduler/api/runs/" + run).c_str());
+    REQUIRE(r);
+    REQUIRE(r->status == 200);
+    return std::string(parse_json(r->body)["status"].GetString());
+  };
+  REQUIRE(eventually([&] { return status_of(runs[0]) == "succeeded" && status_of(runs[1]) == "succeeded"; }, 90s));
+  REQUIRE(eventually([&] { return status_of(runs[2]) == "failed"; }, 90s));
+  // ...then for their events to be counted (delivery is asynchronous).
   std::string body;
   REQUIRE(eventually([&] {
     body = scrape(port);
-    return value_of(body, R"(ordinaut_task_runs_failed_total{source="webui"})") == 1;
-  }));
-  CHECK(value_of(body, R"(ordinaut_task_runs_started_total{source="webui"})") == 3);
-  CHECK(value_of(body, R"(ordinaut_task_runs_succeeded_total{source="webui"})") == 2);
-  CHECK(value_of(body, R"(ordinaut_task_run_duration_seconds_count{outcome="succeeded",source="webui"})") == 2);
-  CHECK(value_of(body, R"(ordinaut_task_run_duration_seconds_count{outcome="failed",source="webui"})") == 1);
+    return value_of(body, R"(ordinaut_task_runs_finished_total{source="scheduler",status="succeeded"})") == 2 &&
+           value_of(body, R"(ordinaut_task_runs_finished_total{source="scheduler",status="failed"})") == 1;
+  }, 90s));
+  CHECK(value_of(body, R"(ordinaut_task_runs_started_total{source="scheduler"})") == 3);
+  CHECK(value_of(body, R"(ordinaut_task_runs_running{source="scheduler"})") == 0);
+  CHECK(value_of(body, R"(ordinaut_task_runs_finished_total{source="scheduler",status="cancelled"})") == 0);
+  CHECK(value_of(body, R"(ordinaut_task_run_duration_seconds_count{source="scheduler",status="succeeded"})") == 2);
+  CHECK(value_of(body, R"(ordinaut_task_run_duration_seconds_bucket{source="scheduler",status="succeeded",le="+Inf"})") ==
+        2);
+  CHECK(value_of(body, R"(ordinaut_task_run_duration_seconds_sum{source="scheduler",status="succeeded"})") >= 0);
+  CHECK(value_of(body, R"(ordinaut_task_run_duration_seconds_count{source="scheduler",status="failed"})") == 1);
+  CHECK(value_of(body, R"(ordinaut_task_changes_total{change="created",source="scheduler"})") == 2);
   CHECK(value_of(body, R"(ordinaut_task_events_total{kind="invalid"})") == 0);
   // The tool calls themselves, per tool.
   CHECK(value_of(body, R"(ordinaut_tool_calls_total{tool="ext.listener.received",owner="listener"})") == 3);
   CHECK(value_of(body, R"(ordinaut_tool_errors_total{tool="ext.listener.received",owner="listener"})") == 1);
-  CHECK(value_of(body, R"(ordinaut_tool_call_duration_seconds_count{tool="ext.listener.received",owner="listener"})") ==
-        3);
-  // The task ids never become labels.
+  // Deleting a task is counted too; task and run ids never become labels.
+  auto del = c->Delete(("/ext/scheduler/api/tasks/" + bad_id).c_str());
+  REQUIRE(del);
+  CHECK(del->status / 100 == 2);
+  REQUIRE(eventually([&] {
+    body = scrape(port);
+    return value_of(body, R"(ordinaut_task_changes_total{change="deleted",source="scheduler"})") == 1;
+  }, 90s));
+  CHECK(body.find(ok_id) == std::string::npos);
+  CHECK(body.find(runs[0]) == std::string::npos);
   CHECK(body.find("task_id") == std::string::npos);
+  auto lint = run_with_input("promtool check metrics", body);
+  CHECK_MESSAGE(lint.output.empty(), lint.output);
 }
 
 TEST_CASE("an SSE client receives published events in order on the Redis Streams bus") {

@@ -1,6 +1,6 @@
 // Authentication and browser safety of the real ordinaut-server (issue 14):
 // --auth with static tokens and JWTs made with the openssl CLI, CSRF and
-// DNS-rebinding attempts on admin, events_demo and webui, the 429 headers,
+// DNS-rebinding attempts on admin, events_demo and the scheduler, the 429 headers,
 // SIGHUP key reload, RFC 9728 metadata, and the refusal to serve a public
 // address without authentication.
 #include <signal.h>
@@ -20,7 +20,7 @@ namespace {
 using Headers = httplib::Headers;
 
 // An auth file beside the test's keys: ops may do everything, reader only
-// read webui's API; JWTs from the test issuer; a generous rate limit unless
+// call webui's routes; JWTs from the test issuer; a generous rate limit unless
 // the test asks for a tight one.
 std::filesystem::path write_auth_file(const TestKeys& keys,
                                       const std::string& rate_limits = R"({"per_principal_rps":1000,"burst":1000})") {
@@ -77,10 +77,14 @@ TEST_CASE("auth: every request under /ext needs a token; scopes come from it alo
       "Authorization: Bearer ops-token\r\nConnection: close\r\n\r\n");
   CHECK(raw.receive(5s).find("HTTP/1.1 400") == 0);
 
-  // reader: webui's routes only.
-  auto tasks = c->Get("/ext/webui/api/tasks", bearer("reader-token"));
-  REQUIRE(tasks);
-  CHECK(tasks->status == 200);
+  // reader: webui's routes only (not the scheduler's, whose tasks the webui page shows).
+  auto tools = c->Get("/ext/webui/api/tools", bearer("reader-token"));
+  REQUIRE(tools);
+  CHECK(tools->status == 200);
+  auto scheduler = c->Get("/ext/scheduler/api/tasks", bearer("reader-token"));
+  REQUIRE(scheduler);
+  CHECK(scheduler->status == 403);
+  check_error_shape(scheduler->body, "insufficient_scope");
   auto status = c->Get("/ext/status", bearer("reader-token"));
   REQUIRE(status);
   CHECK(status->status == 403);
@@ -134,7 +138,7 @@ TEST_CASE("auth: the webui's files load without a token, its API does not") {
   CHECK(page->status == 200);
   CHECK(page->body.find("sign-in") != std::string::npos);
   CHECK(c->Get("/ext/webui/app.js")->status == 200);
-  CHECK(c->Get("/ext/webui/api/tasks")->status == 401);
+  CHECK(c->Get("/ext/webui/api/tools")->status == 401);
   CHECK(c->Get("/ext/webui/no-such-file.js")->status == 401);  // nothing is told without a token
 }
 
@@ -143,7 +147,10 @@ TEST_CASE("auth: cross-site and DNS-rebinding requests change nothing, with or w
   TestKeys keys(dir.path());
   for (bool with_auth : {false, true}) {
     CAPTURE(with_auth);
-    auto server = with_auth ? start_server({"--auth", write_auth_file(keys).string()}) : start_server();
+    // A fresh scheduler store each time, so that "nothing happened" can be seen.
+    const std::string data = (dir.path() / (with_auth ? "data-auth" : "data-open")).string();
+    auto server = with_auth ? start_server({"--auth", write_auth_file(keys).string(), "--data-dir", data})
+                            : start_server({"--data-dir", data});
     auto c = client(server->port());
     const Headers token = with_auth ? bearer("ops-token") : Headers{};
     auto with = [&](Headers h) {
@@ -159,7 +166,8 @@ TEST_CASE("auth: cross-site and DNS-rebinding requests change nothing, with or w
     auto publish = c->Post("/ext/events_demo/publish/events_demo.x", evil_origin, R"({"a":1})", "text/plain");
     REQUIRE(publish);
     CHECK(publish->status == 403);
-    auto task = c->Post("/ext/webui/api/tasks", evil_origin, R"({"title":"t","steps":[]})", "text/plain");
+    auto task = c->Post("/ext/scheduler/api/tasks", evil_origin, R"({"title":"t","schedule_kind":"manual"})",
+                        "text/plain");
     REQUIRE(task);
     CHECK(task->status == 403);
     // DNS rebinding: our address under another name.
@@ -167,21 +175,21 @@ TEST_CASE("auth: cross-site and DNS-rebinding requests change nothing, with or w
         c->Post("/ext/_admin/extensions/srvtest/disable", with({{"Host", "evil.example"}}), "", "text/plain");
     REQUIRE(rebound);
     CHECK(rebound->status == 403);
-    CHECK(c->Get("/ext/webui/api/tasks", with({{"Host", "evil.example"}}))->status == 403);
+    CHECK(c->Get("/ext/scheduler/api/tasks", with({{"Host", "evil.example"}}))->status == 403);
     // Nothing happened.
-    auto tasks = c->Get("/ext/webui/api/tasks", token);
+    auto tasks = c->Get("/ext/scheduler/api/tasks", token);
     REQUIRE(tasks);
     CHECK(parse_json(tasks->body)["tasks"].Size() == 0);
     CHECK(extension_state(server->port(), "srvtest", token) != "disabled");
     // The server's own origin, and (with the auth file) the allowed one, pass.
     const std::string own = "http://127.0.0.1:" + std::to_string(server->port());
-    auto mine =
-        c->Post("/ext/webui/api/tasks", with({{"Origin", own}}), R"({"title":"t","steps":[]})", "application/json");
+    auto mine = c->Post("/ext/scheduler/api/tasks", with({{"Origin", own}}), R"({"title":"t","schedule_kind":"manual"})",
+                        "application/json");
     REQUIRE(mine);
     CHECK(mine->status == 201);
     if (with_auth) {
-      auto console = c->Post("/ext/webui/api/tasks", with({{"Origin", "https://console.example"}}),
-                             R"({"title":"u","steps":[]})", "application/json");
+      auto console = c->Post("/ext/scheduler/api/tasks", with({{"Origin", "https://console.example"}}),
+                             R"({"title":"u","schedule_kind":"manual"})", "application/json");
       REQUIRE(console);
       CHECK(console->status == 201);
     }

@@ -1,6 +1,8 @@
-// Drives the webui page in headless Chromium against a real ordinaut-server:
-// create tasks through the form, run them, see runs and extension state, and
-// check that server-provided text cannot inject markup.
+// Drives the webui page in headless Chromium against a real ordinaut-server
+// with the scheduler: create manual tasks through the form (stored by the
+// scheduler), run them now, see their runs end, see extension state, see a
+// clear message while the scheduler is disabled, and check that
+// server-provided text cannot inject markup.
 // usage: node webui.test.mjs <ordinaut-server> <extension dir with webtools>
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -22,11 +24,14 @@ if (!existsSync(chromiumPath) || !existsSync(playwrightPath)) {
 }
 const { chromium } = await import(playwrightPath);
 
-const deadline = setTimeout(() => { console.error('FAIL: timeout'); process.exit(1); }, 100_000);
+const deadline = setTimeout(() => { console.error('FAIL: timeout'); process.exit(1); }, 170_000);
 
+// Each server gets a fresh scheduler store.
 function startServer(extraArgs = []) {
+  const dataDir = mkdtempSync(join(tmpdir(), 'webui-data-'));
   return new Promise((resolve, reject) => {
-    const child = spawn(serverBin, ['--port', '0', '--ext-path', extDir, '--no-request-log', ...extraArgs],
+    const child = spawn(serverBin, ['--port', '0', '--ext-path', extDir, '--no-request-log', '--data-dir', dataDir,
+                                    ...extraArgs],
       { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (d) => {
@@ -63,58 +68,81 @@ try {
     assert.match(text, /\d+\/\d+ extensions loaded/);
   });
 
-  await check('extensions table lists webui as active', async () => {
+  await check('extensions table lists webui and the scheduler as active; webui holds no more grants than it uses', async () => {
     await page.waitForSelector('tr[data-extension-id=webui]');
     assert.equal(await page.textContent('tr[data-extension-id=webui] td:nth-child(2)'), 'active');
+    await page.waitForSelector('tr[data-extension-id=scheduler]');
+    assert.equal(await page.textContent('tr[data-extension-id=scheduler] td:nth-child(2)'), 'active');
+    assert.equal(await page.textContent('tr[data-extension-id=webui] td:nth-child(3)'), 'ROUTES, STATIC');
+    // Its in-memory task API is gone: tasks live in the scheduler.
+    assert.equal((await fetch(`${url}/ext/webui/api/tasks`)).status, 404);
   });
 
-  await check('tool picker lists registry tools and adds a step', async () => {
+  await check('tool picker lists registry tools and adds a pipeline step', async () => {
     await page.waitForSelector('[data-testid=tool-picker] option[value="ext.webtools.upper"]', { state: 'attached' });
     await page.selectOption('[data-testid=tool-picker]', 'ext.webtools.upper');
     const steps = JSON.parse(await page.inputValue('[data-testid=task-steps]'));
-    assert.deepEqual(steps, [{ tool: 'ext.webtools.upper', arguments: {} }]);
+    assert.deepEqual(steps, [{ uses: 'ext.webtools.upper', with: {} }]);
   });
 
-  await check('a task created in the form runs its pipeline', async () => {
-    await page.fill('[data-testid=task-title]', 'Shout');
-    await page.fill('[data-testid=task-steps]', JSON.stringify([{ tool: 'ext.webtools.upper', arguments: { text: 'hello agents' } }]));
+  // Creates a task through the form and returns its id (from the row the page shows).
+  async function createTask(title, steps) {
+    await page.fill('[data-testid=task-title]', title);
+    await page.fill('[data-testid=task-steps]', JSON.stringify(steps));
     await page.click('[data-testid=task-create]');
-    const row = page.locator('[data-testid=tasks] tr', { hasText: 'Shout' });
+    const row = page.locator('[data-testid=tasks] tr', { hasText: title });
     await row.waitFor();
-    const id = await row.getAttribute('data-task-id');
+    return row.getAttribute('data-task-id');
+  }
+
+  // Presses "Run now" and waits (generously) until the task's newest run has ended.
+  async function runAndWait(id) {
     await page.click(`[data-testid=run-${id}]`);
-    const run = page.locator('[data-testid=runs] tr', { hasText: id });
-    await run.waitFor();
-    assert.equal(await run.locator('td:nth-child(3)').textContent(), 'succeeded');
+    const run = page.locator('[data-testid=runs] tr', { hasText: id }).first();
+    await run.waitFor({ timeout: 60_000 });
+    await page.waitForFunction((tid) => {
+      const row = [...document.querySelectorAll('[data-testid=runs] tr')].find((r) => r.textContent.includes(tid));
+      return row && !['queued', 'running'].includes(row.querySelector('[data-testid=run-status]').textContent);
+    }, id, { timeout: 60_000 });
+    return run;
+  }
+
+  await check('a task created in the form is a manual scheduler task and runs its pipeline', async () => {
+    const id = await createTask('Shout', [{ uses: 'ext.webtools.upper', with: { text: 'hello agents' } }]);
+    const stored = await (await fetch(`${url}/ext/scheduler/api/tasks/${id}`)).json();
+    assert.equal(stored.schedule_kind, 'manual');
+    assert.deepEqual(stored.payload.pipeline, [{ uses: 'ext.webtools.upper', with: { text: 'hello agents' } }]);
+    const run = await runAndWait(id);
+    assert.equal(await run.locator('[data-testid=run-status]').textContent(), 'succeeded');
     assert.match(await run.textContent(), /HELLO AGENTS/);
-    // The task row now counts the run.
-    await page.waitForFunction((tid) => document.querySelector(`tr[data-task-id="${tid}"] td:nth-child(4)`).textContent === '1', id);
+    assert.match(await run.textContent(), /manual/);
+    // The scheduler recorded the same.
+    const { runs } = await (await fetch(`${url}/ext/scheduler/api/runs?task_id=${id}`)).json();
+    assert.equal(runs.length, 1);
+    assert.equal(runs[0].status, 'succeeded');
+    assert.equal(runs[0].steps[0].output.text, 'HELLO AGENTS');
   });
 
   await check('a failing step marks the run failed with the reason', async () => {
-    await page.fill('[data-testid=task-title]', 'Broken');
-    await page.fill('[data-testid=task-steps]', JSON.stringify([{ tool: 'ext.webtools.fail' }]));
-    await page.click('[data-testid=task-create]');
-    const row = page.locator('[data-testid=tasks] tr', { hasText: 'Broken' });
-    await row.waitFor();
-    const id = await row.getAttribute('data-task-id');
-    await page.click(`[data-testid=run-${id}]`);
-    const run = page.locator('[data-testid=runs] tr', { hasText: id });
-    await run.waitFor();
-    assert.equal(await run.locator('td:nth-child(3)').textContent(), 'failed');
+    const id = await createTask('Broken', [{ uses: 'ext.webtools.fail' }]);
+    const run = await runAndWait(id);
+    assert.equal(await run.locator('[data-testid=run-status]').textContent(), 'failed');
     assert.match(await run.textContent(), /deliberate failure/);
   });
 
   await check('bad steps JSON and unknown tools get clear errors and create nothing', async () => {
     const before = await page.locator('[data-testid=tasks] tr').count();
     await page.fill('[data-testid=task-title]', 'Nope');
-    await page.fill('[data-testid=task-steps]', '[{"tool": ');
+    await page.fill('[data-testid=task-steps]', '[{"uses": ');
     await page.click('[data-testid=task-create]');
     await page.waitForFunction(() => document.querySelector('[data-testid=form-error]').textContent.includes('not valid JSON'));
-    await page.fill('[data-testid=task-steps]', JSON.stringify([{ tool: 'ext.nobody.nothing' }]));
+    await page.fill('[data-testid=task-steps]', JSON.stringify([{ uses: 'ext.nobody.nothing' }]));
     await page.click('[data-testid=task-create]');
-    await page.waitForFunction(() => document.querySelector('[data-testid=form-error]').textContent.includes('/steps/0/tool'));
+    await page.waitForFunction(() => /\/payload\/pipeline\/0\/uses: .*ext\.nobody\.nothing/.test(
+      document.querySelector('[data-testid=form-error]').textContent));
     assert.equal(await page.locator('[data-testid=tasks] tr').count(), before);
+    const { tasks } = await (await fetch(`${url}/ext/scheduler/api/tasks`)).json();
+    assert.equal(tasks.length, before);
   });
 
   await check('task titles are shown as text, never as markup', async () => {
@@ -125,6 +153,23 @@ try {
     await page.locator('[data-testid=tasks] tr', { hasText: 'onerror' }).waitFor();
     assert.equal(await page.evaluate(() => window.__xss), undefined);
     assert.equal(await page.locator('[data-testid=tasks] img').count(), 0);
+  });
+
+  await check('with the scheduler disabled the page says so, and works again once it is enabled', async () => {
+    const count = await page.locator('[data-testid=tasks] tr').count();
+    assert.ok(count >= 3);
+    await page.click('[data-testid=disable-scheduler]');
+    await page.waitForSelector('[data-testid=scheduler-missing]:not([hidden])');
+    assert.match(await page.textContent('[data-testid=scheduler-missing]'), /scheduler extension.*not available/);
+    assert.equal(await page.isDisabled('[data-testid=task-create]'), true);
+    assert.equal(await page.locator('[data-testid=tasks] tr').count(), 0);
+    // The rest of the page keeps working.
+    await page.waitForFunction(() => /extensions loaded/.test(document.querySelector('[data-testid=system-status]').textContent));
+    await page.click('[data-testid=enable-scheduler]');
+    await page.waitForSelector('[data-testid=scheduler-missing]', { state: 'hidden' });
+    assert.equal(await page.isDisabled('[data-testid=task-create]'), false);
+    // The tasks were kept by the scheduler's store.
+    await page.waitForFunction((n) => document.querySelectorAll('[data-testid=tasks] tr').length === n, count);
   });
 
   await check('the page raised no script errors', async () => { assert.deepEqual(pageErrors, []); });
@@ -168,9 +213,16 @@ try {
     assert.equal(await page.evaluate(() => sessionStorage.getItem('ordinaut.token')), token);
     assert.equal(await page.evaluate(() => localStorage.length), 0);
     await page.fill('[data-testid=task-title]', 'Secured');
-    await page.fill('[data-testid=task-steps]', '[]');
+    await page.fill('[data-testid=task-steps]', JSON.stringify([{ uses: 'ext.webtools.upper', with: { text: 'signed' } }]));
     await page.click('[data-testid=task-create]');
-    await page.locator('[data-testid=tasks] tr', { hasText: 'Secured' }).waitFor();
+    const row = page.locator('[data-testid=tasks] tr', { hasText: 'Secured' });
+    await row.waitFor();
+    const id = await row.getAttribute('data-task-id');
+    await page.click(`[data-testid=run-${id}]`);
+    await page.waitForFunction((tid) => {
+      const r = [...document.querySelectorAll('[data-testid=runs] tr')].find((x) => x.textContent.includes(tid));
+      return r?.querySelector('[data-testid=run-status]').textContent === 'succeeded';
+    }, id, { timeout: 60_000 });
   });
 
   await check('signing out drops the token', async () => {

@@ -3,19 +3,16 @@
 // It exposes what the host already counts (requests and latency per route
 // template, extension states and load times, tools, event bus, background
 // tasks), the process' resource use read from /proc/self, task execution
-// statistics it counts from the `task.*` events, and every extension's
-// business metrics. Labels only ever hold route templates, extension ids,
-// tool names and fixed words, never raw URLs, so the body does not grow with
-// the URLs clients invent.
+// statistics it counts from the scheduler's task.* events, and every
+// extension's business metrics. Labels only ever hold route templates,
+// extension ids, tool names and fixed words, never raw URLs, so the body does
+// not grow with the URLs clients invent.
 //
-// Task events (published by the host application as source "core", or by an
-// extension), payload a JSON object:
-//   task.started    {"task_id": "<id>", ...}
-//   task.succeeded  {"task_id": "<id>", "duration_ms": <number >= 0>, ...}
-//   task.failed     {"task_id": "<id>", "duration_ms": <number >= 0>, "error": "...", ...}
-// duration_ms is optional on task.failed (a run that never started has none).
-// Other task.* topics are counted as ignored; a payload that breaks this
-// shape is counted as invalid and nothing else.
+// Task events (task_stats.hpp): task.run.started, .succeeded, .failed,
+// .cancelled, .skipped and task.created, .updated, .deleted as the scheduler
+// publishes them (the run or the task as JSON). Other task.* topics are
+// counted as ignored, among them the retired task.started / task.succeeded /
+// task.failed; a payload that breaks its shape is counted as invalid.
 //
 // Tool (with TOOLS granted; definition in kSnapshot* below):
 //   ext.observability.snapshot {extension?, routes?} → JSON: per extension its
@@ -39,6 +36,7 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <tuple>
@@ -46,6 +44,8 @@
 #include <ordinaut/extension.hpp>
 #include <ordinaut/host.hpp>
 #include <ordinaut/introspection.hpp>
+
+#include "task_stats.hpp"
 
 namespace {
 
@@ -289,14 +289,10 @@ class Observability final : public ordinaut::Extension {
       ordinaut::prometheus::append_value(le, bound);
       latency_le_.push_back(std::move(le));
     }
-    // Series for the host itself exist from the start, so dashboards see 0.
-    (void)task_series("core");
-    counted_ = &task_events("counted");
-    ignored_ = &task_events("ignored");
-    invalid_ = &task_events("invalid");
+    task_stats_ = std::make_unique<ordinaut::observability::TaskStats>(task_metrics_);
     if (context.granted(Capability::EVENTS_SUB)) {
       auto sub = context.events_subscriber().subscribe(
-          "task.*", [this](const ordinaut::Event& event) { on_task_event(event); });
+          "task.*", [this](const ordinaut::Event& event) { task_stats_->record(event); });
       if (!sub) throw std::runtime_error("cannot subscribe to task.*: " + sub.error().message);
       subscription_ = *sub;
       task_events_subscribed_ = true;
@@ -360,80 +356,6 @@ class Observability final : public ordinaut::Extension {
   void on_shutdown() override { subscription_.cancel(); }
 
  private:
-  struct TaskSeries {
-    ordinaut::Counter* started;
-    ordinaut::Counter* succeeded;
-    ordinaut::Counter* failed;
-    ordinaut::Histogram* succeeded_seconds;
-    ordinaut::Histogram* failed_seconds;
-  };
-
-  // Series of one event source; sources are extension ids or "core", so
-  // their number is bounded by the extensions the host knows.
-  TaskSeries task_series(const std::string& source) {
-    static const std::vector<double> buckets = {0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600};
-    std::lock_guard lock(task_mutex_);
-    if (auto it = task_by_source_.find(source); it != task_by_source_.end()) return it->second;
-    const ordinaut::MetricLabels labels = {{"source", source}};
-    TaskSeries s{
-        &task_metrics_.counter("ordinaut_task_runs_started_total", "Task runs started (task.started events).", labels),
-        &task_metrics_.counter("ordinaut_task_runs_succeeded_total", "Task runs that succeeded (task.succeeded events).",
-                               labels),
-        &task_metrics_.counter("ordinaut_task_runs_failed_total", "Task runs that failed (task.failed events).", labels),
-        &task_metrics_.histogram("ordinaut_task_run_duration_seconds", "Duration of finished task runs.", buckets,
-                                 {{"outcome", "succeeded"}, {"source", source}}),
-        &task_metrics_.histogram("ordinaut_task_run_duration_seconds", "Duration of finished task runs.", buckets,
-                                 {{"outcome", "failed"}, {"source", source}}),
-    };
-    task_by_source_.emplace(source, s);
-    return s;
-  }
-
-  ordinaut::Counter& task_events(const char* kind) {
-    return task_metrics_.counter("ordinaut_task_events_total",
-                                 "task.* events seen by observability, by how they were counted.", {{"kind", kind}});
-  }
-
-  void on_task_event(const ordinaut::Event& event) {
-    const std::string_view kind = std::string_view(event.topic).substr(5);  // after "task."
-    if (kind != "started" && kind != "succeeded" && kind != "failed") {
-      ignored_->inc();
-      return;
-    }
-    const ordinaut::JsonValue* payload = event.payload.get();
-    bool valid = payload != nullptr && payload->IsObject() && payload->HasMember("task_id") &&
-                 (*payload)["task_id"].IsString();
-    double seconds = -1;
-    if (valid && payload->HasMember("duration_ms")) {
-      const auto& d = (*payload)["duration_ms"];
-      valid = d.IsNumber() && d.GetDouble() >= 0;
-      if (valid) seconds = d.GetDouble() / 1000.0;
-    } else if (valid && kind == "succeeded") {
-      valid = false;  // a success always has a duration
-    }
-    if (!valid) {
-      invalid_->inc();
-      return;
-    }
-    TaskSeries s;
-    try {
-      s = task_series(event.source);
-    } catch (const std::exception&) {  // a series limit: keep the bus healthy
-      invalid_->inc();
-      return;
-    }
-    counted_->inc();
-    if (kind == "started") {
-      s.started->inc();
-    } else if (kind == "succeeded") {
-      s.succeeded->inc();
-      s.succeeded_seconds->observe(seconds);
-    } else {
-      s.failed->inc();
-      if (seconds >= 0) s.failed_seconds->observe(seconds);
-    }
-  }
-
   ordinaut::Response render() {
     std::string out;
     out.reserve(last_size_.load(std::memory_order_relaxed) + 4096);
@@ -878,11 +800,7 @@ class Observability final : public ordinaut::Extension {
   SubscriptionTotals subscriptions_;
 
   ordinaut::MetricsRegistry task_metrics_;  // unprefixed: ordinaut_task_*
-  std::mutex task_mutex_;
-  std::map<std::string, TaskSeries> task_by_source_;
-  ordinaut::Counter* counted_ = nullptr;
-  ordinaut::Counter* ignored_ = nullptr;
-  ordinaut::Counter* invalid_ = nullptr;
+  std::unique_ptr<ordinaut::observability::TaskStats> task_stats_;
   ordinaut::Subscription subscription_;
   bool task_events_subscribed_ = false;
 };

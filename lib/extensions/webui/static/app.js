@@ -1,9 +1,10 @@
-// Ordinaut web UI. Talks to /ext/webui/api/* and /ext/status. Everything the
-// server sends is inserted as text (never as HTML), so task titles and error
-// messages cannot inject markup.
+// Ordinaut web UI. Tasks and runs come from the scheduler extension's REST API
+// (/ext/scheduler/api), the step picker from /ext/webui/api/tools, the rest
+// from /ext/status. Everything the server sends is inserted as text (never as
+// HTML), so task titles and error messages cannot inject markup.
 'use strict';
 
-const api = (path) => `/ext/webui/api${path}`;
+const scheduler = (path) => `/ext/scheduler/api${path}`;
 
 function el(tag, props = {}, ...children) {
   const node = document.createElement(tag);
@@ -28,6 +29,16 @@ function showSignIn(message) {
   document.getElementById('sign-in-error').textContent = message ?? '';
 }
 
+// An error answer of the server: its message, the JSON pointer it names
+// (details.pointer) and the HTTP status.
+class ApiError extends Error {
+  constructor(status, data, fallback) {
+    const pointer = data?.details?.pointer;
+    super(`${pointer ? `${pointer}: ` : ''}${data?.message ?? fallback}`);
+    this.status = status;
+  }
+}
+
 async function call(method, url, body) {
   const init = { method, headers: {} };
   if (token()) init.headers.Authorization = `Bearer ${token()}`;
@@ -38,33 +49,77 @@ async function call(method, url, body) {
   const res = await fetch(url, init);
   if (res.status === 401) showSignIn(token() ? 'The token was refused: sign in again.' : 'This server needs a token.');
   const text = await res.text();
-  const data = text ? JSON.parse(text) : null;
-  if (!res.ok && res.status !== 422) throw new Error(data?.message ?? `${res.status} ${res.statusText}`);
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch { /* not JSON: the status says enough */ }
+  if (!res.ok) throw new ApiError(res.status, data, `${res.status} ${res.statusText}`);
   return data;
 }
 
+// The scheduler may be missing or disabled (404), or not loaded (503): the
+// task part of the page then says so, and the rest keeps working.
+function schedulerAvailable(available, why) {
+  const box = document.getElementById('scheduler-missing');
+  box.hidden = available;
+  box.textContent = available ? '' : `Tasks need the scheduler extension, which is not available: ${why}. ` +
+    'Enable it in the Extensions table below (or start the server with it) to create and run tasks.';
+  document.querySelector('[data-testid=task-create]').disabled = !available;
+}
+
+let taskTitles = new Map();  // task id → title, for the runs table
+
 async function refreshTasks() {
-  const { tasks } = await call('GET', api('/tasks'));
-  const body = document.getElementById('tasks');
-  body.replaceChildren(...tasks.map((t) => el('tr', { 'data-task-id': t.id },
-    el('td', {}, t.id), el('td', {}, t.title), el('td', {}, t.steps.map((s) => s.tool).join(' → ') || '—'),
-    el('td', {}, t.runs), el('td', { class: t.last_status }, t.last_status || '—'),
+  let page;
+  try {
+    page = await call('GET', scheduler('/tasks?limit=200'));
+  } catch (e) {
+    if (e.status === 404 || e.status === 503) {
+      schedulerAvailable(false, e.message);
+      document.getElementById('tasks').replaceChildren();
+      return;
+    }
+    throw e;
+  }
+  schedulerAvailable(true);
+  const { tasks } = page;
+  taskTitles = new Map(tasks.map((t) => [t.id, t.title]));
+  const steps = (t) => (t.payload?.pipeline ?? []).map((s) => s.uses).join(' → ') || '—';
+  document.getElementById('tasks').replaceChildren(...tasks.map((t) => el('tr', { 'data-task-id': t.id },
+    el('td', {}, t.id), el('td', {}, t.title), el('td', {}, steps(t)),
+    el('td', {}, t.schedule_kind === 'manual' ? 'manual' : `${t.schedule_kind} ${t.schedule_expr}`),
     el('td', {},
-      el('button', { 'data-testid': `run-${t.id}`, onclick: () => runTask(t.id) }, 'Run'), ' ',
+      el('button', { 'data-testid': `run-${t.id}`, onclick: () => runTask(t.id) }, 'Run now'), ' ',
       el('button', { class: 'secondary', onclick: () => deleteTask(t.id) }, 'Delete')))));
 }
 
+function duration(r) {
+  if (!r.started_at || !r.finished_at) return '—';
+  return `${(Date.parse(r.finished_at) - Date.parse(r.started_at)).toFixed(0)} ms`;
+}
+
+function detail(r) {
+  if (r.error) return r.error.message ?? JSON.stringify(r.error);
+  return JSON.stringify((r.steps ?? []).map((s) => s.output ?? s.error ?? s.status));
+}
+
 async function refreshRuns() {
-  const { runs } = await call('GET', api('/runs'));
-  const body = document.getElementById('runs');
-  body.replaceChildren(...runs.map((r) => el('tr', { 'data-run-id': r.id },
-    el('td', {}, r.id), el('td', {}, r.task_id), el('td', { class: r.status }, r.status),
-    el('td', {}, `${r.duration_ms.toFixed(2)} ms`),
-    el('td', {}, el('pre', {}, r.error ?? JSON.stringify(r.steps.map((s) => s.output ?? s.message)))))));
+  let page;
+  try {
+    page = await call('GET', scheduler('/runs?limit=50'));
+  } catch (e) {
+    if (e.status === 404 || e.status === 503) {
+      document.getElementById('runs').replaceChildren();
+      return;
+    }
+    throw e;
+  }
+  document.getElementById('runs').replaceChildren(...page.runs.map((r) => el('tr', { 'data-run-id': r.id },
+    el('td', {}, r.id), el('td', {}, taskTitles.get(r.task_id) ?? r.task_id, ' ', el('small', {}, r.task_id)),
+    el('td', { class: r.status, 'data-testid': 'run-status' }, r.status), el('td', {}, r.trigger),
+    el('td', {}, duration(r)), el('td', {}, el('pre', {}, detail(r))))));
 }
 
 async function refreshTools() {
-  const { tools } = await call('GET', api('/tools'));
+  const { tools } = await call('GET', '/ext/webui/api/tools');
   const picker = document.getElementById('tool-picker');
   picker.replaceChildren(el('option', { value: '' }, 'add a step with tool…'),
     ...tools.map((t) => el('option', { value: t.name, title: t.description }, t.name)));
@@ -83,7 +138,8 @@ async function refreshStatus() {
       el('td', {}, id), el('td', { class: `state-${x.state}` }, x.state), el('td', {}, x.grants.join(', ')),
       el('td', {}, x.metrics.requests), el('td', {}, x.metrics.errors), el('td', {}, x.last_error ?? ''),
       el('td', {}, ...['reload', x.state === 'disabled' ? 'enable' : 'disable'].map((action) =>
-        el('button', { class: 'secondary', onclick: () => admin(id, action) }, action))))));
+        el('button', { class: 'secondary', 'data-testid': `${action}-${id}`, onclick: () => admin(id, action) },
+          action))))));
   } catch (e) {
     system.className = 'status unknown';
     system.textContent = `status unavailable: ${e.message}`;
@@ -99,15 +155,28 @@ async function admin(id, action) {
     out.textContent = `${action} ${id}: ${e.message}`;
   }
   await refreshStatus();
+  if (id === 'scheduler') await refreshTasks().then(refreshRuns).catch(() => {});
 }
 
 async function runTask(id) {
-  await call('POST', api(`/tasks/${encodeURIComponent(id)}/run`));
-  await Promise.all([refreshTasks(), refreshRuns()]);
+  const out = document.getElementById('task-error');
+  out.textContent = '';
+  try {
+    await call('POST', scheduler(`/tasks/${encodeURIComponent(id)}/run`));
+  } catch (e) {
+    out.textContent = `run ${id}: ${e.message}`;
+  }
+  await refreshRuns();
 }
 
 async function deleteTask(id) {
-  await call('DELETE', api(`/tasks/${encodeURIComponent(id)}`));
+  const out = document.getElementById('task-error');
+  out.textContent = '';
+  try {
+    await call('DELETE', scheduler(`/tasks/${encodeURIComponent(id)}`));
+  } catch (e) {
+    out.textContent = `delete ${id}: ${e.message}`;
+  }
   await refreshTasks();
 }
 
@@ -117,7 +186,7 @@ document.getElementById('tool-picker').addEventListener('change', (ev) => {
   const area = document.querySelector('[name=steps]');
   let steps = [];
   try { steps = JSON.parse(area.value || '[]'); } catch { /* keep what the user typed out of the way */ }
-  steps.push({ tool: name, arguments: {} });
+  steps.push({ uses: name, with: {} });
   area.value = JSON.stringify(steps, null, 1);
   ev.target.value = '';
 });
@@ -127,17 +196,18 @@ document.getElementById('task-form').addEventListener('submit', async (ev) => {
   const form = ev.target;
   const error = document.getElementById('form-error');
   error.textContent = '';
-  let steps;
+  let pipeline;
   try {
-    steps = JSON.parse(form.steps.value || '[]');
+    pipeline = JSON.parse(form.steps.value || '[]');
   } catch (e) {
     error.textContent = `Steps are not valid JSON: ${e.message}`;
     return;
   }
-  const task = { title: form.title.value, steps };
+  // A manual task: it runs when "Run now" is pressed.
+  const task = { title: form.title.value, schedule_kind: 'manual', payload: { pipeline } };
   if (form.description.value) task.description = form.description.value;
   try {
-    await call('POST', api('/tasks'), task);
+    await call('POST', scheduler('/tasks'), task);
     form.reset();
     form.steps.value = '[]';
     await refreshTasks();
@@ -162,13 +232,10 @@ document.getElementById('sign-out').addEventListener('click', () => {
 
 function refreshAll() {
   refreshTools().catch(() => {});
-  refreshTasks().catch(() => {});
-  refreshRuns().catch(() => {});
+  refreshTasks().then(refreshRuns).catch(() => {});
   refreshStatus();
 }
 
-refreshTools().catch(() => {});
-refreshTasks().catch(() => {});
-refreshRuns().catch(() => {});
-refreshStatus();
-setInterval(refreshStatus, 2000);
+refreshAll();
+// Runs move on their own (queued → running → succeeded): the table follows.
+setInterval(() => { refreshStatus(); refreshRuns().catch(() => {}); }, 2000);
