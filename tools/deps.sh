@@ -16,6 +16,8 @@
 # libical-dev to expand RRULEs (RFC 5545), libcctz-dev and tzdata to map local
 # times to instants in IANA time zones across DST (GCC 12 has no zoned_time).
 # postgresql-15: the scheduler's tests start a real server on a loopback port.
+# doxygen: the API reference (meson compile docs-api) and its test docs_api,
+# which fails on any undocumented public symbol of include/ordinaut.
 # shellcheck shell=bash
 
 ORDINAUT_BUILD_PACKAGES=(
@@ -25,7 +27,7 @@ ORDINAUT_BUILD_PACKAGES=(
 )
 ORDINAUT_TEST_PACKAGES=(
   redis-server redis-tools wrk prometheus curl ca-certificates nodejs npm chromium openssl nginx-light
-  clang-14 libclang-rt-14-dev postgresql-15
+  clang-14 libclang-rt-14-dev postgresql-15 doxygen
 )
 
 # Prints the packages of the given lists (build, test or all) that are not

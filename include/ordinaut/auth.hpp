@@ -51,6 +51,8 @@ struct Principal {
 class Authenticator {
  public:
   virtual ~Authenticator() = default;
+  /// The Principal whose credentials `request` carries, or the error to answer.
+  /// Called concurrently from the server's threads.
   virtual Result<Principal> authenticate(const Request& request) const = 0;
 };
 
@@ -61,9 +63,9 @@ bool scope_allows(const std::vector<std::string>& granted, std::string_view need
 
 /// One static token of an auth file.
 struct StaticToken {
-  std::string name;
-  std::string sha256_hex;  ///< lower-case hex SHA-256 of the token
-  std::vector<std::string> scopes;
+  std::string name;                 ///< who holds it: Principal::name, and in audit records
+  std::string sha256_hex;           ///< lower-case hex SHA-256 of the token
+  std::vector<std::string> scopes;  ///< what it may do; may hold wildcards
 };
 
 /// The `jwt` section of an auth file.
@@ -71,9 +73,9 @@ struct JwtOptions {
   std::string issuer;               ///< required `iss`
   std::string audience;             ///< required in `aud` (a string or an array)
   std::filesystem::path jwks_file;  ///< relative paths are relative to the auth file
-  std::vector<std::string> algorithms{"RS256", "ES256", "EdDSA"};
+  std::vector<std::string> algorithms{"RS256", "ES256", "EdDSA"};  ///< accepted `alg` values
   std::string scope_claim = "scope";  ///< space-separated string; `scp` (array) is read too
-  std::chrono::seconds leeway{60};
+  std::chrono::seconds leeway{60};    ///< clock skew allowed for `exp` and `nbf`
 };
 
 /// Token bucket limits (`rate_limits`); zero rate means no limit.
@@ -88,12 +90,12 @@ struct RateLimitOptions {
 /// {"tokens": [{"name", "sha256", "scopes"}], "jwt": {...}, "allowed_origins": [...],
 ///  "allowed_hosts": [...], "rate_limits": {"per_principal_rps", "burst", "per_extension"}}
 struct AuthConfig {
-  std::filesystem::path file;
-  std::vector<StaticToken> tokens;
-  std::optional<JwtOptions> jwt;
-  std::vector<std::string> allowed_origins;
-  std::vector<std::string> allowed_hosts;
-  RateLimitOptions rate_limits;
+  std::filesystem::path file;                ///< the file read (names it in messages)
+  std::vector<StaticToken> tokens;           ///< `tokens`
+  std::optional<JwtOptions> jwt;             ///< `jwt`; none: JWTs are refused
+  std::vector<std::string> allowed_origins;  ///< added to HostOptions::origin_policy
+  std::vector<std::string> allowed_hosts;    ///< added to HostOptions::origin_policy
+  RateLimitOptions rate_limits;              ///< `rate_limits`; off by default
 };
 
 /// Reads and validates an auth file. Errors name the file and the JSON
@@ -122,6 +124,7 @@ class BearerAuthenticator final : public Authenticator {
   static Result<std::shared_ptr<BearerAuthenticator>> create(AuthConfig config);
   ~BearerAuthenticator() override;
 
+  /// Checks `Authorization: Bearer <token>`: a static token, else a JWT.
   Result<Principal> authenticate(const Request& request) const override;
   /// Verifies a bare token (what follows "Bearer ").
   Result<Principal> verify_token(std::string_view token) const;
@@ -132,6 +135,7 @@ class BearerAuthenticator final : public Authenticator {
   /// Number of keys loaded from the JWKS file.
   std::size_t key_count() const;
 
+  /// The configuration it was created with.
   const AuthConfig& config() const;
 
   /// Seconds since the epoch; tests replace it to check expiry.

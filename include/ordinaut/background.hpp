@@ -42,12 +42,16 @@
 namespace ordinaut {
 inline namespace ORDINAUT_ABI_NAMESPACE {
 
+/// Where a supervised task is: running, waiting to restart after a throw,
+/// given up (max_restarts reached), or stopped.
 enum class TaskState { running, backing_off, failed, stopped };
 /// "running", "backing_off", "failed", "stopped".
 const char* to_string(TaskState state) noexcept;
 
+/// The work of a task; return soon after the stop token is requested.
 using TaskFunction = std::function<void(std::stop_token)>;
 
+/// How a supervised task is restarted after it throws.
 struct TaskOptions {
   /// Pause after the first failure in a row; doubles with each further one.
   std::chrono::milliseconds initial_backoff{200};
@@ -62,9 +66,10 @@ struct TaskOptions {
   int max_restarts = -1;
 };
 
+/// A task as BackgroundTasks::list() reports it (and the extension's health).
 struct TaskStatus {
-  std::string name;
-  TaskState state = TaskState::stopped;
+  std::string name;                     ///< as given to start()
+  TaskState state = TaskState::stopped;  ///< where it is now
   std::uint64_t restarts = 0;         ///< restarts since start (all rows)
   std::uint64_t runs = 0;             ///< times the function was entered
   std::uint64_t failures = 0;         ///< runs that threw
@@ -73,9 +78,7 @@ struct TaskStatus {
   std::int64_t last_success_ms = 0;   ///< epoch ms of the last clean run, 0 if none
   std::int64_t next_run_ms = 0;       ///< epoch ms of the next run (periodic or backing off), 0 if none
   std::chrono::milliseconds interval{0};  ///< periodic tasks only
-  /// Did not stop within the host's timeout: its thread was detached and may
-  /// still be running.
-  bool abandoned = false;
+  bool abandoned = false;  ///< did not stop within the host's timeout: its thread was detached and may still run
 };
 
 /// One extension's view of the supervisor.

@@ -19,6 +19,8 @@
 namespace ordinaut {
 inline namespace ORDINAUT_ABI_NAMESPACE {
 
+/// What an extension may do; each is requested by the extension and approved
+/// by the operator (the manifest's `grants`).
 enum class Capability : std::uint8_t {
   ROUTES = 0,            ///< mount HTTP endpoints under /ext/{id}/
   TOOLS = 1,             ///< register tools under ext.{id}.*
@@ -30,6 +32,7 @@ enum class Capability : std::uint8_t {
   PROMPTS = 7,           ///< offer prompts (ordinaut/prompts.hpp)
 };
 
+/// How many capabilities there are.
 inline constexpr int kCapabilityCount = 8;
 
 /// "ROUTES", "TOOLS", ...
@@ -42,24 +45,33 @@ std::optional<Capability> parse_capability(std::string_view name) noexcept;
 class CapabilitySet {
  public:
   constexpr CapabilitySet() = default;
+  /// The set of the listed capabilities: `{Capability::ROUTES, Capability::TOOLS}`.
   constexpr CapabilitySet(std::initializer_list<Capability> list) {
     for (Capability c : list) bits_ |= bit(c);
   }
 
+  /// Every capability there is.
   static constexpr CapabilitySet all() {
     CapabilitySet s;
     s.bits_ = (1u << kCapabilityCount) - 1;
     return s;
   }
 
+  /// True when `c` is a member.
   constexpr bool contains(Capability c) const { return (bits_ & bit(c)) != 0; }
+  /// Adds `c` (no effect when it is a member).
   constexpr void insert(Capability c) { bits_ |= bit(c); }
+  /// Removes `c` (no effect when it is not a member).
   constexpr void erase(Capability c) { bits_ &= ~bit(c); }
+  /// True for the set with no member.
   constexpr bool empty() const { return bits_ == 0; }
+  /// Intersection: granted = requested & approved.
   constexpr CapabilitySet operator&(CapabilitySet o) const { return from_bits(bits_ & o.bits_); }
+  /// Union.
   constexpr CapabilitySet operator|(CapabilitySet o) const { return from_bits(bits_ | o.bits_); }
   /// Members of this set that are not in `o`.
   constexpr CapabilitySet operator-(CapabilitySet o) const { return from_bits(bits_ & ~o.bits_); }
+  /// Same members.
   constexpr bool operator==(const CapabilitySet&) const = default;
 
   /// Members in declaration order.
@@ -81,9 +93,13 @@ class CapabilitySet {
 /// turns it into an audit-log line and, inside a request, a 403 response.
 class CapabilityError : public std::exception {
  public:
+  /// `extension_id` asked for a handle that needs `capability`.
   CapabilityError(std::string extension_id, Capability capability);
+  /// "extension 'shop' was not granted capability TOOLS".
   const char* what() const noexcept override { return message_.c_str(); }
+  /// The extension that asked.
   const std::string& extension_id() const noexcept { return extension_id_; }
+  /// The capability it was not granted.
   Capability capability() const noexcept { return capability_; }
 
  private:

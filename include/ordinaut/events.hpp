@@ -34,15 +34,16 @@
 namespace ordinaut {
 inline namespace ORDINAUT_ABI_NAMESPACE {
 
+/// One event as handlers receive it.
 struct Event {
   /// Ordered and unique within its topic, so (topic, id) names an event; the
   /// Redis bus uses the stream entry id ("1718000000000-0"), which two topics
   /// may share.
   std::string id;
-  std::string topic;
+  std::string topic;   ///< what it was published on, e.g. "shop.order_placed"
   std::string source;  ///< publishing extension id, or "core" for the host
   std::int64_t time_ms = 0;  ///< milliseconds since the Unix epoch
-  std::shared_ptr<const Json> payload;
+  std::shared_ptr<const Json> payload;  ///< the published JSON value, shared by every handler
 
   /// {"id","topic","source","time","payload"} as JSON text; time is RFC 3339.
   std::string to_json() const;
@@ -52,6 +53,7 @@ struct Event {
 /// counts it and retries as its documentation says.
 using EventHandler = std::function<void(const Event&)>;
 
+/// Options of a subscription.
 struct SubscribeOptions {
   /// Subscribers sharing a group share its events (each event to one of them);
   /// different groups, and subscribers without a group, each get every event.
@@ -72,8 +74,8 @@ Result<void> validate_pattern(std::string_view pattern);
 
 /// One event of a batch. Topic and payload are borrowed for the call only.
 struct EventDraft {
-  std::string_view topic;
-  const JsonValue& payload;
+  std::string_view topic;    ///< checked as validate_topic() does
+  const JsonValue& payload;  ///< any JSON value
 };
 
 /// The transport. Implemented by the in-memory bus (default) and the Redis
@@ -98,6 +100,8 @@ class EventBus {
   /// a subscription id for unsubscribe().
   virtual Result<std::uint64_t> subscribe(std::string_view subscriber, std::string_view pattern,
                                           EventHandler handler, const SubscribeOptions& options) = 0;
+  /// Cancels one subscription; no effect for an unknown id. Returns once its
+  /// handler is no longer called.
   virtual void unsubscribe(std::uint64_t subscription_id) = 0;
   /// Cancels every subscription of `subscriber`.
   virtual void unsubscribe_all(std::string_view subscriber) = 0;
@@ -122,8 +126,12 @@ class EventBus {
 class Subscription {
  public:
   Subscription() = default;
+  /// Handle of subscription `id` on `bus` (made by EventSubscriber::subscribe).
   Subscription(std::weak_ptr<EventBus> bus, std::uint64_t id) : bus_(std::move(bus)), id_(id) {}
+  /// The bus's subscription id; 0 for a default-constructed handle.
   std::uint64_t id() const noexcept { return id_; }
+  /// Cancels the subscription (EventBus::unsubscribe); no effect when the bus
+  /// is gone or it was cancelled already.
   void cancel();
 
  private:
@@ -134,6 +142,7 @@ class Subscription {
 /// Publishing handle of one extension (given only with EVENTS_PUB).
 class EventPublisher {
  public:
+  /// Publishes on `bus` as `source` (the host makes one per extension).
   EventPublisher(std::shared_ptr<EventBus> bus, std::string source)
       : bus_(std::move(bus)), source_(std::move(source)) {}
   /// Publishes with this extension as source; returns the event id.
@@ -149,8 +158,11 @@ class EventPublisher {
 /// Subscribing handle of one extension (given only with EVENTS_SUB).
 class EventSubscriber {
  public:
+  /// Subscribes on `bus` as `subscriber` (the host makes one per extension).
   EventSubscriber(std::shared_ptr<EventBus> bus, std::string subscriber)
       : bus_(std::move(bus)), subscriber_(std::move(subscriber)) {}
+  /// Calls `handler` for every event whose topic matches `pattern` ("a.b",
+  /// "a.*", "*"). Errors: "invalid_pattern", "invalid_handler", "bus_stopped".
   Result<Subscription> subscribe(std::string_view pattern, EventHandler handler,
                                  const SubscribeOptions& options = {}) const;
 

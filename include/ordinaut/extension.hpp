@@ -35,11 +35,12 @@ inline namespace ORDINAUT_ABI_NAMESPACE {
 
 class HostIntrospection;  // ordinaut/introspection.hpp
 
+/// What an extension says about itself (Extension::info()).
 struct ExtensionInfo {
-  std::string id;       ///< [a-z][a-z0-9_]{0,63}; must equal the manifest's
-  std::string name;
-  std::string version;  ///< semantic version; must equal the manifest's
-  std::string description;
+  std::string id;           ///< [a-z][a-z0-9_]{0,63}; must equal the manifest's
+  std::string name;         ///< for people: "Shop"
+  std::string version;      ///< semantic version; must equal the manifest's
+  std::string description;  ///< one or two sentences, shown in /ext/status
 };
 
 /// What setup() receives. Handles of capabilities that were not granted are
@@ -52,10 +53,13 @@ class SetupContext {
  public:
   virtual ~SetupContext() = default;
 
+  /// The extension's id, as in its manifest.
   virtual const std::string& extension_id() const = 0;
   /// "/ext/{id}" — where the router is mounted.
   virtual const std::string& mount_path() const = 0;
+  /// Granted capabilities: requested ∩ approved.
   virtual CapabilitySet grants() const = 0;
+  /// True when `c` was granted: check it before asking for an optional handle.
   bool granted(Capability c) const { return grants().contains(c); }
 
   /// Read-only view of every tool: always available.
@@ -97,11 +101,17 @@ class SetupContext {
   virtual const HostIntrospection& introspection() const = 0;
 };
 
+/// The class an extension derives from; its module exports it with
+/// ORDINAUT_EXTENSION(Class). Call order: info() and
+/// requested_capabilities(), setup(), on_startup(), then requests, tool calls
+/// and events (concurrently, from many threads), then on_shutdown().
 class Extension {
  public:
   virtual ~Extension() = default;
 
+  /// Id, name, version, description; id and version must equal the manifest's.
   virtual ExtensionInfo info() const = 0;
+  /// What it asks for; it gets the part the operator approved (grants()).
   virtual CapabilitySet requested_capabilities() const = 0;
   /// Builds the extension: registers tools, subscribes, starts tasks, and
   /// returns the routes to mount (or nullopt for none).
@@ -121,21 +131,21 @@ class Extension {
 }  // namespace ORDINAUT_ABI_NAMESPACE
 }  // namespace ordinaut
 
-/// Symbol names a module exports (see ORDINAUT_EXTENSION).
+/// Exported symbol naming the module's ABI version (see ORDINAUT_EXTENSION).
 #define ORDINAUT_ENTRY_ABI_SYMBOL "ordinaut_extension_abi_version"
-#define ORDINAUT_ENTRY_STDLIB_SYMBOL "ordinaut_extension_stdlib"
-#define ORDINAUT_ENTRY_FACTORY_SYMBOL "ordinaut_get_extension"
+#define ORDINAUT_ENTRY_STDLIB_SYMBOL "ordinaut_extension_stdlib"  ///< exported symbol: the module's C++ runtime
+#define ORDINAUT_ENTRY_FACTORY_SYMBOL "ordinaut_get_extension"    ///< exported symbol: the module's factory
 
 /// The ELF note that tells the host, before it loads a module, which ABI
 /// version and C++ runtime the module was built with: section
 /// ".note.ordinaut" (type SHT_NOTE), note name "Ordinaut", note type 1, and a
-/// descriptor of ordinaut::AbiNote::abi_version then ::runtime. The host reads
+/// descriptor of AbiNote::abi_version then AbiNote::runtime. The host reads
 /// it from the file at discovery, without dlopen (docs/design.md, "The ABI
 /// note"). Its layout is fixed for every ABI version.
 #define ORDINAUT_ABI_NOTE_SECTION ".note.ordinaut"
-#define ORDINAUT_ABI_NOTE_NAME "Ordinaut"
-#define ORDINAUT_ABI_NOTE_TYPE 1u
-#define ORDINAUT_ABI_NOTE_RUNTIME_BYTES 64
+#define ORDINAUT_ABI_NOTE_NAME "Ordinaut"     ///< the note's name (owner)
+#define ORDINAUT_ABI_NOTE_TYPE 1u             ///< the note's type
+#define ORDINAUT_ABI_NOTE_RUNTIME_BYTES 64    ///< size of AbiNote::runtime
 
 namespace ordinaut {
 
@@ -154,6 +164,7 @@ static_assert(sizeof(ORDINAUT_STDLIB_ID) <= ORDINAUT_ABI_NOTE_RUNTIME_BYTES, "th
 
 }  // namespace ordinaut
 
+/// @cond INTERNAL
 #if defined(__has_attribute)
 #if __has_attribute(retain)
 #define ORDINAUT_DETAIL_RETAIN_ __attribute__((retain))  // kept by ld --gc-sections too
@@ -162,6 +173,7 @@ static_assert(sizeof(ORDINAUT_STDLIB_ID) <= ORDINAUT_ABI_NOTE_RUNTIME_BYTES, "th
 #ifndef ORDINAUT_DETAIL_RETAIN_
 #define ORDINAUT_DETAIL_RETAIN_
 #endif
+/// @endcond
 
 /// Emits the module's ABI note (see ORDINAUT_ABI_NOTE_SECTION).
 /// ORDINAUT_EXTENSION does this; use it directly only in a module that writes

@@ -69,9 +69,12 @@ struct HostBenchAccess;  // benchmarks only (lib/host/bench_access.hpp)
 namespace ordinaut {
 inline namespace ORDINAUT_ABI_NAMESPACE {
 
+/// An extension's lifecycle state, as /ext/status shows it (see the top of this header).
 enum class ExtensionState { discovered, loading, active, error, disabled, stopped };
+/// "discovered", "loading", "active", "error", "disabled", "stopped".
 const char* to_string(ExtensionState state) noexcept;
 
+/// Makes a new instance of a linked-in extension.
 using ExtensionFactory = std::function<std::unique_ptr<Extension>()>;
 
 /// Returns the scopes a request carries. The default reads the comma-separated
@@ -79,6 +82,7 @@ using ExtensionFactory = std::function<std::unique_ptr<Extension>()>;
 /// client cannot simply assert (a verified bearer token, mTLS identity).
 using ScopeResolver = std::function<std::vector<std::string>(const Request&)>;
 
+/// Everything an ExtensionHost is configured with; see docs/configuration.md.
 struct HostOptions {
   /// Folders of built-in extensions (each holds extension folders).
   std::vector<std::filesystem::path> builtin_dirs;
@@ -87,11 +91,15 @@ struct HostOptions {
   /// Read ORDINAUT_EXT_PATHS, ORDINAUT_EXT_ENTRY_GRANTS, ORDINAUT_EXT_ENTRY_EAGER
   /// and ORDINAUT_REQUIRE_SCOPES. Values set below take precedence.
   bool read_environment = true;
+  /// Require scope ext:{id}:routes for /ext/{id}/... and ext:admin for
+  /// /ext/_admin/...; unset: ORDINAUT_REQUIRE_SCOPES, else off.
   std::optional<bool> require_scopes;
   /// Approved capabilities of linked-in extensions, by id (names as in manifests).
   std::optional<std::map<std::string, std::vector<std::string>>> entry_grants;
   /// Eagerness of linked-in extensions, by id.
   std::optional<std::map<std::string, bool>> entry_eager;
+  /// The caller's scopes when no authenticator is set; default: the X-Scopes
+  /// header (comma-separated), for development.
   ScopeResolver scope_resolver;
   /// Where log and audit records go; default: JSON lines on stderr.
   LogSink log_sink;
@@ -131,42 +139,45 @@ struct HostOptions {
 
 /// Per-route counters as reported in /ext/status and to observability.
 struct RouteMetrics {
-  std::string method;
+  std::string method;  ///< as the route was added: "GET", "POST", "*", ...
   std::string route;  ///< template relative to the mount, e.g. "/items/{id}"
-  std::uint64_t requests = 0;
+  std::uint64_t requests = 0;  ///< requests answered
   std::uint64_t errors = 0;  ///< responses with status >= 500
   std::uint64_t status_class[6] = {0, 0, 0, 0, 0, 0};  ///< index = status / 100
-  double seconds_total = 0;
+  double seconds_total = 0;  ///< time spent answering, summed
   /// Cumulative counts per latency bucket, upper bounds in latency_buckets().
   std::vector<std::uint64_t> buckets;
   /// The same split by status class (index = status / 100): seconds, and
   /// cumulative bucket counts (empty for a class with no response).
   double class_seconds[6] = {0, 0, 0, 0, 0, 0};
-  std::vector<std::uint64_t> class_buckets[6];
+  std::vector<std::uint64_t> class_buckets[6];  ///< per status class, as `buckets`
 };
 
 /// A snapshot of one extension as reported by status().
 struct ExtensionSnapshot {
-  std::string id;
-  ExtensionState state = ExtensionState::discovered;
+  std::string id;                                     ///< the extension id
+  ExtensionState state = ExtensionState::discovered;  ///< where it is in its lifecycle
   std::string source;  ///< "builtin", "path", "linked"
   std::string path;    ///< manifest file, or "" for linked-in
-  std::string version;
-  double load_ms = 0;
-  std::string last_error;
+  std::string version;     ///< the manifest's (or info()'s, linked-in)
+  double load_ms = 0;      ///< how long its last load took
+  std::string last_error;  ///< the latest failure (load, setup, a handler), "" if none
   std::string error_phase;  ///< "load", "setup", "startup", "shutdown", "request", ...
   std::string state_reason;  ///< why it is disabled or stopped, "" otherwise
   std::vector<TaskStatus> tasks;  ///< background tasks of its current (or last) runtime
-  std::uint64_t requests = 0;
-  std::uint64_t errors = 0;
-  std::vector<RouteMetrics> routes;
+  std::uint64_t requests = 0;        ///< requests to its routes
+  std::uint64_t errors = 0;          ///< of which answered with status >= 500
+  std::vector<RouteMetrics> routes;  ///< per route
 };
 
 /// Upper bounds (seconds) of the request latency histogram buckets.
 const std::vector<double>& latency_buckets();
 
+/// The host: see the top of this header. Thread-safe: handle(), load(),
+/// status() and the registries may be used from any number of threads.
 class ExtensionHost {
  public:
+  /// A host configured by `options`; nothing is discovered before start().
   explicit ExtensionHost(HostOptions options = {});
   ~ExtensionHost();  // calls shutdown()
   ExtensionHost(const ExtensionHost&) = delete;
@@ -217,19 +228,24 @@ class ExtensionHost {
 
   /// The GET /ext/status document.
   Json status() const;
+  /// The same as typed values, one per discovered extension.
   std::vector<ExtensionSnapshot> snapshot() const;
 
+  /// Tools of every extension (declared ones included) and the host's own.
   ToolRegistry& tools();
   /// Resources and templates of every extension (declared ones included) and
   /// the host's own (ordinaut://host/status).
   ResourceRegistry& resources();
   /// Prompts of every extension (declared ones included).
   PromptRegistry& prompts();
+  /// The bus given in HostOptions, or the in-memory one the host made.
   std::shared_ptr<EventBus> event_bus() const;
   /// Publishes an event of the host itself: its source is "core", a name no
   /// extension can publish under. Errors as EventBus::publish().
   Result<std::string> publish(std::string_view topic, const JsonValue& payload);
+  /// The host's own logger (records say extension "core").
   const Logger& logger() const;
+  /// Whether scopes are required (fixed at start()).
   bool require_scopes() const;
 
   struct Impl;  // implementation detail
@@ -243,7 +259,10 @@ class ExtensionHost {
 /// ORDINAUT_REGISTER_EXTENSION). Thread-safe.
 void register_linked_extension(std::string id, ExtensionFactory factory);
 
+/// A static object whose constructor calls register_linked_extension()
+/// (what ORDINAUT_REGISTER_EXTENSION defines).
 struct LinkedExtensionRegistration {
+  /// Registers `factory` under `id`.
   LinkedExtensionRegistration(const char* id, ExtensionFactory factory) {
     register_linked_extension(id, std::move(factory));
   }
@@ -252,8 +271,10 @@ struct LinkedExtensionRegistration {
 }  // namespace ORDINAUT_ABI_NAMESPACE
 }  // namespace ordinaut
 
+/// @cond INTERNAL
 #define ORDINAUT_CONCAT2_(a, b) a##b
 #define ORDINAUT_CONCAT_(a, b) ORDINAUT_CONCAT2_(a, b)
+/// @endcond
 
 /// Registers ExtensionClass, linked into this program, under `id` (a string
 /// literal that must equal its info().id). Its approved grants come from

@@ -32,12 +32,15 @@ class Headers {
  public:
   /// First value of `name`, or "" when absent.
   std::string_view get(std::string_view name) const noexcept;
+  /// True when `name` has at least one value.
   bool has(std::string_view name) const noexcept;
   /// Replaces every value of `name` with `value`.
   void set(std::string name, std::string value);
   /// Appends a value, keeping existing ones.
   void add(std::string name, std::string value);
+  /// Removes every value of `name`.
   void erase(std::string_view name);
+  /// Every (name, value) pair, in the order received or added.
   const std::vector<std::pair<std::string, std::string>>& list() const noexcept { return items_; }
 
  private:
@@ -47,13 +50,15 @@ class Headers {
 /// Path parameters (decoded) captured by a route template.
 using PathParams = std::vector<std::pair<std::string, std::string>>;
 
+/// An HTTP request as the host and extensions see it (the server adapter fills
+/// method, path, query_string, headers, body and remote_addr).
 struct Request {
   std::string method;        ///< upper case: GET, POST, ...
   std::string path;          ///< raw (still percent-encoded) path, no query string
   std::string query_string;  ///< raw text after '?', without the '?'
-  Headers headers;
-  std::string body;
-  std::string remote_addr;
+  Headers headers;           ///< request headers, case-insensitive
+  std::string body;          ///< the whole body (already de-chunked)
+  std::string remote_addr;   ///< the client's address ("" in process)
 
   /// Filled by the router: decoded values of the template's {params}.
   PathParams params;
@@ -63,7 +68,7 @@ struct Request {
   /// Set by the host for logs and metrics: the extension that served the
   /// request and the route template that matched ("" when none did).
   std::string extension_id;
-  std::string route_template;
+  std::string route_template;  ///< see extension_id
   /// Set by the host when it enforces scopes (HostOptions::require_scopes):
   /// the caller's scopes as the host's ScopeResolver resolved them (by default
   /// the X-Scopes header). Extensions that check finer scopes of their own
@@ -74,6 +79,7 @@ struct Request {
   std::string_view param(std::string_view name) const noexcept;
   /// Decoded query parameter (first occurrence), nullopt when absent.
   std::optional<std::string> query(std::string_view name) const;
+  /// First value of header `name` (case-insensitive), "" when absent.
   std::string_view header(std::string_view name) const noexcept { return headers.get(name); }
   /// Parses the body as JSON; error code "invalid_json" with the position.
   Result<Json> json() const { return json::parse(body); }
@@ -102,10 +108,11 @@ class StreamSink {
 /// and holds it until it returns.
 using StreamProducer = std::function<void(StreamSink&)>;
 
+/// An HTTP response; build one with the factories below.
 struct Response {
-  int status = 200;
-  Headers headers;
-  std::string body;
+  int status = 200;  ///< HTTP status code
+  Headers headers;   ///< response headers (Content-Type is set by the factories)
+  std::string body;  ///< the body, unless `stream` is set
   /// When set, the body is streamed by this producer and `body` is ignored.
   StreamProducer stream;
 
@@ -113,6 +120,7 @@ struct Response {
   static Response json(int status, const JsonValue& value);
   /// Already serialised JSON text.
   static Response json_text(int status, std::string text);
+  /// A text body with `content_type`.
   static Response text(int status, std::string text,
                        std::string content_type = "text/plain; charset=utf-8");
   /// The error shape {"error": code, "message": message, "details": {...}}.
@@ -134,6 +142,7 @@ struct Response {
 std::string format_sse_event(std::string_view data, std::string_view event = {},
                              std::string_view id = {});
 
+/// A route handler: answers one request. Called concurrently from many threads.
 using Handler = std::function<Response(Request&)>;
 
 /// Documentation and validation attached to a route.
@@ -145,15 +154,16 @@ struct RouteOptions {
   std::string response_schema{};  ///< JSON Schema text, documentation only
 };
 
+/// One route of a Router, as added.
 struct Route {
   std::string method;  ///< "GET", "POST", ... ; "*" matches any method
   std::string path;    ///< template, e.g. "/items/{id}" or "/files/{path...}"
-  Handler handler;
-  RouteOptions options;
+  Handler handler;     ///< what answers it
+  RouteOptions options;  ///< summary and schemas, as given
   std::shared_ptr<const JsonSchema> request_schema;  ///< compiled options.request_schema
 
-  // Internal: template split into segments; a segment starting with '{' is a
-  // parameter, "{name...}" captures the rest of the path.
+  /// Internal: the template split into segments; a segment starting with '{'
+  /// is a parameter, "{name...}" captures the rest of the path.
   std::vector<std::string> segments;
 };
 
@@ -167,12 +177,18 @@ class Router {
   /// Adds a route. Throws std::invalid_argument for a malformed template or an
   /// invalid request schema, naming the route.
   Router& add(std::string method, std::string path, Handler handler, RouteOptions options = {});
+  /// add("GET", ...).
   Router& get(std::string path, Handler h, RouteOptions o = {}) { return add("GET", std::move(path), std::move(h), std::move(o)); }
+  /// add("POST", ...).
   Router& post(std::string path, Handler h, RouteOptions o = {}) { return add("POST", std::move(path), std::move(h), std::move(o)); }
+  /// add("PUT", ...).
   Router& put(std::string path, Handler h, RouteOptions o = {}) { return add("PUT", std::move(path), std::move(h), std::move(o)); }
+  /// add("PATCH", ...).
   Router& patch(std::string path, Handler h, RouteOptions o = {}) { return add("PATCH", std::move(path), std::move(h), std::move(o)); }
+  /// add("DELETE", ...).
   Router& del(std::string path, Handler h, RouteOptions o = {}) { return add("DELETE", std::move(path), std::move(h), std::move(o)); }
 
+  /// The result of match().
   struct Match {
     int route_index = -1;      ///< index into routes(), -1 when nothing matched
     bool path_matched = false; ///< some route had this path but another method
@@ -183,7 +199,9 @@ class Router {
   /// decoded parameters are stored in `params`.
   Match match(std::string_view method, std::string_view path, PathParams& params) const;
 
+  /// Every route, in the order added (Match::route_index indexes it).
   const std::vector<Route>& routes() const noexcept { return routes_; }
+  /// True when no route was added.
   bool empty() const noexcept { return routes_.empty(); }
 
  private:

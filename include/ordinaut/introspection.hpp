@@ -26,10 +26,12 @@ inline namespace ORDINAUT_ABI_NAMESPACE {
 
 /// Background tasks of one extension.
 struct ExtensionTasks {
-  std::string extension_id;
-  std::vector<TaskStatus> tasks;
+  std::string extension_id;       ///< the extension
+  std::vector<TaskStatus> tasks;  ///< its tasks, in start order
 };
 
+/// Typed, read-only counters of the whole host (SetupContext::introspection()),
+/// for dashboards such as observability. Safe to call from any thread.
 class HostIntrospection {
  public:
   virtual ~HostIntrospection() = default;

@@ -31,21 +31,22 @@ struct Contributions {
   bool present = false;
   std::vector<std::string> uri_schemes;  ///< schemes claimed for resource URIs
   std::vector<ToolSpec> tools;           ///< names expanded to "ext.{id}.{name}"
-  std::vector<ResourceSpec> resources;
-  std::vector<ResourceTemplateSpec> resource_templates;
+  std::vector<ResourceSpec> resources;                   ///< static resources
+  std::vector<ResourceTemplateSpec> resource_templates;  ///< RFC 6570 URI templates
   std::vector<PromptSpec> prompts;       ///< names expanded to "ext.{id}.{name}"
 };
 
+/// A parsed and validated extension.json (see docs/writing-extensions.md).
 struct Manifest {
   std::string id;           ///< [a-z][a-z0-9_]{0,63}
-  std::string name;
+  std::string name;         ///< 1-200 characters
   std::string version;      ///< semantic version 2.0.0
-  std::string description;
+  std::string description;  ///< "" when absent
   std::string module;       ///< module file, relative to the manifest's folder
-  bool enabled = true;
-  bool eager = false;
+  bool enabled = true;      ///< false: listed as disabled, never loaded
+  bool eager = false;       ///< true: loaded at host start, not on first use
   CapabilitySet grants;     ///< capabilities the operator approves
-  Contributions contributes;
+  Contributions contributes;  ///< tools, resources and prompts listed before loading
   std::filesystem::path file;  ///< the extension.json this came from
   std::filesystem::path dir;   ///< its folder
 };

@@ -36,6 +36,7 @@ inline namespace ORDINAUT_ABI_NAMESPACE {
 /// Label name → value pairs of one series, e.g. {{"kind", "express"}}.
 using MetricLabels = std::vector<std::pair<std::string, std::string>>;
 
+/// The type of a metric family, as the Prometheus text format names it.
 enum class MetricType { counter, gauge, histogram, summary, untyped };
 /// "counter", "gauge", ... as written in a # TYPE line.
 const char* to_string(MetricType type) noexcept;
@@ -45,6 +46,7 @@ class Counter {
  public:
   /// REQUIRES: amount >= 0 (throws std::invalid_argument otherwise).
   void inc(double amount = 1);
+  /// The total so far.
   double value() const noexcept { return value_.load(std::memory_order_relaxed); }
 
  private:
@@ -54,10 +56,15 @@ class Counter {
 /// A value that goes up and down.
 class Gauge {
  public:
+  /// Sets the value.
   void set(double value) noexcept { value_.store(value, std::memory_order_relaxed); }
+  /// Adds `amount` (may be negative).
   void add(double amount) noexcept { value_.fetch_add(amount, std::memory_order_relaxed); }
+  /// add(1).
   void inc() noexcept { add(1); }
+  /// add(-1).
   void dec() noexcept { add(-1); }
+  /// The current value.
   double value() const noexcept { return value_.load(std::memory_order_relaxed); }
 
  private:
@@ -69,14 +76,18 @@ class Histogram {
  public:
   /// REQUIRES: `bounds` strictly increasing, finite, non-empty.
   explicit Histogram(std::vector<double> bounds);
+  /// Counts `value` into its bucket and adds it to the sum.
   void observe(double value) noexcept;
 
+  /// The histogram's counts at one moment.
   struct Snapshot {
     std::vector<std::uint64_t> cumulative;  ///< per bound, then +Inf last
-    double sum = 0;
-    std::uint64_t count = 0;
+    double sum = 0;                         ///< of every observed value
+    std::uint64_t count = 0;                ///< observations
   };
+  /// The counts now (each read atomically; the set is not one transaction).
   Snapshot snapshot() const;
+  /// The upper bounds given to the constructor.
   const std::vector<double>& bounds() const noexcept { return bounds_; }
 
  private:
@@ -88,9 +99,15 @@ class Histogram {
 /// Prometheus' default buckets, in seconds: 5 ms … 10 s.
 const std::vector<double>& default_histogram_buckets();
 
+/// Counters, gauges and histograms by name and labels, written in the
+/// Prometheus text format. An extension gets a scope prefixed "ext_{id}_"
+/// (SetupContext::metrics()). Thread-safe; returned references live as long
+/// as the root registry.
 class MetricsRegistry {
  public:
+  /// Label combinations one family may hold (label values must come from a small set).
   static constexpr std::size_t kMaxSeriesPerFamily = 1000;
+  /// Families one scope may register.
   static constexpr std::size_t kMaxFamiliesPerScope = 200;
 
   /// A new root registry with an empty prefix.
@@ -104,6 +121,7 @@ class MetricsRegistry {
   /// for the same full name is refused (so "ext_a_" and "ext_a_b_" cannot share
   /// a metric). REQUIRES: `prefix` is empty or a valid metric name fragment.
   std::unique_ptr<MetricsRegistry> scope(std::string_view prefix) const;
+  /// What every name registered here starts with ("" for the root).
   const std::string& prefix() const noexcept { return prefix_; }
 
   /// Registers (or returns the existing) series `prefix() + name` with these
@@ -113,6 +131,7 @@ class MetricsRegistry {
   /// name exists with another type, help, label names or buckets, or a limit
   /// above is reached.
   Counter& counter(std::string_view name, std::string_view help, const MetricLabels& labels = {});
+  /// As counter(), for a gauge (any name).
   Gauge& gauge(std::string_view name, std::string_view help, const MetricLabels& labels = {});
   /// `buckets` empty means default_histogram_buckets().
   Histogram& histogram(std::string_view name, std::string_view help, std::vector<double> buckets = {},
@@ -150,6 +169,7 @@ void append_help(std::string& out, std::string_view text);
 /// Appends a sample value: integers without a fraction, +Inf, -Inf, NaN,
 /// otherwise the shortest text that reads back as the same double.
 void append_value(std::string& out, double value);
+/// Appends an integer sample value.
 void append_value(std::string& out, std::uint64_t value);
 
 /// Writes families and samples into a string, one call per element:
@@ -162,15 +182,19 @@ void append_value(std::string& out, std::uint64_t value);
 /// after its family() line.
 class TextWriter {
  public:
+  /// Appends to `out`, which must outlive the writer.
   explicit TextWriter(std::string& out) : out_(out) {}
   /// # HELP and # TYPE lines.
   void family(std::string_view name, std::string_view help, MetricType type);
   /// Starts a sample line; `suffix` is appended to the name ("_bucket", ...).
   TextWriter& sample(std::string_view name, std::string_view suffix = {});
+  /// Adds a label to the current sample, escaping `value`.
   TextWriter& label(std::string_view name, std::string_view value);
   /// Appends already-formatted labels `a="b",c="d"` (no braces), e.g. cached.
   TextWriter& raw_labels(std::string_view labels);
+  /// Ends the current sample with its value (see append_value()).
   void value(double v);
+  /// Ends the current sample with an integer value.
   void value(std::uint64_t v);
 
  private:

@@ -88,8 +88,8 @@ inline namespace ORDINAUT_ABI_NAMESPACE {
 /// A parsed `redis://[[user]:password@]host[:port][/db]` URL.
 struct RedisUrl {
   std::string host;      ///< name, IPv4 address, or IPv6 address without brackets
-  int port = 6379;
-  int db = 0;
+  int port = 6379;       ///< 1..65535
+  int db = 0;            ///< database number (SELECT)
   std::string username;  ///< empty: AUTH with the password only
   std::string password;  ///< percent-decoded; empty: no AUTH
 
@@ -103,6 +103,7 @@ struct RedisUrl {
 /// anything after the db, malformed percent escapes.
 Result<RedisUrl> parse_redis_url(std::string_view url);
 
+/// Settings of the Redis Streams bus (make_redis_event_bus()).
 struct RedisBusOptions {
   /// Where Redis is; see parse_redis_url().
   std::string url = "redis://127.0.0.1:6379/0";
@@ -110,7 +111,7 @@ struct RedisBusOptions {
   std::string key_prefix = "ordinaut:";
   /// Approximate bound of each topic stream (XADD MAXLEN ~).
   std::size_t max_stream_length = 100000;
-  std::chrono::milliseconds connect_timeout{1000};
+  std::chrono::milliseconds connect_timeout{1000};  ///< longest wait for a connection
   /// Longest wait for a reply (XREADGROUP adds its block time).
   std::chrono::milliseconds command_timeout{2000};
   /// XREADGROUP BLOCK time; stopping does not wait for it.
@@ -120,18 +121,18 @@ struct RedisBusOptions {
   /// How often a subscription claims entries left pending by dead consumers,
   /// and how long an entry must have been idle to be claimed.
   std::chrono::milliseconds claim_interval{5000};
-  std::chrono::milliseconds claim_min_idle{30000};
+  std::chrono::milliseconds claim_min_idle{30000};  ///< see claim_interval
   /// Reconnect delays: a random delay up to backoff_initial × 2^failures,
   /// capped at backoff_max (so delivery resumes within about backoff_max of
   /// Redis answering again).
   std::chrono::milliseconds backoff_initial{50};
-  std::chrono::milliseconds backoff_max{2000};
+  std::chrono::milliseconds backoff_max{2000};  ///< see backoff_initial
   /// How often a subscription refreshes its pending/lag figures.
   std::chrono::milliseconds stats_interval{1000};
   /// Deliveries tried per entry before it is acknowledged as failed, and the
   /// pause after the first failure (doubling after each further one).
   int max_attempts = 3;
-  std::chrono::milliseconds retry_delay{10};
+  std::chrono::milliseconds retry_delay{10};  ///< see max_attempts
   /// Entries fetched per XREADGROUP.
   std::size_t read_count = 256;
   /// A subscription (and the bus) that could not read from Redis for this

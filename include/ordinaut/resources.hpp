@@ -45,23 +45,24 @@ using StringMap = std::map<std::string, std::string, std::less<>>;
 
 /// One piece of a resource's content.
 struct ResourceContents {
-  std::string uri;
-  std::string mime_type{};
+  std::string uri;          ///< the URI these contents belong to
+  std::string mime_type{};  ///< e.g. "application/json"; may be empty
   std::string text{};  ///< the content when !binary (UTF-8)
   std::string blob{};  ///< raw bytes when binary
-  bool binary = false;
+  bool binary = false;  ///< which of text and blob holds the content
 
   /// An empty `uri` or `mime_type` is filled in by the registry: the URI read
   /// and the resource's own MIME type.
   static ResourceContents make_text(std::string uri, std::string text, std::string mime_type = {});
+  /// Binary contents (base64-encoded on the wire); empty fields as make_text().
   static ResourceContents make_blob(std::string uri, std::string bytes, std::string mime_type = {});
 };
 
 /// What a read function receives: the URI asked for and, for a template, the
 /// values of its variables.
 struct ResourceRequest {
-  std::string uri;
-  StringMap variables;
+  std::string uri;       ///< as the client asked for it
+  StringMap variables;   ///< a template's variables (decoded); empty for a static resource
 };
 
 /// Produces a resource's contents. Throw ResourceError (or any exception) to
@@ -75,10 +76,13 @@ using ResourceReadFunction = std::function<std::vector<ResourceContents>(const R
 using CompletionFunction =
     std::function<std::vector<std::string>(std::string_view name, std::string_view value, const StringMap& context)>;
 
+/// A structured failure of a read function: the client gets `code` and the message.
 class ResourceError : public std::runtime_error {
  public:
+  /// `code` snake_case, `message` for the client.
   ResourceError(std::string code, const std::string& message)
       : std::runtime_error(message), code_(std::move(code)) {}
+  /// The error code.
   const std::string& code() const noexcept { return code_; }
 
  private:
@@ -87,45 +91,46 @@ class ResourceError : public std::runtime_error {
 
 /// A static resource. Designated initializers work: {.uri = ..., .read = ...}.
 struct ResourceSpec {
-  std::string uri{};
+  std::string uri{};          ///< "ext://{id}/..." or a scheme the manifest claims
   std::string name{};         ///< required: a short name
   std::string title{};        ///< optional display name
   std::string description{};  ///< optional
   std::string mime_type{};    ///< optional
-  ResourceReadFunction read{};
+  ResourceReadFunction read{};  ///< required: produces the contents
 };
 
 /// A URI template, e.g. "ext://notes/{id}/text".
 struct ResourceTemplateSpec {
-  std::string uri_template{};
-  std::string name{};
-  std::string title{};
-  std::string description{};
-  std::string mime_type{};
-  ResourceReadFunction read{};
+  std::string uri_template{};  ///< RFC 6570 level 1: {name} stops at '/', {+name} does not
+  std::string name{};          ///< required: a short name
+  std::string title{};         ///< optional display name
+  std::string description{};   ///< optional
+  std::string mime_type{};     ///< optional
+  ResourceReadFunction read{};  ///< required: produces the contents of a matching URI
   CompletionFunction complete{};  ///< optional: values for the template's variables
 };
 
 /// A registered resource or template as listed. `uri` holds the template for
 /// templates.
 struct ResourceInfo {
-  std::string uri;
-  std::string name;
-  std::string title;
-  std::string description;
-  std::string mime_type;
+  std::string uri;          ///< the URI, or the URI template
+  std::string name;         ///< as registered
+  std::string title;        ///< as registered
+  std::string description;  ///< as registered
+  std::string mime_type;    ///< as registered
   std::string owner;      ///< extension id, or "core"
-  bool template_ = false;
+  bool template_ = false;  ///< a template (`uri` holds it)
   bool declared = false;  ///< from a manifest; the module is not loaded yet
 };
 
 /// Completion candidates as MCP's completion/complete returns them.
 struct Completion {
   std::vector<std::string> values;  ///< at most 100
-  std::size_t total = 0;
-  bool has_more = false;
+  std::size_t total = 0;   ///< candidates found, also beyond the 100
+  bool has_more = false;   ///< total > values.size()
 };
 
+/// Every resource and URI template of the host. Thread-safe.
 class ResourceRegistry {
  public:
   ResourceRegistry();
@@ -144,6 +149,7 @@ class ResourceRegistry {
   /// Lists a resource or template the owner's manifest declares; its read
   /// function is ignored. Reading it calls the resolver with the owner.
   Result<void> declare(ResourceSpec spec, std::string_view owner);
+  /// declare() for a template.
   Result<void> declare_template(ResourceTemplateSpec spec, std::string_view owner);
   /// Lets `owner` use "{scheme}://" URIs. Error "resource_namespace" when the
   /// scheme is reserved, malformed or claimed by another owner.
@@ -157,6 +163,7 @@ class ResourceRegistry {
 
   /// Static resources, then templates, each sorted by URI.
   std::vector<ResourceInfo> list() const;
+  /// Templates, sorted by URI template.
   std::vector<ResourceInfo> list_templates() const;
 
   /// Reads a URI: a static resource, else the first template (in URI order)
@@ -175,6 +182,7 @@ class ResourceRegistry {
   /// id for unsubscribe(). The listener runs on the notifying thread: keep it
   /// short.
   std::uint64_t subscribe(std::string_view uri, std::function<void(std::string_view uri)> listener) const;
+  /// Removes a subscription of subscribe(); no effect for an unknown id.
   void unsubscribe(std::uint64_t id) const;
   /// Tells subscribers of `uri` that its content changed; returns how many
   /// were told.
@@ -193,6 +201,7 @@ class ResourceRegistry {
   std::uint64_t generation() const noexcept;
   /// Listener called after every change of the lists (outside the lock).
   std::uint64_t on_change(std::function<void()> listener) const;
+  /// Removes a listener of on_change().
   void remove_listener(std::uint64_t id) const;
 
  private:
@@ -203,20 +212,30 @@ class ResourceRegistry {
 /// Read-only access (with subscriptions): what every extension gets.
 class ResourceView {
  public:
+  /// A view of `registry`, which must outlive it.
   explicit ResourceView(const ResourceRegistry& registry) : registry_(&registry) {}
+  /// @copydoc ResourceRegistry::list
   std::vector<ResourceInfo> list() const { return registry_->list(); }
+  /// @copydoc ResourceRegistry::list_templates
   std::vector<ResourceInfo> list_templates() const { return registry_->list_templates(); }
+  /// @copydoc ResourceRegistry::read
   Result<std::vector<ResourceContents>> read(std::string_view uri) const { return registry_->read(uri); }
+  /// @copydoc ResourceRegistry::complete
   Result<Completion> complete(std::string_view uri_template, std::string_view name, std::string_view value,
                               const StringMap& context) const {
     return registry_->complete(uri_template, name, value, context);
   }
+  /// @copydoc ResourceRegistry::subscribe
   std::uint64_t subscribe(std::string_view uri, std::function<void(std::string_view)> listener) const {
     return registry_->subscribe(uri, std::move(listener));
   }
+  /// @copydoc ResourceRegistry::unsubscribe
   void unsubscribe(std::uint64_t id) const { registry_->unsubscribe(id); }
+  /// @copydoc ResourceRegistry::generation
   std::uint64_t generation() const noexcept { return registry_->generation(); }
+  /// @copydoc ResourceRegistry::on_change
   std::uint64_t on_change(std::function<void()> listener) const { return registry_->on_change(std::move(listener)); }
+  /// @copydoc ResourceRegistry::remove_listener
   void remove_listener(std::uint64_t id) const { registry_->remove_listener(id); }
 
  private:
@@ -226,14 +245,18 @@ class ResourceView {
 /// Registration handle for one extension (given only with RESOURCES).
 class ResourceRegistrar {
  public:
+  /// Registers into `registry` as `extension_id` (the host makes one per extension).
   ResourceRegistrar(ResourceRegistry& registry, std::string extension_id)
       : registry_(&registry), extension_id_(std::move(extension_id)) {}
 
-  /// Register; throw std::invalid_argument with the registry's message on
-  /// failure (setup then fails with that reason).
+  /// Registers a resource; throws std::invalid_argument with the registry's
+  /// message on failure (setup then fails with that reason).
   void add(ResourceSpec spec);
+  /// Registers a template; throws as add().
   void add_template(ResourceTemplateSpec spec);
+  /// Result-returning variant of add().
   Result<void> try_add(ResourceSpec spec) { return registry_->add(std::move(spec), extension_id_); }
+  /// Result-returning variant of add_template().
   Result<void> try_add_template(ResourceTemplateSpec spec) {
     return registry_->add_template(std::move(spec), extension_id_);
   }

@@ -77,8 +77,10 @@ using ToolFunction = std::function<Json(const JsonValue& input, ToolContext& con
 /// tool becomes code "forbidden" with details.missing_capability.
 class ToolError : public std::runtime_error {
  public:
+  /// `code` snake_case, `message` for the caller, `details_json` a JSON object text or empty.
   ToolError(std::string code, const std::string& message, std::string details_json = {})
       : std::runtime_error(message), code_(std::move(code)), details_(std::move(details_json)) {}
+  /// The error code.
   const std::string& code() const noexcept { return code_; }
   /// JSON object text, or empty.
   const std::string& details() const noexcept { return details_; }
@@ -90,12 +92,12 @@ class ToolError : public std::runtime_error {
 
 /// Designated initializers work without warnings: {.name = ..., .function = ...}.
 struct ToolSpec {
-  std::string name{};
+  std::string name{};  ///< "ext.{id}.{name}" for an extension; [A-Za-z0-9_.-], at most 128 characters
   std::string title{};        ///< optional display name
   std::string description{};  ///< required: what it does, for people and models
   std::string input_schema = R"({"type":"object"})";  ///< JSON Schema text
   std::string output_schema{};                        ///< JSON Schema text, or empty
-  ToolFunction function{};
+  ToolFunction function{};                            ///< required: the implementation
   /// MCP tool annotations as JSON object text (readOnlyHint, destructiveHint,
   /// idempotentHint, openWorldHint, title), or empty.
   std::string annotations{};
@@ -103,11 +105,11 @@ struct ToolSpec {
 
 /// A registered tool as listed.
 struct ToolInfo {
-  std::string name;
-  std::string title;
-  std::string description;
+  std::string name;         ///< the full name
+  std::string title;        ///< as registered
+  std::string description;  ///< as registered
   std::string owner;  ///< extension id, or "core"
-  std::shared_ptr<const Json> input_schema;
+  std::shared_ptr<const Json> input_schema;   ///< parsed input schema
   std::shared_ptr<const Json> output_schema;  ///< null when none was declared
   std::shared_ptr<const Json> annotations;    ///< null when none were given
   /// True for a tool a manifest declares whose extension is not loaded yet:
@@ -117,13 +119,15 @@ struct ToolInfo {
 
 /// Per-tool counters, read by observability.
 struct ToolStats {
-  std::string name;
-  std::string owner;
-  std::uint64_t calls = 0;
-  std::uint64_t errors = 0;
-  double seconds_total = 0;
+  std::string name;            ///< the tool
+  std::string owner;           ///< its extension, or "core"
+  std::uint64_t calls = 0;     ///< calls so far
+  std::uint64_t errors = 0;    ///< of which failed
+  double seconds_total = 0;    ///< time spent in calls, summed
 };
 
+/// Every tool of the host, by name: registration, listing, calls with schema
+/// checks. Thread-safe.
 class ToolRegistry {
  public:
   ToolRegistry();
@@ -159,7 +163,9 @@ class ToolRegistry {
   /// that for tools added later. Tools already registered keep theirs.
   void hold_for_owner(std::string_view owner, std::shared_ptr<const void> lease);
 
+  /// Every tool (declared ones included), sorted by name.
   std::vector<ToolInfo> list() const;
+  /// One tool as listed; nullopt when there is none by that name (after the resolver ran).
   std::optional<ToolInfo> get(std::string_view name) const;
 
   /// Calls a tool. Errors: "tool_not_found", "invalid_input" (pointer set),
@@ -169,6 +175,7 @@ class ToolRegistry {
   /// After freeze() add() fails with "registry_frozen" and remove() returns
   /// false; remove_owner() still works (see there).
   void freeze() noexcept;
+  /// True after freeze().
   bool frozen() const noexcept;
 
   /// Called (outside any lock) with a tool name that is not registered, before
@@ -181,8 +188,10 @@ class ToolRegistry {
   /// changed the registry, outside its lock; keep it short); returns its id.
   /// Const: observing changes does not modify the registry.
   std::uint64_t on_change(std::function<void()> listener) const;
+  /// Removes a listener of on_change().
   void remove_listener(std::uint64_t id) const;
 
+  /// Per-tool counters (for observability).
   std::vector<ToolStats> stats() const;
 
  private:
@@ -193,9 +202,13 @@ class ToolRegistry {
 /// Read-only access to a registry: what every extension gets.
 class ToolView {
  public:
+  /// A view of `registry`, which must outlive it.
   explicit ToolView(const ToolRegistry& registry) : registry_(&registry) {}
+  /// @copydoc ToolRegistry::list
   std::vector<ToolInfo> list() const { return registry_->list(); }
+  /// @copydoc ToolRegistry::get
   std::optional<ToolInfo> get(std::string_view name) const { return registry_->get(name); }
+  /// @copydoc ToolRegistry::call
   Result<Json> call(std::string_view name, const JsonValue& input, ToolContext* context = nullptr) const {
     return registry_->call(name, input, context);
   }
@@ -203,6 +216,7 @@ class ToolView {
   std::uint64_t generation() const noexcept { return registry_->generation(); }
   /// See ToolRegistry::on_change; remove the listener before it dangles.
   std::uint64_t on_change(std::function<void()> listener) const { return registry_->on_change(std::move(listener)); }
+  /// @copydoc ToolRegistry::remove_listener
   void remove_listener(std::uint64_t id) const { registry_->remove_listener(id); }
 
  private:
@@ -213,6 +227,7 @@ class ToolView {
 /// "ext.{id}.{name}".
 class ToolRegistrar {
  public:
+  /// Registers into `registry` as `extension_id` (the host makes one per extension).
   ToolRegistrar(ToolRegistry& registry, std::string extension_id)
       : registry_(&registry), extension_id_(std::move(extension_id)) {}
 

@@ -9,7 +9,9 @@ test-only extensions (MCP_TEST_EXT_PATH) and ORDINAUT_MCP_SHORT_NAMES set so
 that the conformance tools carry the names the suite calls, then runs
   sdk-client:  sdk-client-check.mjs (connect, ping, list, call echo) and
                sdk_client_full.mjs (logging, progress, sampling, elicitation,
-               errors, pagination, list_changed, DELETE) with the official SDK;
+               errors, pagination, list_changed, DELETE) with the official SDK
+               at .../ext/mcp_http/, then sdk-client-check.mjs again at
+               .../ext/mcp_http/mcp;
   sdk-client-auth: the server with --auth (a static token with the MCP
                scopes): sdk-client-check.mjs with MCP_BEARER_TOKEN passes,
                and without it fails on the 401;
@@ -27,7 +29,9 @@ that the conformance tools carry the names the suite calls, then runs
   conformance: npx conformance server --url .../ext/mcp_http/ with the
                expected-failures baseline (conformance-baseline.yml).
   inspector:   a default server (built-in extensions only): the official
-               inspector CLI's `--method tools/list` lists the built-ins' tools.
+               inspector CLI's `--method tools/list` lists the built-ins' tools,
+               at .../ext/mcp_http/ with --transport http and at
+               .../ext/mcp_http/mcp with the transport it detects.
   readme:      a default server: runs every ```sh block of
                lib/extensions/mcp_http/README.md, in order, with bash -eu
                (port 8080 replaced), and checks what they print.
@@ -100,8 +104,10 @@ def run(cmd, timeout):
 BUILTIN_TOOLS = ["ext.events_demo.publish", "ext.events_demo.recent", "ext.observability.snapshot"]
 
 
-def run_inspector(url, port):
-    """inspector-cli tools/list on a default server lists the built-ins' tools."""
+def run_inspector(url, port, transport="http"):
+    """inspector-cli tools/list on a default server lists the built-ins' tools.
+    transport None: the inspector picks it from the URL (Streamable HTTP for
+    a URL ending in /mcp)."""
     cli_dir = os.path.join(NODE_DIR, "node_modules", "@modelcontextprotocol", "inspector-cli", "build")
     if not os.path.isfile(os.path.join(cli_dir, "cli.js")):
         print("FAIL: @modelcontextprotocol/inspector-cli is not installed (npm ci in tests/mcp)", flush=True)
@@ -109,7 +115,8 @@ def run_inspector(url, port):
     # events_demo is lazy: its tools are listed from its extension.json
     # ("contributes") without loading it, which is checked below.
     import urllib.request
-    cmd = ["node", "cli.js", "--cli", url, "--transport", "http", "--method", "tools/list"]
+    cmd = ["node", "cli.js", "--cli", url, *(["--transport", transport] if transport else []), "--method",
+           "tools/list"]
     print("$ (cd " + cli_dir + ") " + " ".join(cmd), flush=True)
     out = subprocess.run(cmd, cwd=cli_dir, timeout=60, capture_output=True, text=True)
     print(out.stdout[-4000:] + out.stderr[-4000:], flush=True)
@@ -269,6 +276,8 @@ def main():
     try:
         if mode == "inspector":
             rc = run_inspector(url, port)
+            if rc == 0:  # the conventional endpoint, transport detected from its name
+                rc = run_inspector(url + "mcp", port, transport=None)
         elif mode == "readme":
             rc = run_readme(port)
         elif mode == "sdk-client-auth":
@@ -286,6 +295,8 @@ def main():
             rc = run(["node", "sdk-client-check.mjs", url, "echo", '{"text":"hello"}'], 60)
             if rc == 0:
                 rc = run(["node", "sdk_client_full.mjs", url], 90)
+            if rc == 0:  # the same server at the conventional /ext/mcp_http/mcp
+                rc = run(["node", "sdk-client-check.mjs", url + "mcp", "echo", '{"text":"hello"}'], 60)
         else:
             out_dir = tempfile.mkdtemp(prefix="mcp-conformance-")
             rc = run(["node", "node_modules/@modelcontextprotocol/conformance/dist/index.js", "server", "--url", url,

@@ -152,6 +152,36 @@ TEST_CASE("sessions: 400 without, 404 unknown, DELETE ends them") {
   CHECK(request(port, "DELETE", kPath, rpc_headers()).status == 400);
 }
 
+TEST_CASE("/ext/mcp_http/mcp is the same endpoint: one server, one set of sessions") {
+  const int port = shared_server().port();
+  constexpr const char* kMcp = "/ext/mcp_http/mcp";
+  const std::string ping = R"({"jsonrpc":"2.0","id":"p","method":"ping"})";
+  // A session opened at /mcp is used at / ...
+  auto init = request(port, "POST", kMcp, rpc_headers({}, {}), init_body());
+  REQUIRE(init.status == 200);
+  const std::string session = init.header("mcp-session-id");
+  REQUIRE(session.size() == 32);
+  CHECK(request(port, "POST", kMcp, rpc_headers(session), R"({"jsonrpc":"2.0","method":"notifications/initialized"})")
+            .status == 202);
+  auto r = rpc(port, session, ping);
+  CHECK(r.status == 200);
+  CHECK(r.body == R"({"jsonrpc":"2.0","id":"p","result":{}})");
+  // ... and one opened at / is used, listed and ended at /mcp.
+  const std::string other = open_session(port);
+  r = request(port, "POST", kMcp, rpc_headers(other), R"({"jsonrpc":"2.0","id":2,"method":"tools/list"})");
+  REQUIRE(r.status == 200);
+  CHECK(parse(r.body)["result"]["tools"].Size() > 0);
+  CHECK(request(port, "DELETE", kMcp, rpc_headers(other)).status == 200);
+  CHECK(rpc(port, other, ping).status == 404);
+  // The same checks as at /: no session, unknown session, wrong method.
+  CHECK(request(port, "POST", kMcp, rpc_headers(), ping).status == 400);
+  CHECK(request(port, "POST", kMcp, rpc_headers("0123456789abcdef0123456789abcdef"), ping).status == 404);
+  r = request(port, "PUT", kMcp, rpc_headers(), "{}");
+  CHECK(r.status == 405);
+  CHECK(r.header("allow") == "GET, POST, DELETE");
+  CHECK(request(port, "DELETE", kPath, rpc_headers(session)).status == 200);
+}
+
 TEST_CASE("an unsupported MCP-Protocol-Version header is refused on POST, GET and DELETE, naming it") {
   const int port = shared_server().port();
   const std::string session = open_session(port);

@@ -1,26 +1,20 @@
 // After `meson install` the server finds the built-ins with no flag: install
 // into a temporary DESTDIR and run the installed binary from there.
-#include "../support/support.hpp"
-#include "common.hpp"
+#include "staged_install.hpp"
 
 using namespace server_test;
 namespace fs = std::filesystem;
 
 TEST_CASE("the installed ordinaut-server serves the installed built-ins with no flag") {
-  test_support::TempDir dest;
-  auto install = run_to_end(env_or_throw("ORDINAUT_MESON"),
-                            {"install", "-C", env_or_throw("ORDINAUT_BUILD_ROOT"), "--destdir", dest.path().string(),
-                             "--no-rebuild", "--quiet"},
-                            dest.path() / "install.out", dest.path() / "install.err", 120s);
-  INFO(read_text(dest.path() / "install.err"));
-  REQUIRE(install.code == 0);
-  const fs::path prefix = dest.path() / fs::path(env_or_throw("ORDINAUT_PREFIX")).relative_path();
-  const fs::path bin = prefix / env_or_throw("ORDINAUT_BINDIR") / "ordinaut-server";
-  const fs::path libdir = prefix / env_or_throw("ORDINAUT_LIBDIR");
+  StagedInstall staged;
+  const fs::path bin = staged.bindir() / "ordinaut-server";
+  const fs::path libdir = staged.libdir();
   REQUIRE(fs::is_regular_file(bin));
 
   // The binary's run path names the final prefix; point the loader at DESTDIR.
-  ServerProcess server(bin.string(), {"--port", "0"}, {{"LD_LIBRARY_PATH", libdir.string()}, {"ORDINAUT_EXT_PATHS", ""}});
+  auto env = staged.runtime_env();
+  env.emplace_back("ORDINAUT_EXT_PATHS", "");
+  ServerProcess server(bin.string(), {"--port", "0"}, env);
   auto status = parse_json(client(server.port())->Get("/ext/status")->body);
   const std::string builtin_dir = (libdir / "ordinaut" / "extensions").string();
   for (const char* id : {"observability", "webui", "mcp_http", "events_demo"}) {

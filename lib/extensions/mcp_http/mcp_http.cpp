@@ -89,6 +89,10 @@ class McpHttp final : public Extension {
     auto s = server_;
     router.add("*", "/", [s](Request& r) { return s->handle(r); },
                {.summary = "MCP Streamable HTTP endpoint: POST messages, GET the session stream, DELETE the session"});
+    // The same endpoint under the name clients and the inspector expect (a URL
+    // ending in /mcp): one server, so sessions work across both paths.
+    router.add("*", "/mcp", [s](Request& r) { return s->handle(r); },
+               {.summary = "The MCP endpoint again, at the conventional /mcp path (same server, same sessions)"});
     router.get("/tools", [s](Request& r) { return s->rest_tools(r); },
                {.summary = "Every tool the caller may use, with input and output schemas"});
     router.get("/tools/{name}/schema", [s](Request& r) { return s->rest_schema(r); },
