@@ -27,7 +27,9 @@
 namespace ordinaut {
 inline namespace ORDINAUT_ABI_NAMESPACE {
 
+/// A JSON document: owns its values and their memory; movable.
 using Json = rapidjson::Document;
+/// A JSON value borrowed from (and allocated by) some Json document.
 using JsonValue = rapidjson::Value;
 
 namespace json {
@@ -67,7 +69,7 @@ const char* type_name(const JsonValue& value);
 std::optional<std::string_view> get_string(const JsonValue& object, std::string_view key);
 
 /// Escapes `text` for inclusion inside a JSON string literal (no quotes added).
-/// A byte that is not part of valid UTF-8 becomes \ufffd, so the result is
+/// A byte that is not part of valid UTF-8 becomes `\\ufffd`, so the result is
 /// always valid UTF-8.
 std::string escape(std::string_view text);
 
@@ -91,7 +93,9 @@ std::string escape(std::string_view text);
 /// until it is built, so use it only within one expression.
 class Init {
  public:
+  /// null.
   Init(std::nullptr_t) noexcept : kind_(Kind::null) {}  // NOLINT(google-explicit-constructor)
+  /// true or false.
   Init(bool value) noexcept : kind_(Kind::boolean), b_(value) {}  // NOLINT(google-explicit-constructor)
   /// Any integer type but bool and char.
   template <std::integral T>
@@ -105,10 +109,15 @@ class Init {
       u_ = value;
     }
   }
+  /// A number.
   Init(double value) noexcept : kind_(Kind::number), d_(value) {}  // NOLINT(google-explicit-constructor)
+  /// A string (copied when built); a null pointer is null.
   Init(const char* text) noexcept : kind_(text ? Kind::string : Kind::null), s_(text ? text : "") {}  // NOLINT
+  /// A string (copied when built).
   Init(std::string_view text) noexcept : kind_(Kind::string), s_(text) {}  // NOLINT(google-explicit-constructor)
+  /// A string (copied when built).
   Init(const std::string& text) noexcept : kind_(Kind::string), s_(text) {}  // NOLINT(google-explicit-constructor)
+  /// Any value, deep-copied when built (pass json::object()/array() to nest).
   Init(const JsonValue& value) noexcept : kind_(Kind::value), v_(&value) {}  // NOLINT(google-explicit-constructor)
   /// nullopt is null; otherwise the contained value.
   template <typename T>
@@ -208,6 +217,8 @@ class JsonSchema {
   /// Compiles `schema`. Fails with code "invalid_schema" when `schema` is not an
   /// object or boolean.
   static Result<JsonSchema> compile(const JsonValue& schema);
+  /// Parses `schema_text` (json::parse's rules) and compiles it; text that is
+  /// not JSON fails with code "invalid_schema" and the parse error's position.
   static Result<JsonSchema> compile(std::string_view schema_text);
 
   /// Validates `instance`. On failure the error code is "schema_violation", the
@@ -218,8 +229,10 @@ class JsonSchema {
   /// The schema document as given.
   const JsonValue& document() const;
 
-  JsonSchema(JsonSchema&&) noexcept;
-  JsonSchema& operator=(JsonSchema&&) noexcept;
+  /// Moves the compiled schema; `other` is left empty.
+  JsonSchema(JsonSchema&& other) noexcept;
+  /// Moves the compiled schema; `other` is left empty.
+  JsonSchema& operator=(JsonSchema&& other) noexcept;
   JsonSchema(const JsonSchema&) = delete;
   JsonSchema& operator=(const JsonSchema&) = delete;
   ~JsonSchema();
