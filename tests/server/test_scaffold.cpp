@@ -3,6 +3,11 @@
 // build and test the project it writes against the staged library (meson +
 // pkg-config), then load the built module in the staged ordinaut-server and
 // call its route and its tool over HTTP.
+#include <cstdlib>
+#include <string>
+#include <string_view>
+#include <vector>
+
 #include "staged_install.hpp"
 
 using namespace server_test;
@@ -72,8 +77,15 @@ TEST_CASE("a scaffolded extension builds and passes its test against the install
   const std::string meson = env_or_throw("ORDINAUT_MESON");
   const fs::path build = project / "build";
   const auto env = staged.build_env();
-  Run setup = run_logged(work.path(), "setup", meson,
-                         {"setup", build.string(), project.string(), "-Dtests=enabled"}, env, 300s);
+  std::vector<std::string> setup_args = {"setup", build.string(), project.string(), "-Dtests=enabled"};
+  // A library built with sanitizers needs its users built with them too (the
+  // runtime must come first); the CI's ASan stage installs such a library.
+  if (const char* sanitize = std::getenv("ORDINAUT_B_SANITIZE");
+      sanitize != nullptr && *sanitize != '\0' && std::string_view(sanitize) != "none") {
+    setup_args.push_back(std::string("-Db_sanitize=") + sanitize);
+    setup_args.push_back("-Db_lundef=false");
+  }
+  Run setup = run_logged(work.path(), "setup", meson, setup_args, env, 300s);
   INFO("meson setup:\n", setup.out, setup.err);
   REQUIRE(setup.status.code == 0);
   Run compile = run_logged(work.path(), "compile", meson, {"compile", "-C", build.string(), "-j", "2"}, env, 900s);
