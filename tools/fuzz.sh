@@ -36,7 +36,7 @@ readonly ALL_TARGETS=(manifest router json_schema mcp_envelope event_payload sta
 # Library sources the targets call into (a static archive: each target links
 # only what it uses).
 readonly LIB_SOURCES=(
-  lib/core/json.cpp lib/core/strings.cpp lib/core/capability.cpp lib/core/logging.cpp lib/core/version.cpp
+  lib/core/json.cpp lib/core/json_build.cpp lib/core/strings.cpp lib/core/capability.cpp lib/core/logging.cpp lib/core/version.cpp
   lib/http/http.cpp lib/http/static_files.cpp
   lib/host/manifest.cpp lib/host/abi_note.cpp
   lib/tools/tools.cpp lib/tools/resources.cpp lib/tools/prompts.cpp
