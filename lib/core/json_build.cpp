@@ -133,20 +133,22 @@ Json array(std::initializer_list<Init> items) {
   return doc;
 }
 
-void add_detail(Error& error, std::string_view key, const Init& value) {
-  Json details = object();
+// Error::details as an object: {} when empty or not an object.
+static Json details_of(const Error& error) {
   if (!error.details.empty()) {
-    if (auto parsed = parse(error.details); parsed && parsed->IsObject()) details = std::move(parsed).value();
+    if (auto parsed = parse(error.details); parsed && parsed->IsObject()) return std::move(parsed).value();
   }
+  return object();
+}
+
+void add_detail(Error& error, std::string_view key, const Init& value) {
+  Json details = details_of(error);
   set(details, key, value);
   error.details = dump(details);
 }
 
 Json error_details(const Error& error) {
-  Json details = object();
-  if (!error.details.empty()) {
-    if (auto parsed = parse(error.details); parsed && parsed->IsObject()) details = std::move(parsed).value();
-  }
+  Json details = details_of(error);
   auto put = [&](std::string_view key, const Init& value) {
     if (!details.HasMember(rapidjson::StringRef(key.data(), key.size()))) set(details, key, value);
   };

@@ -5,6 +5,10 @@
 #pragma once
 
 #include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <vector>
 #include <functional>
 #include <string>
 #include <thread>
@@ -38,6 +42,15 @@ inline std::string post(int port, const std::string& path, const std::string& bo
   REQUIRE(res);
   REQUIRE_MESSAGE(res->status == expect, path << ": " << res->body);
   return res->body;
+}
+
+/// The lines schedtest's tools appended to their record file
+/// (ORDINAUT_SCHEDTEST_RECORD): key → the pids that recorded it, in order.
+inline std::map<std::string, std::vector<std::string>> recorded_calls(const std::filesystem::path& file) {
+  std::map<std::string, std::vector<std::string>> out;
+  std::ifstream in(file);
+  for (std::string key, pid; in >> key >> pid;) out[key].push_back(pid);
+  return out;
 }
 
 }  // namespace scheduler_test

@@ -51,13 +51,7 @@ struct Cluster {
   }
 
   /// key → the pids that recorded it.
-  std::map<std::string, std::vector<std::string>> calls() const {
-    std::map<std::string, std::vector<std::string>> out;
-    std::ifstream in(record);
-    std::string key, pid;
-    while (in >> key >> pid) out[key].push_back(pid);
-    return out;
-  }
+  std::map<std::string, std::vector<std::string>> calls() const { return recorded_calls(record); }
 };
 
 std::string rfc3339(std::chrono::system_clock::time_point t) {
