@@ -11,16 +11,12 @@
 // Exit 0 when every check passes.
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { check, finish } from './checks.mjs';
 
 const [url, promptName, argJson = '{}'] = process.argv.slice(2);
 if (!url) { console.error('usage: node sdk_client_content.mjs <url> [prompt [jsonArgs]]'); process.exit(2); }
 const timer = setTimeout(() => { console.error('FAIL: timeout'); process.exit(1); }, 30000);
 
-let failures = 0;
-function check(ok, what, detail) {
-  console.log(`${ok ? 'ok  ' : 'FAIL'} ${what}${ok || detail === undefined ? '' : ': ' + JSON.stringify(detail)}`);
-  if (!ok) failures++;
-}
 
 const client = new Client({ name: 'ordinaut-sdk-content', version: '1.0.0' });
 const transport = new StreamableHTTPClientTransport(new URL(url));
@@ -75,5 +71,4 @@ try {
   check(false, 'unexpected error', e?.message ?? String(e));
 }
 clearTimeout(timer);
-console.log(failures === 0 ? 'OK' : `${failures} check(s) failed`);
-process.exit(failures === 0 ? 0 : 1);
+finish();

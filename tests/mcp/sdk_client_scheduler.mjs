@@ -14,6 +14,7 @@
 // Exit 0 when every check passes.
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { check, finish } from './checks.mjs';
 
 const [url, phase, taskArg, restartedArg] = process.argv.slice(2);
 if (!url || !['create', 'after'].includes(phase)) {
@@ -25,12 +26,6 @@ const timer = setTimeout(() => { console.error('FAIL: timeout'); process.exit(1)
 const TOOLS = ['create_task', 'list_tasks', 'get_task', 'update_task', 'delete_task', 'pause_task', 'resume_task',
                'run_now', 'snooze_task', 'cancel_run', 'list_runs', 'get_run'].map((n) => `ext.scheduler.${n}`);
 
-let failures = 0;
-function check(ok, what, detail) {
-  console.log(`${ok ? 'ok  ' : 'FAIL'} ${what}${ok || detail === undefined ? '' : ': ' + JSON.stringify(detail)}`);
-  if (!ok) failures++;
-  return ok;
-}
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 const client = new Client({ name: 'ordinaut-sdk-scheduler', version: '1.0.0' });
@@ -111,5 +106,4 @@ try {
   check(false, 'unexpected error', e?.message ?? String(e));
 }
 clearTimeout(timer);
-console.log(failures === 0 ? 'OK' : `${failures} check(s) failed`);
-process.exit(failures === 0 ? 0 : 1);
+finish();
